@@ -1,0 +1,3 @@
+from k8s_gpu_mcp.cli import main
+
+raise SystemExit(main())

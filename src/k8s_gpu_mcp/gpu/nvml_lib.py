@@ -1,0 +1,85 @@
+"""The hardware boundary: the only module in the project that imports ``pynvml``.
+
+It finds ``libnvidia-ml.so.1`` (on the host root when running inside a ``kubectl debug``
+pod), initializes NVML once, and hands the module to :class:`~k8s_gpu_mcp.gpu.adapter.NvmlAdapter`.
+Mock mode hands the adapter :class:`~k8s_gpu_mcp.gpu.fake_nvml.FakeNvml` instead.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from types import ModuleType
+
+log = logging.getLogger(__name__)
+
+LIBRARY_NAME = "libnvidia-ml.so.1"
+
+# Where a node-debugger pod sees the host's driver library (host root mounted at /host),
+# then the GPU operator's driver container root.
+DEFAULT_SEARCH_PATHS: tuple[str, ...] = (
+    "/host/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1",
+    "/host/usr/lib/aarch64-linux-gnu/libnvidia-ml.so.1",
+    "/host/usr/lib64/libnvidia-ml.so.1",
+    "/host/usr/lib/libnvidia-ml.so.1",
+    "/run/nvidia/driver/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1",
+    "/run/nvidia/driver/usr/lib64/libnvidia-ml.so.1",
+    "/host/run/nvidia/driver/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1",
+)
+
+_lock = threading.Lock()
+_initialized: ModuleType | None = None
+
+
+class NvmlUnavailable(RuntimeError):
+    """NVML could not be loaded or initialized; ``attempts`` says what was tried."""
+
+    def __init__(self, message: str, attempts: list[str]):
+        super().__init__(message)
+        self.attempts = attempts
+
+
+def search_paths_from_env() -> tuple[str, ...]:
+    """``K8S_GPU_MCP_NVML_SEARCH_PATHS`` (colon-separated) replaces the default list."""
+    raw = os.environ.get("K8S_GPU_MCP_NVML_SEARCH_PATHS")
+    if raw is None:
+        return DEFAULT_SEARCH_PATHS
+    return tuple(p for p in raw.split(":") if p)
+
+
+def load_real_nvml(search_paths: Sequence[str] | None = None) -> ModuleType:
+    """Load and initialize the real NVML once, returning the ``pynvml`` module.
+
+    The library is loaded by its standard name first (what a host or a GPU pod has);
+    if that fails, each path in ``search_paths`` is tried in order.
+    """
+    global _initialized
+    with _lock:
+        if _initialized is not None:
+            return _initialized
+        import pynvml
+
+        attempts: list[str] = []
+        if pynvml.nvmlLib is None:
+            for candidate in (LIBRARY_NAME, *(search_paths if search_paths is not None else search_paths_from_env())):
+                if candidate != LIBRARY_NAME and not os.path.exists(candidate):
+                    attempts.append(f"{candidate}: not present")
+                    continue
+                try:
+                    pynvml.nvmlLib = ctypes.CDLL(candidate)
+                    log.info("loaded NVML library", extra={"path": candidate})
+                    break
+                except OSError as exc:
+                    attempts.append(f"{candidate}: {exc}")
+            else:
+                raise NvmlUnavailable("NVML library not found", attempts)
+        try:
+            pynvml.nvmlInit()
+        except pynvml.NVMLError as exc:
+            attempts.append(f"nvmlInit: {exc}")
+            raise NvmlUnavailable(f"nvmlInit failed: {exc}", attempts) from exc
+        _initialized = pynvml
+        return pynvml
