@@ -132,7 +132,14 @@ _MEMORY_LOCATION = {
     7: "sram",
 }
 _NVLINK_ERROR = {0: "replay", 1: "recovery", 2: "crc_flit", 3: "crc_data", 4: "ecc_data"}
-_NVLINK_CAP = {0: "p2p", 1: "sysmem_access", 2: "p2p_atomics", 3: "sysmem_atomics", 4: "sli_bridge", 5: "valid"}
+_NVLINK_CAP = {
+    0: "p2p",
+    1: "sysmem_access",
+    2: "p2p_atomics",
+    3: "sysmem_atomics",
+    4: "sli_bridge",
+    5: "valid",
+}
 _CLOCK = {0: "graphics", 1: "sm", 2: "mem", 3: "video"}
 _THRESHOLD = {0: "shutdown", 1: "slowdown", 2: "mem_max", 3: "gpu_max"}
 
@@ -448,7 +455,9 @@ class FakeNvml:
         return self._get(self._check("nvmlDeviceGetEnforcedPowerLimit", h), "power", "enforced_limit_mw")
 
     def nvmlDeviceGetPowerManagementDefaultLimit(self, h: FakeHandle) -> int:
-        return self._get(self._check("nvmlDeviceGetPowerManagementDefaultLimit", h), "power", "default_limit_mw")
+        return self._get(
+            self._check("nvmlDeviceGetPowerManagementDefaultLimit", h), "power", "default_limit_mw"
+        )
 
     def nvmlDeviceGetPowerManagementLimitConstraints(self, h: FakeHandle) -> list[int]:
         gpu = self._check("nvmlDeviceGetPowerManagementLimitConstraints", h)
@@ -475,10 +484,16 @@ class FakeNvml:
         return c_nvmlUtilization_t(_missing(util.get("gpu")), _missing(util.get("memory")))
 
     def nvmlDeviceGetEncoderUtilization(self, h: FakeHandle) -> list[int]:
-        return [self._get(self._check("nvmlDeviceGetEncoderUtilization", h), "utilization", "encoder"), 167000]
+        return [
+            self._get(self._check("nvmlDeviceGetEncoderUtilization", h), "utilization", "encoder"),
+            167000,
+        ]
 
     def nvmlDeviceGetDecoderUtilization(self, h: FakeHandle) -> list[int]:
-        return [self._get(self._check("nvmlDeviceGetDecoderUtilization", h), "utilization", "decoder"), 167000]
+        return [
+            self._get(self._check("nvmlDeviceGetDecoderUtilization", h), "utilization", "decoder"),
+            167000,
+        ]
 
     def nvmlDeviceGetClockInfo(self, h: FakeHandle, clock: int) -> int:
         return self._get(self._check("nvmlDeviceGetClockInfo", h), "clocks", _CLOCK.get(clock, "?"))
@@ -505,7 +520,9 @@ class FakeNvml:
         gpu = self._check("nvmlDeviceGetTotalEccErrors", h)
         return self._get(gpu, "ecc", _ECC_COUNTER[counter_type], _ECC_TYPE[error_type], "total")
 
-    def nvmlDeviceGetMemoryErrorCounter(self, h: FakeHandle, error_type: int, counter_type: int, location: int) -> int:
+    def nvmlDeviceGetMemoryErrorCounter(
+        self, h: FakeHandle, error_type: int, counter_type: int, location: int
+    ) -> int:
         gpu = self._check("nvmlDeviceGetMemoryErrorCounter", h)
         loc = _MEMORY_LOCATION.get(location, "?")
         return self._get(gpu, "ecc", _ECC_COUNTER[counter_type], _ECC_TYPE[error_type], loc)
@@ -516,7 +533,9 @@ class FakeNvml:
         return [dict(p) for p in self._get(gpu, "retired_pages", key)]
 
     def nvmlDeviceGetRetiredPagesPendingStatus(self, h: FakeHandle) -> int:
-        return int(self._get(self._check("nvmlDeviceGetRetiredPagesPendingStatus", h), "retired_pages", "pending"))
+        return int(
+            self._get(self._check("nvmlDeviceGetRetiredPagesPendingStatus", h), "retired_pages", "pending")
+        )
 
     def nvmlDeviceGetRemappedRows(self, h: FakeHandle) -> tuple[int, int, int, int]:
         rows = self._get(self._check("nvmlDeviceGetRemappedRows", h), "remapped_rows")
@@ -531,7 +550,9 @@ class FakeNvml:
         gpu = self._check(fn, h)
         links = gpu.get("nvlinks") or []
         if not 0 <= link < len(links) or links[link] is None:
-            raise NVMLError(NVML_ERROR_NOT_SUPPORTED if link < NVML_NVLINK_MAX_LINKS else NVML_ERROR_INVALID_ARGUMENT)
+            raise NVMLError(
+                NVML_ERROR_NOT_SUPPORTED if link < NVML_NVLINK_MAX_LINKS else NVML_ERROR_INVALID_ARGUMENT
+            )
         return links[link]
 
     def nvmlDeviceGetNvLinkState(self, h: FakeHandle, link: int) -> int:
@@ -541,7 +562,9 @@ class FakeNvml:
         return _missing(self._link("nvmlDeviceGetNvLinkVersion", h, link).get("version"))
 
     def nvmlDeviceGetNvLinkRemotePciInfo(self, h: FakeHandle, link: int) -> c_nvmlPciInfo_t:
-        return _pci_info(_missing(self._link("nvmlDeviceGetNvLinkRemotePciInfo", h, link).get("remote_bus_id")))
+        return _pci_info(
+            _missing(self._link("nvmlDeviceGetNvLinkRemotePciInfo", h, link).get("remote_bus_id"))
+        )
 
     def nvmlDeviceGetNvLinkRemoteDeviceType(self, h: FakeHandle, link: int) -> int:
         return _missing(self._link("nvmlDeviceGetNvLinkRemoteDeviceType", h, link).get("remote_type"))

@@ -64,7 +64,10 @@ def load_real_nvml(search_paths: Sequence[str] | None = None) -> ModuleType:
 
         attempts: list[str] = []
         if pynvml.nvmlLib is None:
-            for candidate in (LIBRARY_NAME, *(search_paths if search_paths is not None else search_paths_from_env())):
+            for candidate in (
+                LIBRARY_NAME,
+                *(search_paths if search_paths is not None else search_paths_from_env()),
+            ):
                 if candidate != LIBRARY_NAME and not os.path.exists(candidate):
                     attempts.append(f"{candidate}: not present")
                     continue

@@ -1,0 +1,222 @@
+"""Command line: ``serve`` (the agent), ``tools`` (list them), ``call`` (one tool, JSON out).
+
+Every option also reads an environment variable, named in ``--help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import fields
+from typing import Any
+
+from k8s_gpu_mcp import __version__
+
+ENV_PREFIX = "K8S_GPU_MCP_"
+
+# (flag, Settings field, choices, help). Defaults come from Settings.
+AGENT_OPTIONS: list[tuple[str, str, tuple[str, ...] | None, str]] = [
+    ("--mode", "mode", ("read-only", "operator"), "read-only, or operator to enable remediation tools"),
+    (
+        "--nvml-mode",
+        "nvml_mode",
+        ("auto", "real", "mock"),
+        "auto: real NVML if it initializes, else the mock fleet (never inside Kubernetes)",
+    ),
+    ("--profile", "profile", None, "mock fleet profile name or JSON path (implies mock data)"),
+    ("--scenario", "scenario", None, "fault scenario YAML/JSON overlaid on the profile (implies mock data)"),
+    (
+        "--kernel-log",
+        "kernel_log",
+        None,
+        "read kernel messages from this file instead of /dev/kmsg, journalctl or dmesg",
+    ),
+    ("--audit-log", "audit_log", None, "append a JSON line per remediation attempt to this file"),
+    ("--host-root", "host_root", None, "where the host's root filesystem is mounted (kubectl debug: /host)"),
+    ("--proc-root", "proc_root", None, "the /proc to read process and cgroup data from"),
+    ("--sys-root", "sys_root", None, "the /sys to use for PCI resets"),
+    (
+        "--log-level",
+        "log_level",
+        ("DEBUG", "INFO", "WARNING", "ERROR"),
+        "log level for the JSON lines on stderr",
+    ),
+]
+SERVE_OPTIONS: list[tuple[str, str, tuple[str, ...] | None, str]] = [
+    (
+        "--transport",
+        "transport",
+        ("stdio", "http"),
+        "stdio (default; for kubectl debug and local clients) or http",
+    ),
+    ("--host", "host", None, "HTTP bind address"),
+    ("--port", "port", None, "HTTP port"),
+]
+
+
+def env_name(field: str) -> str:
+    return ENV_PREFIX + field.upper()
+
+
+def _add_options(
+    parser: argparse.ArgumentParser, options: list[tuple[str, str, tuple[str, ...] | None, str]]
+) -> None:
+    from k8s_gpu_mcp.config import Settings
+
+    defaults = Settings()
+    for flag, field, choices, help_text in options:
+        default = getattr(defaults, field)
+        env = env_name(field)
+        parser.add_argument(
+            flag,
+            dest=field,
+            choices=choices,
+            type=int if isinstance(default, int) else str,
+            default=None,
+            help=f"{help_text} [env {env}; default {default}]",
+        )
+
+
+def settings_from(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Any:
+    """Flags win over env vars, which win over defaults. Bad env values fail like bad flags."""
+    from k8s_gpu_mcp.config import Settings
+
+    environ = dict(os.environ) if environ is None else environ
+    choices = {field: ch for _, field, ch, _ in AGENT_OPTIONS + SERVE_OPTIONS}
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        value = getattr(args, f.name, None)
+        if value is None and env_name(f.name) in environ:
+            value = environ[env_name(f.name)]
+            if choices.get(f.name) and value not in choices[f.name]:
+                raise SystemExit(
+                    f"k8s-gpu-mcp: {env_name(f.name)}={value!r} is not one of {', '.join(choices[f.name])}"
+                )
+            if isinstance(f.default, int):
+                try:
+                    value = int(value)
+                except ValueError:
+                    raise SystemExit(f"k8s-gpu-mcp: {env_name(f.name)}={value!r} is not an integer") from None
+        if value is not None:
+            values[f.name] = value
+    return Settings(**values)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="k8s-gpu-mcp",
+        description="Just-in-time SRE diagnostic agent for NVIDIA GPU nodes, spoken to over MCP.",
+    )
+    parser.add_argument("--version", action="version", version=f"k8s-gpu-mcp {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the MCP agent (stdio by default)")
+    _add_options(serve, SERVE_OPTIONS + AGENT_OPTIONS)
+
+    tools = sub.add_parser("tools", help="list the tools this configuration exposes")
+    _add_options(tools, AGENT_OPTIONS)
+    tools.add_argument("--json", action="store_true", help="print the full tools/list entries as JSON")
+
+    call = sub.add_parser("call", help="run one tool in-process and print its structured result as JSON")
+    call.add_argument("tool", help="tool name (see 'k8s-gpu-mcp tools')")
+    call.add_argument("--args", default="{}", help="tool arguments as a JSON object")
+    _add_options(call, AGENT_OPTIONS)
+    return parser
+
+
+def _fail(message: str, code: int = 2) -> int:
+    sys.stderr.write(f"k8s-gpu-mcp: {message}\n")
+    return code
+
+
+def _open_app(settings: Any) -> Any:
+    from k8s_gpu_mcp.gpu.backend import BackendError
+    from k8s_gpu_mcp.gpu.fleet import FleetError
+    from k8s_gpu_mcp.server import AgentApp
+
+    try:
+        return AgentApp(settings)
+    except (BackendError, FleetError) as exc:
+        raise SystemExit(_fail(str(exc))) from None
+
+
+def _run_serve(settings: Any) -> int:
+    app = _open_app(settings)
+    try:
+        if settings.transport == "http":
+            from k8s_gpu_mcp import http_server
+
+            return http_server.run(app)
+        app.server.run("stdio")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        app.close()
+    return 0
+
+
+def _run_tools(settings: Any, as_json: bool) -> int:
+    import anyio
+
+    app = _open_app(settings)
+    try:
+        listed = anyio.run(app.server.list_tools)
+    finally:
+        app.close()
+    if as_json:
+        payload = [t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in listed]
+        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+    else:
+        for tool in listed:
+            first = (tool.description or "").strip().split("\n")[0]
+            sys.stdout.write(f"{tool.name}\t{first}\n")
+    return 0
+
+
+def _run_call(settings: Any, tool: str, raw_args: str) -> int:
+    import anyio
+    from mcp.client import Client
+
+    try:
+        arguments = json.loads(raw_args)
+    except json.JSONDecodeError as exc:
+        return _fail(f"--args is not valid JSON: {exc}")
+    if not isinstance(arguments, dict):
+        return _fail("--args must be a JSON object, e.g. '{\"gpus\": [0]}'")
+    app = _open_app(settings)
+
+    async def run() -> Any:
+        async with Client(app.server) as client:
+            return await client.call_tool(tool, arguments)
+
+    try:
+        result = anyio.run(run)
+    finally:
+        app.close()
+    if result.is_error:
+        message = " ".join(getattr(c, "text", "") for c in result.content)
+        return _fail(message, 1)
+    sys.stdout.write(json.dumps(result.structured_content, indent=2, default=str) + "\n")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "connect":
+        from k8s_gpu_mcp.launch import syringe
+
+        return syringe.main(argv[1:])
+    args = build_parser().parse_args(argv)
+    settings = settings_from(args)
+
+    from k8s_gpu_mcp.logs import configure_logging
+
+    configure_logging(settings.log_level)
+    if args.command == "serve":
+        return _run_serve(settings)
+    if args.command == "tools":
+        return _run_tools(settings, args.json)
+    return _run_call(settings, args.tool, args.args)

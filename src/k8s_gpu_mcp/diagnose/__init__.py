@@ -1,0 +1,1 @@
+"""Pure diagnostics: functions over readings, no I/O, tested directly."""

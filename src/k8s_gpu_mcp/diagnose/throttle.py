@@ -1,0 +1,129 @@
+"""Clock-event ("throttle") reason decoding and interpretation.
+
+Bit values are NVML's ``nvmlClocksEventReason*`` (and the ``nvmlClocksThrottleReason*`` aliases
+for 0x200/0x400). Unknown bits are named, never dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+REASON_BITS: dict[str, int] = {
+    "gpu_idle": 0x001,
+    "applications_clocks_setting": 0x002,
+    "sw_power_cap": 0x004,
+    "hw_slowdown": 0x008,
+    "sync_boost": 0x010,
+    "sw_thermal_slowdown": 0x020,
+    "hw_thermal_slowdown": 0x040,
+    "hw_power_brake_slowdown": 0x080,
+    "display_clock_setting": 0x100,
+    "board_limit": 0x200,
+    "reliability": 0x400,
+}
+_BY_BIT = {bit: name for name, bit in REASON_BITS.items()}
+
+Category = Literal["thermal", "power", "hw_slowdown", "sync_boost", "app_clocks", "other", "none"]
+
+# Most severe first: the first active cause names the category and leads the explanation.
+_PRIORITY: list[tuple[str, Category, str]] = [
+    ("hw_thermal_slowdown", "thermal", "HW thermal slowdown"),
+    ("hw_power_brake_slowdown", "power", "HW power brake slowdown"),
+    ("hw_slowdown", "hw_slowdown", "HW slowdown"),
+    ("sw_thermal_slowdown", "thermal", "SW thermal slowdown"),
+    ("sw_power_cap", "power", "SW power cap"),
+    ("reliability", "other", "Reliability limit"),
+    ("board_limit", "other", "Board limit"),
+    ("sync_boost", "sync_boost", "Sync boost"),
+    ("applications_clocks_setting", "app_clocks", "Applications clocks setting"),
+    ("display_clock_setting", "other", "Display clock setting"),
+]
+
+
+def decode_reasons(mask: int) -> list[str]:
+    """Names of the set bits, lowest bit first; unknown bits as ``unknown_0x...``."""
+    names = []
+    bit = 1
+    while bit <= mask:
+        if mask & bit:
+            names.append(_BY_BIT.get(bit, f"unknown_0x{bit:x}"))
+        bit <<= 1
+    return names
+
+
+def mask_from_names(names: list[str | int]) -> int:
+    mask = 0
+    for name in names:
+        if isinstance(name, int):
+            mask |= name
+        elif name in REASON_BITS:
+            mask |= REASON_BITS[name]
+        else:
+            raise ValueError(f"unknown clock-event reason {name!r}; valid: {sorted(REASON_BITS)}")
+    return mask
+
+
+@dataclass(frozen=True)
+class ThrottleInputs:
+    mask: int | None
+    sm_clock_mhz: int | None = None
+    max_sm_clock_mhz: int | None = None
+    temperature_c: int | None = None
+    slowdown_c: int | None = None
+    power_w: float | None = None
+    power_limit_w: float | None = None
+    unreadable_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Throttling:
+    active: bool | None
+    causes: list[str]
+    category: Category | None
+    explanation: str
+
+
+def _clock_text(i: ThrottleInputs) -> str:
+    if i.sm_clock_mhz is None:
+        return "SM clock unknown"
+    if i.max_sm_clock_mhz is None:
+        return f"SM {i.sm_clock_mhz} MHz"
+    return f"SM {i.sm_clock_mhz} of {i.max_sm_clock_mhz} MHz"
+
+
+def _evidence(category: Category, i: ThrottleInputs) -> str:
+    parts = [_clock_text(i)]
+    if category == "thermal" and i.temperature_c is not None:
+        slowdown = f" (slowdown at {i.slowdown_c} C)" if i.slowdown_c is not None else ""
+        parts.append(f"at {i.temperature_c} C{slowdown}")
+    if category == "power" and i.power_w is not None:
+        limit = f" of {i.power_limit_w:.0f}" if i.power_limit_w is not None else ""
+        parts.append(f"drawing {i.power_w:.0f}{limit} W")
+    return " ".join(parts)
+
+
+def interpret(i: ThrottleInputs) -> Throttling:
+    """Turn a reason mask plus the evidence around it into one verdict an SRE can read."""
+    if i.mask is None:
+        why = f": {i.unreadable_reason}" if i.unreadable_reason else ""
+        return Throttling(None, [], None, f"Throttling: Unknown (clock-event reasons unreadable{why})")
+    causes = [name for name in decode_reasons(i.mask) if name != "gpu_idle"]
+    if not causes:
+        if i.mask & REASON_BITS["gpu_idle"]:
+            return Throttling(
+                False, [], "none", "Throttling: None (GPU idle, clocks lowered because nothing runs)"
+            )
+        return Throttling(False, [], "none", f"Throttling: None ({_clock_text(i)})")
+    labels = []
+    category: Category = "other"
+    for name, cat, label in _PRIORITY:
+        if name in causes:
+            if not labels:
+                category = cat
+            labels.append(label)
+    labels += [name for name in causes if name.startswith("unknown_")]
+    if category == "hw_slowdown" and "hw_thermal_slowdown" in causes:
+        category = "thermal"
+    text = ", ".join(labels)
+    return Throttling(True, causes, category, f"Throttling: Active, {text}: {_evidence(category, i)}")

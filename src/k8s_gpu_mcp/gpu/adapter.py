@@ -1,0 +1,258 @@
+"""NvmlAdapter: reads NVML field by field, on the real ``pynvml`` module or on ``FakeNvml``.
+
+Each field is read on its own. ``NotSupported``, ``NoPermission`` and any other NVML error make
+that one field ``None`` and record why in ``unavailable``; ``GpuIsLost`` marks the whole GPU lost.
+Nothing here raises on a failing GPU: a diagnostic agent runs on nodes that are already failing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+GPU_IS_LOST = 15
+ARCHITECTURES = {
+    2: "Kepler",
+    3: "Maxwell",
+    4: "Pascal",
+    5: "Volta",
+    6: "Turing",
+    7: "Ampere",
+    8: "Ada Lovelace",
+    9: "Hopper",
+    10: "Blackwell",
+    13: "Rubin",
+}
+
+
+class GpuLost(Exception):
+    """NVML answered GpuIsLost: the GPU fell off the bus."""
+
+
+def error_name(exc: BaseException) -> str:
+    """``NVMLError_NotSupported`` -> ``NotSupported``; other exceptions by class name."""
+    return type(exc).__name__.removeprefix("NVMLError_")
+
+
+def text(value: Any) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+
+def short_bus_id(bus_id: str) -> str:
+    """NVML ``00000000:3B:00.0`` -> the kernel log's ``0000:3b:00``."""
+    domain, bus, rest = bus_id.split(":")
+    return f"{int(domain, 16):04x}:{bus.lower()}:{rest.split('.')[0].lower()}"
+
+
+@dataclass
+class FieldReader:
+    """Reads one GPU's fields; failures become ``None`` plus a reason in ``unavailable``."""
+
+    nvml: Any
+    handle: Any
+    unavailable: dict[str, str] = field(default_factory=dict)
+
+    def read(self, name: str, fn: str, *args: Any, **kwargs: Any) -> Any:
+        func: Callable[..., Any] | None = getattr(self.nvml, fn, None)
+        if func is None:
+            self.unavailable[name] = f"FunctionNotFound: {fn} is not in this NVML binding"
+            return None
+        try:
+            return func(self.handle, *args, **kwargs)
+        except self.nvml.NVMLError as exc:
+            if getattr(exc, "value", None) == GPU_IS_LOST:
+                raise GpuLost(fn) from exc
+            self.unavailable[name] = f"{error_name(exc)}: {fn}"
+        except Exception as exc:  # a binding bug or ctypes failure must not take the tool down
+            log.warning("unexpected NVML failure", extra={"fn": fn, "error": repr(exc)})
+            self.unavailable[name] = f"{error_name(exc)}: {fn}: {exc}"
+        return None
+
+
+@dataclass
+class GpuRef:
+    """Identity of one GPU, resolved once: how tools and logs name it."""
+
+    index: int
+    uuid: str | None
+    bus_id: str | None
+    name: str | None
+    handle: Any = None
+    lost_reason: str | None = None
+
+    @property
+    def short_bus_id(self) -> str | None:
+        return short_bus_id(self.bus_id) if self.bus_id else None
+
+
+class NvmlAdapter:
+    """The only code that calls NVML functions. ``nvml`` is ``pynvml`` or a ``FakeNvml``."""
+
+    def __init__(self, nvml: Any):
+        self.nvml = nvml
+        self._lock = threading.Lock()
+        self._refs: list[GpuRef] | None = None
+
+    # ---- system ----
+    def system(self) -> dict[str, Any]:
+        reader = FieldReader(_SystemCaller(self.nvml), None)
+        driver = reader.read("driver_version", "nvmlSystemGetDriverVersion")
+        cuda = reader.read("cuda_version", "nvmlSystemGetCudaDriverVersion")
+        nvml_version = reader.read("nvml_version", "nvmlSystemGetNVMLVersion")
+        return {
+            "driver_version": text(driver) if driver is not None else None,
+            "cuda_version": f"{cuda // 1000}.{cuda % 1000 // 10}" if isinstance(cuda, int) else None,
+            "nvml_version": text(nvml_version) if nvml_version is not None else None,
+            "unavailable": reader.unavailable,
+        }
+
+    def gpus(self, refresh: bool = False) -> list[GpuRef]:
+        """Every GPU NVML enumerates, with identity; a lost GPU stays listed with its reason."""
+        with self._lock:
+            if self._refs is None or refresh:
+                self._refs = self._enumerate()
+            return self._refs
+
+    def _enumerate(self) -> list[GpuRef]:
+        nvml = self.nvml
+        try:
+            count = nvml.nvmlDeviceGetCount()
+        except nvml.NVMLError as exc:
+            log.error("nvmlDeviceGetCount failed", extra={"error": error_name(exc)})
+            return []
+        refs = []
+        for index in range(count):
+            try:
+                handle = nvml.nvmlDeviceGetHandleByIndex(index)
+            except nvml.NVMLError as exc:
+                refs.append(
+                    GpuRef(index, None, None, None, None, f"{error_name(exc)}: nvmlDeviceGetHandleByIndex")
+                )
+                continue
+            reader = FieldReader(nvml, handle)
+            try:
+                uuid = reader.read("uuid", "nvmlDeviceGetUUID")
+                pci = reader.read("pci", "nvmlDeviceGetPciInfo")
+                name = reader.read("name", "nvmlDeviceGetName")
+            except GpuLost as lost:
+                refs.append(GpuRef(index, None, None, None, handle, f"GpuIsLost: {lost}"))
+                continue
+            bus_id = text(pci.busId) if pci is not None else None
+            refs.append(
+                GpuRef(index, text(uuid) if uuid else None, bus_id, text(name) if name else None, handle)
+            )
+        return refs
+
+    # ---- per-GPU readings ----
+    def inventory(self, ref: GpuRef) -> dict[str, Any]:
+        r = FieldReader(self.nvml, ref.handle)
+        out: dict[str, Any] = {}
+        out["serial"] = _opt_text(r.read("serial", "nvmlDeviceGetSerial"))
+        out["vbios_version"] = _opt_text(r.read("vbios_version", "nvmlDeviceGetVbiosVersion"))
+        out["board_part_number"] = _opt_text(r.read("board_part_number", "nvmlDeviceGetBoardPartNumber"))
+        mem = r.read("memory_total_mib", "nvmlDeviceGetMemoryInfo")
+        out["memory_total_mib"] = mem.total // 2**20 if mem is not None else None
+        cc = r.read("compute_capability", "nvmlDeviceGetCudaComputeCapability")
+        out["compute_capability"] = f"{cc[0]}.{cc[1]}" if cc is not None else None
+        arch = r.read("architecture", "nvmlDeviceGetArchitecture")
+        out["architecture"] = ARCHITECTURES.get(arch, f"unknown ({arch})") if arch is not None else None
+        out["pcie_max_gen"] = r.read("pcie_max_gen", "nvmlDeviceGetMaxPcieLinkGeneration")
+        out["pcie_max_width"] = r.read("pcie_max_width", "nvmlDeviceGetMaxPcieLinkWidth")
+        out["power_default_limit_w"] = _watts(
+            r.read("power_default_limit_w", "nvmlDeviceGetPowerManagementDefaultLimit")
+        )
+        limits = r.read("power_min_limit_w", "nvmlDeviceGetPowerManagementLimitConstraints")
+        if limits is None:
+            r.unavailable["power_max_limit_w"] = r.unavailable["power_min_limit_w"]
+        out["power_min_limit_w"] = _watts(limits[0]) if limits else None
+        out["power_max_limit_w"] = _watts(limits[1]) if limits else None
+        mig = r.read("mig_mode_current", "nvmlDeviceGetMigMode")
+        if mig is None:
+            r.unavailable["mig_mode_pending"] = r.unavailable["mig_mode_current"]
+        out["mig_mode_current"] = bool(mig[0]) if mig is not None else None
+        out["mig_mode_pending"] = bool(mig[1]) if mig is not None else None
+        persistence = r.read("persistence_mode", "nvmlDeviceGetPersistenceMode")
+        out["persistence_mode"] = bool(persistence) if persistence is not None else None
+        out["nvlink_count"] = self._nvlink_count(r)
+        out["unavailable"] = r.unavailable
+        return out
+
+    def _nvlink_count(self, r: FieldReader) -> int:
+        """Links NVML answers for, up to the binding's NVML_NVLINK_MAX_LINKS; never a model constant."""
+        probe = FieldReader(self.nvml, r.handle)
+        states = (probe.read("state", "nvmlDeviceGetNvLinkState", link) for link in range(self.max_links))
+        return sum(state is not None for state in states)
+
+    @property
+    def max_links(self) -> int:
+        return int(getattr(self.nvml, "NVML_NVLINK_MAX_LINKS", 36))
+
+    def telemetry(self, ref: GpuRef) -> dict[str, Any]:
+        nvml = self.nvml
+        r = FieldReader(nvml, ref.handle)
+        out: dict[str, Any] = {}
+        out["temperature_c"] = r.read("temperature_c", "nvmlDeviceGetTemperature", nvml.NVML_TEMPERATURE_GPU)
+        for key, const in (
+            ("slowdown_c", "NVML_TEMPERATURE_THRESHOLD_SLOWDOWN"),
+            ("shutdown_c", "NVML_TEMPERATURE_THRESHOLD_SHUTDOWN"),
+            ("max_operating_c", "NVML_TEMPERATURE_THRESHOLD_GPU_MAX"),
+        ):
+            out[key] = r.read(key, "nvmlDeviceGetTemperatureThreshold", getattr(nvml, const))
+        out["fan_percent"] = r.read("fan_percent", "nvmlDeviceGetFanSpeed")
+        out["power_draw_w"] = _watts(r.read("power_draw_w", "nvmlDeviceGetPowerUsage"))
+        out["power_limit_w"] = _watts(r.read("power_limit_w", "nvmlDeviceGetEnforcedPowerLimit"))
+        mem = r.read("memory", "nvmlDeviceGetMemoryInfo", version=getattr(nvml, "nvmlMemory_v2", None))
+        for key in ("used", "free", "reserved", "total"):
+            out[f"memory_{key}_mib"] = getattr(mem, key) // 2**20 if mem is not None else None
+            if mem is None:
+                r.unavailable[f"memory_{key}_mib"] = r.unavailable["memory"]
+        r.unavailable.pop("memory", None)
+        util = r.read("utilization_gpu_percent", "nvmlDeviceGetUtilizationRates")
+        if util is None:
+            r.unavailable["utilization_memory_percent"] = r.unavailable["utilization_gpu_percent"]
+        out["utilization_gpu_percent"] = util.gpu if util is not None else None
+        out["utilization_memory_percent"] = util.memory if util is not None else None
+        enc = r.read("utilization_encoder_percent", "nvmlDeviceGetEncoderUtilization")
+        dec = r.read("utilization_decoder_percent", "nvmlDeviceGetDecoderUtilization")
+        out["utilization_encoder_percent"] = enc[0] if enc is not None else None
+        out["utilization_decoder_percent"] = dec[0] if dec is not None else None
+        out["sm_clock_mhz"] = r.read("sm_clock_mhz", "nvmlDeviceGetClockInfo", nvml.NVML_CLOCK_SM)
+        out["max_sm_clock_mhz"] = r.read("max_sm_clock_mhz", "nvmlDeviceGetMaxClockInfo", nvml.NVML_CLOCK_SM)
+        out["memory_clock_mhz"] = r.read("memory_clock_mhz", "nvmlDeviceGetClockInfo", nvml.NVML_CLOCK_MEM)
+        out["max_memory_clock_mhz"] = r.read(
+            "max_memory_clock_mhz", "nvmlDeviceGetMaxClockInfo", nvml.NVML_CLOCK_MEM
+        )
+        pstate = r.read("pstate", "nvmlDeviceGetPerformanceState")
+        out["pstate"] = f"P{pstate}" if pstate is not None and pstate != 32 else None
+        if pstate == 32:
+            r.unavailable["pstate"] = "Unknown: nvmlDeviceGetPerformanceState returned NVML_PSTATE_UNKNOWN"
+        out["clock_event_reasons_mask"] = r.read(
+            "clock_event_reasons", "nvmlDeviceGetCurrentClocksEventReasons"
+        )
+        out["unavailable"] = r.unavailable
+        return out
+
+
+class _SystemCaller:
+    """Adapts system-level calls (no handle) to FieldReader's ``fn(handle, ...)`` shape."""
+
+    def __init__(self, nvml: Any):
+        self.nvml = nvml
+        self.NVMLError = nvml.NVMLError
+
+    def __getattr__(self, name: str) -> Any:
+        func = getattr(self.nvml, name)
+        return lambda _handle, *args: func(*args)
+
+
+def _watts(milliwatts: int | None) -> float | None:
+    return round(milliwatts / 1000, 2) if milliwatts is not None else None
+
+
+def _opt_text(value: Any) -> str | None:
+    return text(value) if value is not None else None
