@@ -548,6 +548,7 @@ def parse_nvlink_status(text: str) -> list[list[int]]:
 class Topo:
     cells: list[list[str]]  # GPU x GPU words: X, NV#, PIX, PXB, PHB, NODE, SYS
     numa: list[int | None]
+    nics: list[list[str]] = field(default_factory=list)  # GPU x NIC words
 
 
 def parse_topo(text: str) -> Topo:
@@ -559,21 +560,30 @@ def parse_topo(text: str) -> Topo:
     numa_col = columns.index("NUMA Affinity") - n_devices if "NUMA Affinity" in columns else None
     cells: list[list[str]] = []
     numa: list[int | None] = []
+    nics: list[list[str]] = []
     for i in range(n_gpus):
         tokens = next(line for line in lines if line.startswith(f"GPU{i}")).split()
         cells.append(tokens[1 : 1 + n_gpus])
+        nics.append(tokens[1 + n_gpus : 1 + n_devices])
         extra = tokens[1 + n_devices :]
         numa.append(integer(extra[numa_col]) if numa_col is not None and len(extra) > numa_col else None)
-    return Topo(cells, numa)
+    return Topo(cells, numa, nics)
 
 
 def pcie_level(topo: Topo, i: int, j: int) -> int:
     word = topo.cells[i][j]
     if word in TOPO_LEVELS:
         return TOPO_LEVELS[word]
-    # NV#: the matrix hides the PCIe path. Same NUMA affinity -> NODE, else SYS (see notes).
+    # NV#: the matrix hides the PCIe path. In a PCIe tree the GPU-GPU common ancestor is no higher than
+    # the worse of both GPUs' paths to a shared NIC; without such a NIC, NUMA affinity decides.
+    via_nic = [
+        max(TOPO_LEVELS[a], TOPO_LEVELS[b])
+        for a, b in zip(topo.nics[i], topo.nics[j], strict=True)
+        if a in TOPO_LEVELS and b in TOPO_LEVELS
+    ]
     same_numa = topo.numa[i] is not None and topo.numa[i] == topo.numa[j]
-    return TOPO_LEVELS["NODE"] if same_numa else TOPO_LEVELS["SYS"]
+    by_numa = TOPO_LEVELS["NODE"] if same_numa else TOPO_LEVELS["SYS"]
+    return min([by_numa, *via_nic])
 
 
 def nvlink_count(word: str) -> int:
@@ -923,7 +933,8 @@ def topology_notes(topo: Topo) -> list[str]:
     ]
     if any(nvlink_count(word) for row in topo.cells for word in row):
         notes.append(
-            "NV# cells hide the PCIe path between GPUs: common_ancestor is NODE (40) for GPUs with the same NUMA "
+            "NV# cells hide the PCIe path between GPUs: common_ancestor is the worse of the two GPUs' levels to a "
+            "NIC they share when that is below NODE (a PCIe-tree bound), else NODE (40) for the same NUMA "
             "affinity and SYS (50) otherwise (assumed)."
         )
     return notes
