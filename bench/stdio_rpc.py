@@ -29,13 +29,13 @@ class StdioPeer:
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             env={**os.environ, **(env or {})},
-            bufsize=0,
         )
         self.next_id = 1
 
     def send(self, message: dict[str, Any]) -> None:
         assert self.proc.stdin is not None
         self.proc.stdin.write((json.dumps(message) + "\n").encode())
+        self.proc.stdin.flush()
 
     def recv(self) -> dict[str, Any]:
         assert self.proc.stdout is not None
