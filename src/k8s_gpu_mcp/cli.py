@@ -150,7 +150,11 @@ def _run_serve(settings: Any) -> int:
             from k8s_gpu_mcp import http_server
 
             return http_server.run(app)
-        app.server.run("stdio")
+        import anyio
+
+        from k8s_gpu_mcp.transport.stdio import serve_stdio
+
+        anyio.run(serve_stdio, app.server)
     except KeyboardInterrupt:
         pass
     finally:

@@ -84,6 +84,7 @@ class GpuRef:
     name: str | None
     handle: Any = None
     lost_reason: str | None = None
+    unavailable: dict[str, str] = field(default_factory=dict)  # identity fields NVML would not give
 
     @property
     def short_bus_id(self) -> str | None:
@@ -97,6 +98,7 @@ class NvmlAdapter:
         self.nvml = nvml
         self._lock = threading.Lock()
         self._refs: list[GpuRef] | None = None
+        self.enumeration_error: str | None = None
 
     # ---- system ----
     def system(self) -> dict[str, Any]:
@@ -120,16 +122,18 @@ class NvmlAdapter:
 
     def _enumerate(self) -> list[GpuRef]:
         nvml = self.nvml
+        self.enumeration_error = None
         try:
             count = nvml.nvmlDeviceGetCount()
-        except nvml.NVMLError as exc:
-            log.error("nvmlDeviceGetCount failed", extra={"error": error_name(exc)})
+        except Exception as exc:
+            self.enumeration_error = f"{error_name(exc)}: nvmlDeviceGetCount"
+            log.error("cannot enumerate GPUs", extra={"error": self.enumeration_error})
             return []
         refs = []
         for index in range(count):
             try:
                 handle = nvml.nvmlDeviceGetHandleByIndex(index)
-            except nvml.NVMLError as exc:
+            except Exception as exc:
                 refs.append(
                     GpuRef(index, None, None, None, None, f"{error_name(exc)}: nvmlDeviceGetHandleByIndex")
                 )
@@ -137,20 +141,19 @@ class NvmlAdapter:
             reader = FieldReader(nvml, handle)
             try:
                 uuid = reader.read("uuid", "nvmlDeviceGetUUID")
-                pci = reader.read("pci", "nvmlDeviceGetPciInfo")
+                pci = reader.read("pci_bus_id", "nvmlDeviceGetPciInfo")
                 name = reader.read("name", "nvmlDeviceGetName")
             except GpuLost as lost:
                 refs.append(GpuRef(index, None, None, None, handle, f"GpuIsLost: {lost}"))
                 continue
             bus_id = text(pci.busId) if pci is not None else None
-            refs.append(
-                GpuRef(index, text(uuid) if uuid else None, bus_id, text(name) if name else None, handle)
-            )
+            name_text = text(name) if name else None
+            refs.append(GpuRef(index, _opt_text(uuid), bus_id, name_text, handle, None, reader.unavailable))
         return refs
 
     # ---- per-GPU readings ----
     def inventory(self, ref: GpuRef) -> dict[str, Any]:
-        r = FieldReader(self.nvml, ref.handle)
+        r = FieldReader(self.nvml, ref.handle, dict(ref.unavailable))
         out: dict[str, Any] = {}
         out["serial"] = _opt_text(r.read("serial", "nvmlDeviceGetSerial"))
         out["vbios_version"] = _opt_text(r.read("vbios_version", "nvmlDeviceGetVbiosVersion"))
@@ -182,11 +185,19 @@ class NvmlAdapter:
         out["unavailable"] = r.unavailable
         return out
 
-    def _nvlink_count(self, r: FieldReader) -> int:
+    def _nvlink_count(self, r: FieldReader) -> int | None:
         """Links NVML answers for, up to the binding's NVML_NVLINK_MAX_LINKS; never a model constant."""
         probe = FieldReader(self.nvml, r.handle)
-        states = (probe.read("state", "nvmlDeviceGetNvLinkState", link) for link in range(self.max_links))
-        return sum(state is not None for state in states)
+        count = 0
+        for link in range(self.max_links):
+            if probe.read("state", "nvmlDeviceGetNvLinkState", link) is not None:
+                count += 1
+                continue
+            reason = probe.unavailable.pop("state")
+            if not reason.startswith(("NotSupported", "InvalidArgument")):
+                r.unavailable["nvlink_count"] = f"{reason} (link {link})"
+                return None
+        return count
 
     @property
     def max_links(self) -> int:
@@ -194,7 +205,7 @@ class NvmlAdapter:
 
     def telemetry(self, ref: GpuRef) -> dict[str, Any]:
         nvml = self.nvml
-        r = FieldReader(nvml, ref.handle)
+        r = FieldReader(nvml, ref.handle, dict(ref.unavailable))
         out: dict[str, Any] = {}
         out["temperature_c"] = r.read("temperature_c", "nvmlDeviceGetTemperature", nvml.NVML_TEMPERATURE_GPU)
         for key, const in (

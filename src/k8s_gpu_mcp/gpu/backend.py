@@ -94,4 +94,13 @@ def source_fields(backend: Backend) -> dict[str, Any]:
         "nvml_version": backend.system.get("nvml_version"),
         "node": backend.node_name,
         "collected_at": datetime.now(UTC),
+        "unavailable": node_unavailable(backend),
     }
+
+
+def node_unavailable(backend: Backend) -> dict[str, str]:
+    """Node-level reads that failed: versions, and GPU enumeration itself."""
+    reasons = dict(backend.system.get("unavailable") or {})
+    if backend.adapter.enumeration_error:
+        reasons["gpus"] = backend.adapter.enumeration_error
+    return reasons

@@ -40,6 +40,9 @@ class Source(BaseModel):
     nvml_version: str | None
     node: str
     collected_at: datetime
+    unavailable: dict[str, str] = Field(
+        default_factory=dict, description="node-level reads that failed (versions, GPU enumeration), with why"
+    )
 
 
 def source(app: AgentApp) -> Source:
@@ -70,7 +73,7 @@ def select_gpus(app: AgentApp, gpus: list[int | str] | int | str | None) -> list
     for item in gpus:
         match = _match(refs, item)
         if match is None:
-            raise ToolError(f"unknown GPU {item!r}; {valid_choices(refs)}")
+            raise ToolError(f"unknown GPU {clip(item)}; {valid_choices(refs)}")
         if match not in chosen:
             chosen.append(match)
     return chosen
@@ -91,6 +94,12 @@ def _match(refs: list[GpuRef], item: int | str) -> GpuRef | None:
         if short:
             return next((r for r in refs if r.short_bus_id == short), None)
     return None
+
+
+def clip(value: object, limit: int = 64) -> str:
+    """repr() of caller-supplied input, cut short: an error must not echo a megabyte back."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} chars)"
 
 
 def valid_choices(refs: list[GpuRef]) -> str:
