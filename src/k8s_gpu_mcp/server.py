@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -52,7 +53,10 @@ class AgentApp:
 
     def add_tool(self, fn: Callable[..., Any], *, title: str, annotations: ToolAnnotations) -> None:
         """Register one tool; its docstring is the description the AI client reads."""
-        self.server.add_tool(fn, title=title, annotations=annotations, structured_output=True)
+        description = inspect.cleandoc(fn.__doc__ or "")
+        self.server.add_tool(
+            fn, title=title, description=description, annotations=annotations, structured_output=True
+        )
         self.tool_names.append(fn.__name__)
 
     def close(self) -> None:
