@@ -1,0 +1,130 @@
+"""GPU processes as NVML reports them, and the memory no listed process accounts for.
+
+Read adapter-style (``FieldReader``): a list NVML cannot read is ``None`` with its reason, never an
+empty list, because "no processes" is exactly the claim a reset or a zombie verdict rests on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from k8s_gpu_mcp.gpu.adapter import FieldReader, GpuRef
+
+NO_INSTANCE = 0xFFFFFFFF
+MIB = 2**20
+PROCESS_LISTS = (
+    ("compute", "nvmlDeviceGetComputeRunningProcesses"),
+    ("graphics", "nvmlDeviceGetGraphicsRunningProcesses"),
+)
+
+
+@dataclass
+class NvmlProcess:
+    """One process on one GPU (or MIG instance). ``used_memory`` is bytes, None when NVML has no value."""
+
+    pid: int
+    type: str  # compute | graphics | compute+graphics
+    used_memory: int | None
+    gpu_instance_id: int | None = None
+    compute_instance_id: int | None = None
+
+
+@dataclass
+class GpuProcesses:
+    processes: list[NvmlProcess] | None  # None when a process list could not be read
+    memory_used: int | None = None  # bytes; nvmlMemory_v2 "used", which excludes driver-reserved memory
+    memory_reserved: int | None = None
+    memory_total: int | None = None
+    mig_enabled: bool | None = None
+    orphan_memory: int | None = None  # bytes used beyond what the listed processes account for
+    unavailable: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def pids(self) -> set[int]:
+        return {p.pid for p in self.processes or []}
+
+
+def _instance(value: Any) -> int | None:
+    return None if value is None or value == NO_INSTANCE else int(value)
+
+
+def read_process_lists(nvml: Any, ref: GpuRef) -> tuple[list[NvmlProcess] | None, dict[str, str]]:
+    """Compute and graphics lists merged per (pid, MIG instance); raises ``GpuLost``."""
+    reader = FieldReader(nvml, ref.handle)
+    merged: dict[tuple[int, int | None, int | None], NvmlProcess] = {}
+    complete = True
+    for kind, fn in PROCESS_LISTS:
+        listed = reader.read(f"{kind}_processes", fn)
+        if listed is None:
+            complete = False
+            continue
+        for info in listed:
+            gi, ci = (
+                _instance(getattr(info, "gpuInstanceId", None)),
+                _instance(getattr(info, "computeInstanceId", None)),
+            )
+            used = getattr(info, "usedGpuMemory", None)
+            key = (int(info.pid), gi, ci)
+            if key in merged:
+                seen = merged[key]
+                seen.type = "compute+graphics"
+                if used is not None and (seen.used_memory is None or used > seen.used_memory):
+                    seen.used_memory = used
+            else:
+                merged[key] = NvmlProcess(int(info.pid), kind, used, gi, ci)
+    return (list(merged.values()) if complete else None), reader.unavailable
+
+
+def _memory(nvml: Any, reader: FieldReader) -> Any:
+    version = getattr(nvml, "nvmlMemory_v2", None)
+    if version is None:
+        reader.unavailable["memory"] = (
+            "this NVML binding has no nvmlMemory_v2: v1 folds driver-reserved memory into 'used', "
+            "so process-owned memory cannot be separated"
+        )
+        return None
+    return reader.read("memory", "nvmlDeviceGetMemoryInfo", version=version)
+
+
+def read_gpu_processes(nvml: Any, ref: GpuRef) -> GpuProcesses:
+    """Processes plus memory, and ``orphan_memory`` when it can be computed honestly; raises ``GpuLost``."""
+    reader = FieldReader(nvml, ref.handle)
+    before = _memory(nvml, reader)
+    processes, why = read_process_lists(nvml, ref)
+    after = _memory(nvml, reader) if before is not None else None
+    mig = reader.read("mig_mode", "nvmlDeviceGetMigMode")
+    out = GpuProcesses(processes, unavailable={**reader.unavailable, **why})
+    out.unavailable.pop("mig_mode", None)
+    out.mig_enabled = bool(mig[0]) if mig is not None else None
+    if after is not None:
+        out.memory_used, out.memory_reserved, out.memory_total = after.used, after.reserved, after.total
+    out.orphan_memory = _orphan(out, before, after)
+    return out
+
+
+def _orphan(out: GpuProcesses, before: Any, after: Any) -> int | None:
+    reason = None
+    if out.processes is None:
+        reason = "the GPU's process list could not be read"
+    elif before is None or after is None:
+        reason = out.unavailable.get("memory", "memory use could not be read")
+    elif before.used != after.used:
+        reason = (
+            f"memory use changed while the process list was read ({before.used // MIB} -> "
+            f"{after.used // MIB} MiB): an allocation is in progress; read again"
+        )
+    elif out.mig_enabled:
+        reason = (
+            "MIG mode: device memory includes GPU-instance overhead that no process owns; "
+            "per-instance accounting is not available here"
+        )
+    else:
+        unknown = [p.pid for p in out.processes if p.used_memory is None]
+        if unknown:
+            reason = f"NVML reports no memory figure (usedGpuMemory) for pid(s) {unknown}"
+    if reason is not None:
+        out.unavailable["orphan_memory_mib"] = reason
+        return None
+    owned = sum(p.used_memory or 0 for p in out.processes or [])
+    return max(0, after.used - owned)

@@ -1,0 +1,194 @@
+"""list_gpu_processes: who holds each GPU, from NVML, /proc, cgroups and the Kubernetes API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, Field
+
+from k8s_gpu_mcp.gpu.adapter import GpuLost, GpuRef
+from k8s_gpu_mcp.gpu.processes import MIB, GpuProcesses, NvmlProcess, read_gpu_processes
+from k8s_gpu_mcp.host.procfs import ProcInfo, boot_time, proc_root_problem, read_passwd, read_proc
+from k8s_gpu_mcp.k8s.pods import PodLookup, lookup_pods
+from k8s_gpu_mcp.tools._common import READ_ONLY, GpuSelector, Source, select_gpus, source
+
+if TYPE_CHECKING:
+    from k8s_gpu_mcp.server import AgentApp
+
+
+class GpuProcess(BaseModel):
+    pid: int = Field(description="host PID, as NVML reports it")
+    type: str = Field(description="compute, graphics or compute+graphics")
+    used_memory_mib: int | None = Field(
+        description="GPU memory this process holds; null when NVML has no figure"
+    )
+    gpu_instance_id: int | None = Field(None, description="MIG GPU instance, null outside MIG")
+    compute_instance_id: int | None = Field(None, description="MIG compute instance, null outside MIG")
+    command: str | None = None
+    user: str | None = Field(None, description="user name from the host's /etc/passwd, else the uid")
+    uid: int | None = None
+    state: str | None = Field(None, description="process state from /proc (running, sleeping, zombie, ...)")
+    start_time: datetime | None = None
+    container_id: str | None = None
+    pod_uid: str | None = None
+    pod_name: str | None = None
+    pod_namespace: str | None = None
+    zombie: bool | None = Field(
+        description="holds GPU memory but the pid is gone, defunct, or its pod no longer exists; "
+        "null when /proc cannot tell (pod existence is checked only when the Kubernetes API answered)"
+    )
+    zombie_reasons: list[str] = Field(default_factory=list)
+    unavailable: dict[str, str] = Field(default_factory=dict, description="field -> why it is null")
+
+
+class GpuProcessList(BaseModel):
+    index: int
+    uuid: str | None
+    name: str | None
+    lost: bool = False
+    processes: list[GpuProcess] | None = Field(description="null when NVML could not list them")
+    memory_used_mib: int | None = Field(None, description="NVML used memory, excluding driver-reserved")
+    memory_reserved_mib: int | None = None
+    memory_total_mib: int | None = None
+    process_memory_mib: int | None = Field(None, description="sum of the listed processes' memory")
+    orphan_memory_mib: int | None = Field(
+        None, description="used memory no listed process accounts for; null (with the reason) when unknown"
+    )
+    unavailable: dict[str, str] = Field(default_factory=dict)
+
+
+class ProcessesResult(BaseModel):
+    source: Source
+    proc_root: str
+    findings: list[str] = Field(description="zombies and orphaned memory, one line each")
+    gpus: list[GpuProcessList]
+    unavailable: dict[str, str] = Field(default_factory=dict, description="node-wide: why a field is null")
+
+
+def _mib(value: int | None) -> int | None:
+    return value // MIB if value is not None else None
+
+
+def enrich(p: NvmlProcess, info: ProcInfo | None, proc_problem: str | None, pods: PodLookup) -> GpuProcess:
+    """Join NVML's view with /proc and the pod list, and judge zombie-ness."""
+    out = GpuProcess(
+        pid=p.pid,
+        type=p.type,
+        used_memory_mib=_mib(p.used_memory),
+        gpu_instance_id=p.gpu_instance_id,
+        compute_instance_id=p.compute_instance_id,
+        zombie=None,
+    )
+    if p.used_memory is None:
+        out.unavailable["used_memory_mib"] = "NVML reports no usedGpuMemory for this process"
+    if proc_problem or info is None:
+        out.unavailable["*"] = proc_problem or "not read"
+        out.unavailable["zombie"] = proc_problem or "not read"
+        return out
+    held = f"{out.used_memory_mib} MiB" if out.used_memory_mib is not None else "GPU memory"
+    if not info.exists:
+        out.zombie = True
+        out.zombie_reasons.append(f"pid {p.pid} holds {held} but no longer exists in /proc")
+        out.unavailable.update(info.unavailable)
+        return out
+    out.command, out.user, out.uid = info.cmdline, info.user, info.uid
+    out.state, out.start_time = info.state_name, info.start_time
+    out.unavailable.update(info.unavailable)
+    out.zombie = False
+    if info.defunct:
+        out.zombie = True
+        out.zombie_reasons.append(
+            f"pid {p.pid} is defunct (state {info.state}) and still holds {held}; "
+            f"its parent (pid {info.ppid}) has not reaped it"
+        )
+    cg = info.cgroup
+    if cg is not None:
+        out.container_id, out.pod_uid = cg.container_id, cg.pod_uid
+    if out.pod_uid:
+        if pods.pods is None:
+            out.unavailable["pod_name"] = pods.reason or "pod list unavailable"
+        elif out.pod_uid in pods.pods:
+            pod = pods.pods[out.pod_uid]
+            out.pod_name, out.pod_namespace = pod.name, pod.namespace
+        else:
+            out.zombie = True
+            out.zombie_reasons.append(f"pod {out.pod_uid} no longer exists on this node")
+            out.unavailable["pod_name"] = "pod not found: deleted"
+    return out
+
+
+def describe_gpu(
+    app: AgentApp, ref: GpuRef, pods: PodLookup, users: dict[int, str], btime: int | None
+) -> GpuProcessList:
+    base = {"index": ref.index, "uuid": ref.uuid, "name": ref.name}
+    if ref.lost_reason:
+        return GpuProcessList(**base, lost=True, processes=None, unavailable={"*": ref.lost_reason})
+    try:
+        reading: GpuProcesses = read_gpu_processes(app.backend.nvml, ref)
+    except GpuLost as lost:
+        return GpuProcessList(**base, lost=True, processes=None, unavailable={"*": f"GpuIsLost: {lost}"})
+    proc_root = app.settings.proc_root
+    problem = proc_root_problem(proc_root)
+    procs = None
+    if reading.processes is not None:
+        procs = [
+            enrich(p, None if problem else read_proc(proc_root, p.pid, users, btime), problem, pods)
+            for p in reading.processes
+        ]
+    owned = None
+    if reading.processes is not None and all(p.used_memory is not None for p in reading.processes):
+        owned = sum(p.used_memory or 0 for p in reading.processes) // MIB
+    return GpuProcessList(
+        **base,
+        processes=procs,
+        memory_used_mib=_mib(reading.memory_used),
+        memory_reserved_mib=_mib(reading.memory_reserved),
+        memory_total_mib=_mib(reading.memory_total),
+        process_memory_mib=owned,
+        orphan_memory_mib=_mib(reading.orphan_memory),
+        unavailable=reading.unavailable,
+    )
+
+
+def findings(gpus: list[GpuProcessList]) -> list[str]:
+    lines = []
+    for gpu in gpus:
+        for p in gpu.processes or []:
+            for reason in p.zombie_reasons:
+                lines.append(f"GPU {gpu.index}: zombie: {reason}")
+        if gpu.orphan_memory_mib:
+            lines.append(
+                f"GPU {gpu.index}: {gpu.orphan_memory_mib} MiB in use that no listed process accounts for"
+            )
+    return lines
+
+
+def register(app: AgentApp) -> None:
+    def list_gpu_processes(gpus: GpuSelector = None) -> ProcessesResult:
+        """List the processes on each GPU (compute and graphics, with MIG instance ids) and who they
+        are: command line, user, state, start time, container id, pod UID and, when the Kubernetes API
+        answers, pod name and namespace. Flags zombies (GPU memory held by a pid that is gone or
+        defunct, or whose pod no longer exists) and orphaned memory (used memory no listed process
+        accounts for). Use before kill_gpu_process or reset_gpu."""
+        refs = select_gpus(app, gpus)
+        settings = app.settings
+        pods = lookup_pods(app.backend.node_name, mock=app.backend.mock is not None)
+        users = read_passwd(settings.host_root)
+        btime = boot_time(settings.proc_root)
+        items = [describe_gpu(app, ref, pods, users, btime) for ref in refs]
+        node_unavailable = {}
+        if pods.pods is None:
+            node_unavailable["pod_name"] = pods.reason or "pod list unavailable"
+        problem = proc_root_problem(settings.proc_root)
+        if problem:
+            node_unavailable["proc"] = problem
+        return ProcessesResult(
+            source=source(app),
+            proc_root=settings.proc_root,
+            findings=findings(items),
+            gpus=items,
+            unavailable=node_unavailable,
+        )
+
+    app.add_tool(list_gpu_processes, title="GPU processes and zombies", annotations=READ_ONLY)
