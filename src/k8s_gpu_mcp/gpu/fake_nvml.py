@@ -418,7 +418,9 @@ class FakeNvml:
         return (major, minor)
 
     def nvmlDeviceGetMemoryInfo(self, h: FakeHandle, version: int | None = None) -> c_nvmlMemory_v2_t:
-        mem = self._get(self._check("nvmlDeviceGetMemoryInfo", h), "memory")
+        gpu = self._check("nvmlDeviceGetMemoryInfo", h)
+        self._reap_real()
+        mem = self._get(gpu, "memory")
         used = mem["used"]
         if version is None:
             # v1 folds reserved memory into "used", as the real v1 call does.
@@ -595,6 +597,7 @@ class FakeNvml:
     # ---- processes ----
     def _processes(self, fn: str, h: FakeHandle, kind: str) -> list[c_nvmlProcessInfo_t]:
         gpu = self._check(fn, h)
+        self._reap_real()
         procs = (gpu.get("processes") or {}).get(kind) or []
         return [
             c_nvmlProcessInfo_t(
@@ -657,9 +660,13 @@ class FakeNvml:
                     es.queue.append(c_nvmlEventData_t(FakeHandle(index), event_type, data))
                     es.cond.notify_all()
 
-    def fake_add_process(self, index: int, pid: int, used_memory: int, kind: str = "compute") -> None:
+    def fake_add_process(
+        self, index: int, pid: int, used_memory: int, kind: str = "compute", real: bool = False
+    ) -> None:
+        """Register a GPU process. ``real=True`` marks a live OS process (a test's child): the fake
+        drops it, as the driver would, once it has exited (see ``_reap_real``)."""
         procs = self.gpus[index].setdefault("processes", {}).setdefault(kind, [])
-        procs.append({"pid": pid, "used_memory": used_memory})
+        procs.append({"pid": pid, "used_memory": used_memory, "real": real})
         mem = self.gpus[index].get("memory")
         if mem:
             mem["used"] += used_memory
@@ -679,3 +686,36 @@ class FakeNvml:
                         gpu["memory"]["free"] += used
                 gpu["processes"][kind] = keep
         return freed
+
+    def fake_real_pids(self) -> set[int]:
+        """Pids registered with ``real: true``: the only mock processes a tool may really signal."""
+        return {
+            p["pid"]
+            for gpu in self.gpus
+            for procs in (gpu.get("processes") or {}).values()
+            for p in procs or []
+            if p.get("real")
+        }
+
+    def _reap_real(self) -> None:
+        """Drop ``real`` processes that have exited (``kill(pid, 0)`` fails, or /proc says zombie),
+        freeing their memory as the driver does when a CUDA process dies."""
+        for pid in self.fake_real_pids():
+            if not _os_process_alive(pid):
+                self.fake_remove_process(pid)
+
+
+def _os_process_alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        pass
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] not in ("Z", "X", "x")
+    except (OSError, IndexError):
+        return True
