@@ -94,8 +94,7 @@ def read_gpu_processes(nvml: Any, ref: GpuRef) -> GpuProcesses:
     processes, why = read_process_lists(nvml, ref)
     after = _memory(nvml, reader) if before is not None else None
     mig = reader.read("mig_mode", "nvmlDeviceGetMigMode")
-    out = GpuProcesses(processes, unavailable={**reader.unavailable, **why})
-    out.unavailable.pop("mig_mode", None)
+    out = GpuProcesses(processes, unavailable={**ref.unavailable, **reader.unavailable, **why})
     out.mig_enabled = bool(mig[0]) if mig is not None else None
     if after is not None:
         out.memory_used, out.memory_reserved, out.memory_total = after.used, after.reserved, after.total
