@@ -57,6 +57,11 @@ KILL_WAIT_S = 5.0  # after SIGKILL, how long to wait for the exit
 RELEASE_WAIT_S = 5.0  # after the exit, how long to wait for NVML to drop the process
 POLL_S = 0.1
 
+DryRun = Annotated[StrictBool, Field(description="return the plan (or the checks) and do nothing")]
+Confirm = Annotated[
+    StrictBool,
+    Field(description="the user agreed; required when the client cannot elicit (ignored when it can)"),
+]
 OneGpu = Annotated[
     StrictInt | StrictStr | None,
     Field(description="GPU index, UUID or PCI bus id"),
@@ -497,7 +502,7 @@ def register(app: "AgentApp") -> None:
         return Elicit(kill_question(app, target, signal, grace_seconds), Approval)
 
     async def kill_gpu_process(
-        pid: StrictInt,
+        pid: Annotated[StrictInt, Field(description="host pid, as list_gpu_processes shows it")],
         approval: Annotated[ElicitationResult[Approval], Resolve(ask_kill)],
         gpu: OneGpu = None,
         signal: Annotated[
@@ -505,8 +510,8 @@ def register(app: "AgentApp") -> None:
             Field(description="TERM, KILL or INT", json_schema_extra={"enum": ["TERM", "KILL", "INT"]}),
         ] = "TERM",
         grace_seconds: Annotated[StrictInt, Field(description=f"0 to {MAX_GRACE_S}")] = 10,
-        dry_run: StrictBool = False,
-        confirm: StrictBool = False,
+        dry_run: DryRun = False,
+        confirm: Confirm = False,
     ) -> KillResult:
         """Stop a process that holds a GPU: send SIGTERM (or INT/KILL), wait grace_seconds, then SIGKILL
         if it is still running, and report the GPU memory freed as NVML reads it back. The pid must be
@@ -582,8 +587,8 @@ def register(app: "AgentApp") -> None:
     async def reset_gpu(
         gpu: Annotated[StrictInt | StrictStr, Field(description="GPU index, UUID or PCI bus id")],
         approval: Annotated[ElicitationResult[Approval], Resolve(ask_reset)],
-        dry_run: StrictBool = False,
-        confirm: StrictBool = False,
+        dry_run: DryRun = False,
+        confirm: Confirm = False,
     ) -> ResetResult:
         """Reset one GPU (clears its contexts and volatile ECC counters, applies pending row remaps, page
         retirements and MIG mode) after checking and reporting each precondition: no processes on it, MIG
