@@ -291,3 +291,22 @@ async def test_mock_reset_never_touches_real_sysfs(operator, monkeypatch, tmp_pa
     monkeypatch.setattr(host_reset, "run_reset", lambda method: pytest.fail("reset attempted"))
     result = await call(app, "reset_gpu", {"gpu": 1, "confirm": True})
     assert result.is_error and "mock_safety" in result.content[0].text
+
+
+def test_confirmation_outcomes_read_clearly():
+    from mcp.server.elicitation import AcceptedElicitation, CancelledElicitation, DeclinedElicitation
+
+    from k8s_gpu_mcp.tools._confirm import INVALID, NO_ELICITATION, Approval, Refusal, confirmation
+
+    assert confirmation(AcceptedElicitation(data=Approval(approve=True)), False).startswith("elicitation")
+    assert confirmation(AcceptedElicitation.model_construct(data=NO_ELICITATION), True).startswith(
+        "confirm=true"
+    )
+    for outcome, text in [
+        (DeclinedElicitation(), "declined"),
+        (CancelledElicitation(), "cancelled"),
+        (AcceptedElicitation.model_construct(data=INVALID), "changed"),
+        (AcceptedElicitation.model_construct(data=NO_ELICITATION), "confirm=true"),
+    ]:
+        with pytest.raises(Refusal, match=text):
+            confirmation(outcome, False)

@@ -70,8 +70,11 @@ def confirmation(approval: Any, confirm: bool) -> str:
             )
         if data == NOT_NEEDED:
             return "not needed (dry run)"
-    action = getattr(approval, "action", "unknown")
-    raise Refusal(f"the user {action}d the confirmation request" if action != "unknown" else "not confirmed")
+        raise Refusal("the target changed while the confirmation was prepared; call again (dry_run shows it)")
+    action = {"decline": "declined", "cancel": "cancelled"}.get(
+        getattr(approval, "action", ""), "did not answer"
+    )
+    raise Refusal(f"the user {action} the confirmation request")
 
 
 class Auditor:
