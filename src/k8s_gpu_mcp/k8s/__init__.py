@@ -1,0 +1,1 @@
+"""Kubernetes helpers: lightkube client helpers and cgroup -> pod attribution."""
