@@ -82,6 +82,8 @@ class KernelEvent:
     timestamp_note: str | None
     caused_by_xid: int | None = None
     sympathetic: bool = False
+    source: str = "kernel"
+    gpu_index: int | None = None  # known when the source is NVML, else resolved from bus_id
 
 
 @dataclass(slots=True)
