@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Literal
 
-TimestampKind = Literal["uptime", "kmsg", "ctime", "iso", "syslog", "none"]
+TimestampKind = Literal["uptime", "kmsg", "ctime", "iso", "syslog", "nvml", "none"]
 EventKind = Literal["xid", "gpu_lost"]
 
 XID_RE = re.compile(r"NVRM: Xid \((?P<pci>[^)]*)\): (?P<xid>\d+)(?:,|$)(?P<rest>.*)")
