@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
+from functools import lru_cache
 from typing import Literal
 
 TimestampKind = Literal["uptime", "kmsg", "ctime", "iso", "syslog", "nvml", "none"]
@@ -104,6 +105,7 @@ class SxidEvent:
 
 
 # ---- PCI ids -----------------------------------------------------------------------------------
+@lru_cache(maxsize=1024)
 def normalize_bus_id(text: str | None) -> str | None:
     """``PCI:0000:3b:00`` / ``3b:00`` / ``0000:3b:00.0`` -> NVML's ``00000000:3B:00.0``; None if not a bdf."""
     if not text:
@@ -135,6 +137,13 @@ def parse_prefix(
 ) -> Timestamp:
     """Date a line from the text before the message. Uptime stamps need ``boot_time`` for wall clock."""
     ts = Timestamp(prefix=prefix)
+    if prefix.startswith("[") and (u := _UPTIME_RE.match(prefix)):  # plain dmesg: the common case
+        ts.kind, ts.uptime_s = "uptime", float(u["up"])
+        if boot_time is None:
+            ts.note = "uptime stamp and no boot time to convert it"
+        else:
+            ts.wall = (boot_time + timedelta(seconds=ts.uptime_s)).astimezone(UTC)
+        return ts
     m = _KMSG_RE.match(prefix)
     if m:
         ts.kind, ts.uptime_s = "kmsg", int(m["usec"]) / 1e6
@@ -246,7 +255,7 @@ class LineParser:
                 self._lost_head = (h["pci"], self._ts(line[:pos]), raw, self._seen)
                 if _LOST_TAIL not in line:
                     return
-            if _LOST_TAIL in line and self._lost_head and self._seen - self._lost_head[3] <= 3:
+            if _LOST_TAIL in line and self._lost_head and self._seen - self._lost_head[3] <= 2:
                 pci, ts, head_raw, _ = self._lost_head
                 self._lost_head = None
                 text = head_raw if head_raw == raw else f"{head_raw}\n{raw}"

@@ -67,12 +67,21 @@ def iter_candidate_lines(stream: BinaryIO, chunk_size: int = CHUNK_SIZE) -> Iter
     buf = bytearray(chunk_size)
     carry = 0  # bytes kept at the front: context lines [0:start) + the unfinished line [start:carry)
     start = 0
+    base = 0  # stream offset of buf[0]
+    recent: set[int] = set()  # stream offsets of lines already yielded that may sit in the context
+
+    def emit(lo: int, hi: int) -> Iterator[bytes]:
+        for off, line in _candidates(buf, lo, hi, 0):
+            if base + off not in recent:
+                recent.add(base + off)
+                yield line
+
     while True:
         with memoryview(buf) as mv:
             n = stream.readinto(mv[carry:])  # type: ignore[attr-defined]
         if not n:
             if carry > start:
-                yield from (line for _, line in _candidates(buf, start, carry, 0))
+                yield from emit(start, carry)
             return
         end = carry + n
         cut = buf.rfind(b"\n", start, end) + 1
@@ -81,11 +90,13 @@ def iter_candidate_lines(stream: BinaryIO, chunk_size: int = CHUNK_SIZE) -> Iter
                 buf.extend(bytearray(len(buf)))
             carry = end
             continue
-        yield from (line for _, line in _candidates(buf, start, cut, 0))
+        yield from emit(start, cut)
         # keep the last two complete lines as context for a lost-GPU report split across chunks
         ctx = max(buf.rfind(b"\n", 0, max(buf.rfind(b"\n", 0, cut - 1), 0)) + 1, 0)
         ctx = ctx if cut - ctx <= 4096 else cut
         buf[0 : end - ctx] = buf[ctx:end]
+        base += ctx
+        recent = {off for off in recent if off >= base}
         start, carry = cut - ctx, end - ctx
         if carry == len(buf):
             buf.extend(bytearray(len(buf)))
