@@ -72,7 +72,8 @@ def _medians(a, b, rounds: int = 3) -> tuple[float, float]:
     return statistics.median(ta), statistics.median(tb)
 
 
-def main() -> int:
+def measure() -> dict[str, float | int]:
+    """Generate the log, time the scan and grep (interleaved medians), return the figures."""
     with tempfile.TemporaryDirectory(prefix="xid-bench-") as tmp:
         path = Path(tmp) / "kern.log"
         generate(path)
@@ -90,14 +91,17 @@ def main() -> int:
 
         grep(), scan()  # warm the page cache for both
         scan_s, grep_s = _medians(scan, grep)
-    result = {
+    return {
         "xid_scan_mb_s": round(size_mb / scan_s, 1),
         "grep_mb_s": round(size_mb / grep_s, 1),
         "ratio": round(grep_s / scan_s, 3),
         "file_mb": round(size_mb, 1),
         "lines": LINES,
     }
-    sys.stdout.write(json.dumps(result) + "\n")
+
+
+def main() -> int:
+    sys.stdout.write(json.dumps(measure()) + "\n")
     return 0
 
 
