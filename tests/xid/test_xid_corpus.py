@@ -66,3 +66,24 @@ def test_corpus_line(record: dict) -> None:
         assert out.investigatory_bucket == exp["investigatory_bucket"]
         if "subcode" in exp:
             assert out.subcode == exp["subcode"]
+
+
+@pytest.mark.parametrize(
+    ("text", "nvml"),
+    [
+        ("PCI:0000:3b:00", "00000000:3B:00.0"),
+        ("PCI:3b:00", "00000000:3B:00.0"),
+        ("0000:3b:00.0", "00000000:3B:00.0"),
+        ("00000000:3B:00.0", "00000000:3B:00.0"),
+        ("PCI:0019:01:00", "00000019:01:00.0"),
+        ("PCI:...", None),
+        ("", None),
+    ],
+)
+def test_bus_id_normalisation_round_trip(text: str, nvml: str | None) -> None:
+    from k8s_gpu_mcp.xid.parse import kernel_bus_id, normalize_bus_id
+
+    assert normalize_bus_id(text) == nvml
+    if nvml:
+        assert normalize_bus_id("PCI:" + kernel_bus_id(nvml)) == nvml
+        assert kernel_bus_id(nvml) == nvml[4:-2].lower()

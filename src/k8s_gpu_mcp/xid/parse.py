@@ -118,12 +118,11 @@ def normalize_bus_id(text: str | None) -> str | None:
 
 
 def kernel_bus_id(nvml_bus_id: str) -> str | None:
-    """NVML ``00000000:3B:00.0`` -> the kernel's short form ``0000:3b:00`` (as in ``NVRM: Xid (PCI:...)``)."""
+    """Any bus id form -> the kernel's short form ``0000:3b:00`` (as in ``NVRM: Xid (PCI:...)``)."""
+    from k8s_gpu_mcp.gpu.adapter import short_bus_id
+
     norm = normalize_bus_id(nvml_bus_id)
-    if norm is None:
-        return None
-    domain, bus, rest = norm.split(":")
-    return f"{int(domain, 16):04x}:{bus.lower()}:{rest.split('.')[0].lower()}"
+    return short_bus_id(norm) if norm else None
 
 
 # ---- timestamps --------------------------------------------------------------------------------
