@@ -87,3 +87,22 @@ def test_bounded_history() -> None:
     finally:
         w.stop()
     assert [e.xid for e in w.events()] == [43, 45, 48]
+
+
+def test_on_demand_drain_without_a_thread() -> None:
+    nv = FakeNvml(PROFILE)
+    nv.nvmlInit()
+    w = XidWatcher(nv, [(0, nv.nvmlDeviceGetHandleByIndex(0))])
+    w.start(background=False)
+    assert not w.running
+    nv.fake_emit_event(0, nvmlEventTypeXidCriticalError, 79)
+    nv.fake_emit_event(0, nvmlEventTypeXidCriticalError, 999)
+    w.drain()
+    assert [e.xid for e in w.events()] == [79, 999]
+    assert "could not name" in w.events()[1].raw and w.last_error is None
+    nv.profile["nvml_errors"] = {"nvmlEventSetWait_v2": "Unknown"}
+    w.drain()
+    assert w.last_error == "Unknown: nvmlEventSetWait_v2"
+    nv.profile["nvml_errors"] = {}
+    w.stop()
+    assert nv._event_sets == []

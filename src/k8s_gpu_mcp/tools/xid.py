@@ -37,7 +37,7 @@ def _start_watcher(app: AgentApp) -> XidWatcher | None:
         watcher = XidWatcher(
             app.backend.nvml, [(r.index, r.handle) for r in refs], bus_ids={r.index: r.bus_id for r in refs}
         )
-        watcher.start()
+        watcher.start(background=app.backend.mock is None)  # mock: drained on demand, deterministic
     except Exception as exc:  # noqa: BLE001 - no watcher is a degraded mode, not a failure
         log.warning("NVML XID watcher not started", extra={"error": str(exc)})
         return None
@@ -139,12 +139,27 @@ def register(app: AgentApp) -> None:
                     "Mock fleet: scenario uptime stamps are dated as if the last line were 5 minutes old."
                 )
         if watcher is not None:
-            events.extend(watcher.events())
+            watcher.drain()
+            live = watcher.events()
+            events.extend(live)
             used.append("nvml")
+            notes.append(
+                f"Live XID events come from an NVML event set (nvmlEventSetWait_v2) registered when the agent "
+                f"started: {len(live)} so far; earlier XIDs are only in the kernel log."
+            )
             unavailable.update({f"nvml.gpu{i}": why for i, why in watcher.unwatched.items()})
+            if watcher.last_error:
+                unavailable["nvml"] = watcher.last_error
         else:
             unavailable["nvml"] = "NVML XID watcher not running"
-        gpu_map = [{"index": r.index, "uuid": r.uuid, "bus_id": r.bus_id} for r in app.backend.adapter.gpus()]
+        refs = app.backend.adapter.gpus()
+        if app.backend.adapter.enumeration_error:
+            unavailable["gpus"] = app.backend.adapter.enumeration_error
+        for ref in refs:
+            if ref.lost_reason:
+                unavailable[f"gpu{ref.index}"] = ref.lost_reason
+            unavailable.update({f"gpu{ref.index}.{k}": v for k, v in ref.unavailable.items()})
+        gpu_map = [{"index": r.index, "uuid": r.uuid, "bus_id": r.bus_id} for r in refs]
         try:
             result = analyze(
                 events,

@@ -49,6 +49,7 @@ class XidWatcher:
         self.wait_ms = wait_ms
         self.clock = clock
         self.unwatched: dict[int, str] = {}
+        self.last_error: str | None = None  # the last nvmlEventSetWait failure, cleared by a success
         self._events: deque[KernelEvent] = deque(maxlen=maxlen)
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -61,9 +62,13 @@ class XidWatcher:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def start(self) -> None:
-        """Create the event set and register every device (synchronously), then start the loop."""
-        if self._thread is not None:
+    def start(self, background: bool = True) -> None:
+        """Create the event set and register every device (synchronously), then start the loop.
+
+        ``background=False`` registers only: events are then collected by :meth:`drain`, on demand
+        (deterministic; what the mock fleet uses).
+        """
+        if self._event_set is not None:
             return
         nv = self.nvml
         self._event_set = nv.nvmlEventSetCreate()
@@ -76,8 +81,16 @@ class XidWatcher:
                 nv.nvmlDeviceRegisterEvents(handle, mask, self._event_set)
             except nv.NVMLError as exc:
                 self.unwatched[index] = f"{type(exc).__name__}: {exc}"
-        self._thread = threading.Thread(target=self._loop, name="nvml-xid-watcher", daemon=True)
-        self._thread.start()
+        if background:
+            self._thread = threading.Thread(target=self._loop, name="nvml-xid-watcher", daemon=True)
+            self._thread.start()
+
+    def drain(self) -> None:
+        """Collect every event already queued, without waiting (for ``background=False``)."""
+        if self._event_set is None or self.running:
+            return
+        while self._wait_once(0):
+            pass
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the loop and free the event set."""
@@ -118,31 +131,35 @@ class XidWatcher:
             self._events.append(event)
 
     def _loop(self) -> None:
-        nv = self.nvml
-        errors = 0
         while not self._stop.is_set():
-            try:
-                data = nv.nvmlEventSetWait(self._event_set, self.wait_ms)
-            except nv.NVMLError as exc:
-                if isinstance(exc, nv.NVMLError_Timeout):
-                    errors = 0
-                    continue
-                if isinstance(exc, nv.NVMLError_GpuIsLost):
-                    self._find_lost()
-                else:
-                    errors += 1
-                    log.warning("nvmlEventSetWait failed", extra={"error": str(exc), "consecutive": errors})
-                self._stop.wait(self.wait_ms / 1000)
-                continue
-            errors = 0
-            index = self._index_by_handle.get(_handle_key(data.device))
-            xid = int(data.eventData)
-            text = f"NVML XID event: {xid} on GPU {index}"
-            if xid == UNKNOWN_XID:
-                text += " (NVML could not name the XID)"
-            if data.gpuInstanceId != 0xFFFFFFFF:
-                text += f", GPU instance {data.gpuInstanceId}, compute instance {data.computeInstanceId}"
-            self._record("xid", index, xid, text)
+            if not self._wait_once(self.wait_ms) and self.last_error is not None:
+                self._stop.wait(self.wait_ms / 1000)  # an error: do not spin
+
+    def _wait_once(self, timeout_ms: int) -> bool:
+        """One nvmlEventSetWait; True when an event was recorded."""
+        nv = self.nvml
+        try:
+            data = nv.nvmlEventSetWait(self._event_set, timeout_ms)
+        except nv.NVMLError as exc:
+            if isinstance(exc, nv.NVMLError_Timeout):
+                self.last_error = None
+                return False
+            self.last_error = f"{type(exc).__name__.removeprefix('NVMLError_')}: nvmlEventSetWait_v2"
+            if isinstance(exc, nv.NVMLError_GpuIsLost):
+                self._find_lost()
+            else:
+                log.warning("nvmlEventSetWait failed", extra={"error": self.last_error})
+            return False
+        self.last_error = None
+        index = self._index_by_handle.get(_handle_key(data.device))
+        xid = int(data.eventData)
+        text = f"NVML XID event: {xid} on GPU {index}"
+        if xid == UNKNOWN_XID:
+            text += " (NVML could not name the XID)"
+        if data.gpuInstanceId != 0xFFFFFFFF:
+            text += f", GPU instance {data.gpuInstanceId}, compute instance {data.computeInstanceId}"
+        self._record("xid", index, xid, text)
+        return True
 
     def _find_lost(self) -> None:
         """NVML said a GPU is lost: find which (each reported once) and record a lost-GPU event."""
