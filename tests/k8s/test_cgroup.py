@@ -61,3 +61,32 @@ def test_read_cgroup(tmp_path):
     (tmp_path / "42" / "cgroup").write_text(f"0::/kubepods/pod{UID}/{CID}\n")
     assert read_cgroup(tmp_path, 42) == CgroupInfo(CID, UID, None, "guaranteed", f"/kubepods/pod{UID}/{CID}")
     assert read_cgroup(tmp_path, 43) is None
+
+
+# Cases gathered for the XID analyzer's pid attribution (same parser, one implementation).
+_CID = "4f3a" + "b" * 60
+_UID = "1b2c3d4e-0000-1111-2222-333344445555"
+_UID_ = _UID.replace("-", "_")
+
+
+@pytest.mark.parametrize(
+    ("text", "cid", "uid", "runtime", "qos"),
+    [
+        (f"0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{_UID_}.slice/cri-containerd-{_CID}.scope", _CID, _UID, "containerd", "burstable"),
+        (f"0::/kubepods.slice/kubepods-pod{_UID_}.slice/crio-{_CID}.scope", _CID, _UID, "cri-o", "guaranteed"),
+        (f"12:memory:/kubepods/besteffort/pod{_UID}/{_CID}\n11:cpu,cpuacct:/kubepods/besteffort/pod{_UID}/{_CID}\n", _CID, _UID, None, "besteffort"),
+        (f"4:devices:/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{_UID_}.slice/docker-{_CID}.scope", _CID, _UID, "docker", "besteffort"),
+        (f"13:name=systemd:/docker/{_CID}\n", _CID, None, "docker", None),
+        (f"0::/system.slice/docker-{_CID}.scope", _CID, None, "docker", None),
+        (f"0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{_UID_}.slice", None, _UID, None, "burstable"),
+    ],
+)  # fmt: skip
+def test_xid_attribution_cases(text, cid, uid, runtime, qos):
+    info = parse_cgroup(text)
+    assert (info.container_id, info.pod_uid, info.runtime, info.qos) == (cid, uid, runtime, qos)
+
+
+@pytest.mark.parametrize("text", ["0::/user.slice/user-1000.slice/session-3.scope", "0::/", "", "garbage"])
+def test_not_a_container_has_no_ids(text):
+    info = parse_cgroup(text)
+    assert info.container_id is None and info.pod_uid is None

@@ -1,0 +1,200 @@
+"""analyze_xid_errors: NVIDIA XID errors from the kernel log and live NVML events, with actions."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import Field
+
+from k8s_gpu_mcp.tools import _common
+from k8s_gpu_mcp.tools._common import READ_ONLY, GpuSelector, Source, select_gpus
+from k8s_gpu_mcp.xid.models import XidAnalysis
+
+if TYPE_CHECKING:
+    from k8s_gpu_mcp.server import AgentApp
+    from k8s_gpu_mcp.xid.watcher import XidWatcher
+
+log = logging.getLogger(__name__)
+SOURCES = ("auto", "kmsg", "journal", "dmesg", "nvml", "scenario")
+MOCK_LAST_LINE_AGE = timedelta(minutes=5)
+
+
+class XidErrorsResult(XidAnalysis):
+    source: Source
+
+
+def _start_watcher(app: AgentApp) -> XidWatcher | None:
+    """Start the NVML XID watcher with the backend; scenario xid_events are delivered after it registers."""
+    from k8s_gpu_mcp.xid.watcher import XidWatcher
+
+    refs = [r for r in app.backend.adapter.gpus() if r.handle is not None and not r.lost_reason]
+    try:
+        watcher = XidWatcher(
+            app.backend.nvml, [(r.index, r.handle) for r in refs], bus_ids={r.index: r.bus_id for r in refs}
+        )
+        watcher.start(background=app.backend.mock is None)  # mock: drained on demand, deterministic
+    except Exception as exc:  # noqa: BLE001 - no watcher is a degraded mode, not a failure
+        log.warning("NVML XID watcher not started", extra={"error": str(exc)})
+        return None
+    app.closers.append(watcher.stop)
+    mock = app.backend.mock
+    if mock is not None:
+        for ev in mock.xid_events:
+            app.backend.nvml.fake_emit_event(
+                int(ev["gpu"]), app.backend.nvml.nvmlEventTypeXidCriticalError, int(ev["xid"])
+            )
+    return watcher
+
+
+def _mock_boot_time(lines: list[str], now: datetime) -> datetime:
+    """Mock fleet: a boot time that makes the scenario's last kernel line a few minutes old."""
+    from k8s_gpu_mcp.xid.parse import parse_prefix
+
+    uptimes = [parse_prefix(line[: line.find("NVRM")] if "NVRM" in line else line).uptime_s for line in lines]
+    latest = max((u for u in uptimes if u is not None), default=0.0)
+    return now - MOCK_LAST_LINE_AGE - timedelta(seconds=latest)
+
+
+def register(app: AgentApp) -> None:
+    watcher = _start_watcher(app)
+
+    def analyze_xid_errors(
+        since: Annotated[str, Field(description='Window: "30m", "24h", "7d" or an RFC 3339 time')] = "24h",
+        gpus: GpuSelector = None,
+        min_severity: Annotated[
+            str | None, Field(description="Only events at or above: Info, Warning, Critical or Fatal")
+        ] = None,
+        limit: Annotated[int, Field(ge=1, le=5000, description="Most recent events to return")] = 200,
+        source: Annotated[
+            str | None,
+            Field(
+                description="auto (default), kmsg, journal, dmesg, nvml, scenario, or a kernel log file path"
+            ),
+        ] = None,
+    ) -> XidErrorsResult:
+        """Find NVIDIA XID errors (kernel log + live NVML events) and say what to do: per event the XID,
+        NVIDIA's catalog name, severity, SRE action and resolution bucket (decoded from the message where
+        NVIDIA's action depends on it: 45, 48, 74, 144-150, 154), the GPU index/UUID/PCI id, pid and process;
+        a per-GPU summary, a node verdict (worst severity) and one recommendation naming GPUs and actions.
+        Use it for stuck or crashed GPU jobs. SXids (NVSwitch) are listed separately."""
+        from k8s_gpu_mcp.xid.analyze import analyze
+        from k8s_gpu_mcp.xid.sources import read_kernel_log
+
+        settings, mock = app.settings, app.backend.mock
+        chosen = source or "auto"
+        if chosen not in SOURCES and not Path(chosen).is_file():
+            raise ToolError(
+                f"invalid source {chosen!r}: use one of {', '.join(SOURCES)} or an existing file path"
+            )
+        indexes = [r.index for r in select_gpus(app, gpus)] if gpus is not None else None
+        now = datetime.now(UTC)
+        if chosen == "auto" and settings.kernel_log:
+            chosen = settings.kernel_log
+        elif chosen == "auto" and mock is not None:
+            chosen = "scenario"
+        if mock is not None and chosen in ("kmsg", "journal", "dmesg"):
+            raise ToolError(
+                f"source {chosen!r} reads this machine's kernel, but the agent serves the mock fleet; "
+                "use 'scenario', 'nvml' or a file path"
+            )
+        events: list[Any] = []
+        sxids: list[Any] = []
+        used: list[str] = []
+        notes: list[str] = []
+        unavailable: dict[str, str] = {}
+        if chosen != "nvml":
+            lines = mock.kernel_log if mock is not None else []
+            boot = _mock_boot_time(lines, now) if chosen == "scenario" and mock is not None else None
+            if chosen == "scenario" and mock is None:
+                raise ToolError("source 'scenario' needs the mock fleet (--profile/--scenario)")
+            journal = Path(settings.host_root) / "var" / "log" / "journal"
+            try:
+                klog = read_kernel_log(
+                    chosen,
+                    since=None,
+                    lines=lines,
+                    proc_root=settings.proc_root,
+                    journal_dir=str(journal) if journal.is_dir() else None,
+                    boot_time=boot,
+                    now=now,
+                )
+            except ValueError as exc:
+                raise ToolError(str(exc)) from exc
+            unavailable.update({f"kernel_log.{k}": v for k, v in klog.unavailable.items()})
+            if klog.source is None:
+                notes.append("No kernel log source could be read; only live NVML events are included.")
+            else:
+                used.append(klog.source)
+                for ev in klog.parser.events:
+                    ev.source = klog.source
+                events.extend(klog.parser.events)
+                sxids.extend(klog.parser.sxids)
+            if boot is not None:
+                notes.append(
+                    "Mock fleet: scenario uptime stamps are dated as if the last line were 5 minutes old."
+                )
+        if watcher is not None:
+            watcher.drain()
+            live = watcher.events()
+            events.extend(live)
+            used.append("nvml")
+            notes.append(
+                f"Live XID events come from an NVML event set (nvmlEventSetWait_v2) registered when the agent "
+                f"started: {len(live)} so far; earlier XIDs are only in the kernel log."
+            )
+            unavailable.update({f"nvml.gpu{i}": why for i, why in watcher.unwatched.items()})
+            if watcher.last_error:
+                unavailable["nvml"] = watcher.last_error
+        else:
+            unavailable["nvml"] = "NVML XID watcher not running"
+        refs = app.backend.adapter.gpus()
+        if app.backend.adapter.enumeration_error:
+            unavailable["gpus"] = app.backend.adapter.enumeration_error
+        for ref in refs:
+            if ref.lost_reason:
+                unavailable[f"gpu{ref.index}"] = ref.lost_reason
+            unavailable.update({f"gpu{ref.index}.{k}": v for k, v in ref.unavailable.items()})
+        gpu_map = [{"index": r.index, "uuid": r.uuid, "bus_id": r.bus_id} for r in refs]
+        try:
+            result = analyze(
+                events,
+                gpu_map,
+                since=since,
+                gpus=indexes,
+                min_severity=min_severity,
+                limit=limit,
+                sxids=sxids,
+                sources=used,
+                proc_root=settings.proc_root if mock is None else None,
+                now=now,
+                notes=notes,
+                unavailable=unavailable,
+            )
+        except ValueError as exc:
+            raise ToolError(str(exc)) from exc
+        return XidErrorsResult(**result.model_dump(), source=_common.source(app))
+
+    app.add_tool(analyze_xid_errors, title="Analyze XID errors", annotations=READ_ONLY)
+
+    @app.server.resource(
+        "xid://catalog/{code}",
+        name="xid-catalog",
+        title="NVIDIA XID catalog entry",
+        description="One XID from NVIDIA's catalog: buckets, derived severity and SRE action",
+        mime_type="application/json",
+    )
+    def xid_catalog_entry(code: str) -> str:
+        from dataclasses import asdict
+
+        from k8s_gpu_mcp.xid.catalog import lookup
+
+        try:
+            number = int(code)
+        except ValueError:
+            raise ValueError(f"XID code must be an integer, got {code!r}") from None
+        return json.dumps(asdict(lookup(number)))

@@ -1,0 +1,312 @@
+"""Pure XID analysis: events from any sources + the NVML GPU map -> verdict and recommendation."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from ..k8s.cgroup import read_cgroup
+from .catalog import SEVERITY_ORDER, lookup
+from .decode import decode
+from .models import SxidEvent, Verdict, XidAnalysis, XidEvent, XidSummary
+from .parse import KernelEvent, normalize_bus_id
+from .parse import SxidEvent as RawSxid
+
+MERGE_WINDOW_S = 2.0  # the same XID on the same GPU seen by two sources
+LOST_MERGE_WINDOW_S = 300.0  # a no-XID lost-GPU report next to an XID 79 is the same loss
+RELATED_WINDOW_S = 300.0  # "nearby" XIDs for message decoding (48 with 63/64, 45 with its cause)
+RECURRING_COUNT = 3  # the same hardware XID this often on one GPU -> replace the GPU
+REPLACE_ACTION = "Drain the node and replace the GPU (recurring hardware XID; contact NVIDIA support)"
+_DURATION_RE = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+SINCE_HELP = 'a duration like "30m", "24h", "7d", "1h30m" or an RFC 3339 time like "2026-11-21T10:00:00Z"'
+
+
+@dataclass(frozen=True, slots=True)
+class Gpu:
+    index: int
+    uuid: str | None
+    bus_id: str | None
+
+
+def parse_since(since: str | None, now: datetime) -> datetime | None:
+    """``"24h"``/``"30m"``/``"7d"`` or RFC 3339 -> an aware datetime; None for no lower bound."""
+    if since is None or since == "":
+        return None
+    text = since.strip()
+    m = _DURATION_RE.match(text)
+    if m and any(m.groups()):
+        w, d, h, mi, s = (int(g or 0) for g in m.groups())
+        return now - timedelta(weeks=w, days=d, hours=h, minutes=mi, seconds=s)
+    try:
+        ts = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"invalid since {since!r}: use {SINCE_HELP}") from None
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
+def _gpus(gpu_map: Iterable[dict[str, Any] | Gpu]) -> list[Gpu]:
+    out = []
+    for g in gpu_map:
+        if isinstance(g, Gpu):
+            out.append(g)
+        else:
+            out.append(Gpu(int(g["index"]), g.get("uuid"), normalize_bus_id(g.get("bus_id"))))
+    return out
+
+
+def _select(gpus: list[Gpu], selectors: Sequence[int | str] | None) -> set[int] | None:
+    if selectors is None:
+        return None
+    chosen: set[int] = set()
+    for sel in selectors:
+        norm = normalize_bus_id(sel) if isinstance(sel, str) else None
+        match = [
+            g for g in gpus if sel in (g.index, g.uuid) or (norm and norm == g.bus_id) or str(g.index) == sel
+        ]
+        if not match:
+            valid = ", ".join(f"{g.index} ({g.uuid})" for g in gpus) or "none"
+            raise ValueError(f"unknown GPU {sel!r}; valid GPUs: {valid}")
+        chosen.update(g.index for g in match)
+    return chosen
+
+
+def _merge(events: list[KernelEvent]) -> list[tuple[KernelEvent, list[str]]]:
+    """Fold the same event seen by several sources (or a lost-GPU report beside its XID 79)."""
+    merged: list[tuple[KernelEvent, list[str]]] = []
+    for ev in sorted(
+        events, key=lambda e: (e.timestamp is None, e.timestamp or datetime.min.replace(tzinfo=UTC))
+    ):
+        code = 79 if ev.kind == "gpu_lost" else ev.xid
+        for prev, sources in reversed(merged[-64:]):
+            prev_code = 79 if prev.kind == "gpu_lost" else prev.xid
+            if prev_code != code or (prev.bus_id or prev.gpu_index) != (ev.bus_id or ev.gpu_index):
+                continue
+            if prev.bus_id is None and prev.gpu_index != ev.gpu_index:
+                continue
+            lost_pair = (prev.kind == "gpu_lost") != (ev.kind == "gpu_lost")
+            window = LOST_MERGE_WINDOW_S if lost_pair else MERGE_WINDOW_S
+            if not lost_pair and ev.source in sources:
+                continue
+            if (
+                prev.timestamp
+                and ev.timestamp
+                and abs((ev.timestamp - prev.timestamp).total_seconds()) <= window
+            ):
+                if ev.source not in sources:
+                    sources.append(ev.source)
+                if prev.kind == "gpu_lost" and ev.kind == "xid":  # keep the XID line as the event
+                    merged[merged.index((prev, sources))] = (ev, sources)
+                break
+        else:
+            merged.append((ev, [ev.source]))
+    return merged
+
+
+def analyze(
+    events: Iterable[KernelEvent],
+    gpu_map: Iterable[dict[str, Any] | Gpu],
+    *,
+    since: str | None = "24h",
+    gpus: Sequence[int | str] | None = None,
+    min_severity: str | None = None,
+    limit: int = 200,
+    sxids: Iterable[RawSxid] = (),
+    sources: Sequence[str] = (),
+    proc_root: str | Path | None = None,
+    now: datetime | None = None,
+    notes: Sequence[str] = (),
+    unavailable: dict[str, str] | None = None,
+) -> XidAnalysis:
+    """Analyse XID events. Raises ValueError (with the valid choices) on bad arguments."""
+    now = now or datetime.now(UTC)
+    if min_severity is not None and min_severity not in SEVERITY_ORDER:
+        raise ValueError(f"invalid min_severity {min_severity!r}; valid: {', '.join(SEVERITY_ORDER)}")
+    if limit < 1:
+        raise ValueError("limit must be >= 1")
+    lower = parse_since(since, now)
+    gpu_list = _gpus(gpu_map)
+    chosen = _select(gpu_list, gpus)
+    by_bus = {g.bus_id: g for g in gpu_list if g.bus_id}
+    by_index = {g.index: g for g in gpu_list}
+    out_notes = list(notes)
+
+    resolved: list[KernelEvent] = []
+    unmatched: set[str] = set()
+    for ev in events:
+        gpu = by_index.get(ev.gpu_index) if ev.gpu_index is not None else by_bus.get(ev.bus_id or "")
+        if gpu is not None:
+            ev.gpu_index, ev.bus_id = gpu.index, ev.bus_id or gpu.bus_id
+        elif ev.pci:
+            unmatched.add(ev.pci)
+        if lower is not None and ev.timestamp is not None and ev.timestamp < lower:
+            continue
+        if chosen is not None and ev.gpu_index not in chosen:
+            continue
+        resolved.append(ev)
+    if unmatched:
+        out_notes.append(
+            "XIDs on PCI ids NVML does not list (lost or hidden GPUs): " + ", ".join(sorted(unmatched))
+        )
+    undated = sum(1 for e in resolved if e.timestamp is None)
+    if undated:
+        out_notes.append(f"{undated} event(s) have no usable timestamp and were kept regardless of since")
+
+    merged = _merge(resolved)
+    decoded: list[XidEvent] = []
+    for ev, srcs in merged:
+        decoded.append(_event(ev, srcs, merged, by_index, proc_root))
+    if min_severity is not None:
+        decoded = [e for e in decoded if SEVERITY_ORDER[e.severity] >= SEVERITY_ORDER[min_severity]]
+
+    summary = _summary(decoded)
+    verdict: Verdict = max((e.severity for e in decoded), key=SEVERITY_ORDER.__getitem__, default="OK")
+    truncated = len(decoded) > limit
+    return XidAnalysis(
+        verdict=verdict,
+        recommendation=_recommendation(summary),
+        events=decoded[-limit:],
+        summary=summary,
+        sxids=[_sxid(s) for s in sxids if lower is None or s.timestamp is None or s.timestamp >= lower],
+        total_events=len(decoded),
+        truncated=truncated,
+        since=lower,
+        sources=list(sources),
+        notes=out_notes,
+        unavailable=unavailable or {},
+    )
+
+
+def _event(
+    ev: KernelEvent,
+    sources: list[str],
+    merged: list[tuple[KernelEvent, list[str]]],
+    by_index: dict[int, Gpu],
+    proc_root: str | Path | None,
+) -> XidEvent:
+    code = 79 if ev.kind == "gpu_lost" or ev.xid is None else ev.xid
+    related = {
+        (79 if o.kind == "gpu_lost" else o.xid or 0)
+        for o, _ in merged
+        if o is not ev
+        and (o.bus_id or o.gpu_index) == (ev.bus_id or ev.gpu_index)
+        and (o.timestamp is None or ev.timestamp is None or abs((o.timestamp - ev.timestamp).total_seconds()) <= RELATED_WINDOW_S)
+    }  # fmt: skip
+    d = decode(code, ev.message, related=related, caused_by=ev.caused_by_xid)
+    info = lookup(code)
+    name = info.name if ev.kind == "xid" else "GPU has fallen off the bus (reported without an XID)"
+    cg = read_cgroup(proc_root, ev.pid) if proc_root is not None and ev.pid else None
+    gpu = by_index.get(ev.gpu_index) if ev.gpu_index is not None else None
+    return XidEvent(
+        timestamp=ev.timestamp,
+        timestamp_note=ev.timestamp_note,
+        kind=ev.kind,
+        xid=code,
+        name=name,
+        severity=d.severity,
+        sre_action=d.sre_action,
+        bucket=d.bucket,
+        investigatory_bucket=d.investigatory_bucket,
+        subcode=d.subcode,
+        notes=d.notes,
+        app_caused=d.app_caused,
+        app_caused_why=d.app_caused_why,
+        sympathetic=ev.sympathetic or (code == 45 and d.severity == "Info"),
+        caused_by_xid=ev.caused_by_xid,
+        gpu_index=ev.gpu_index,
+        gpu_uuid=gpu.uuid if gpu else None,
+        bus_id=ev.bus_id,
+        pci=ev.pci,
+        pid=ev.pid,
+        process=ev.process,
+        container_id=cg.container_id if cg else None,
+        pod_uid=cg.pod_uid if cg else None,
+        raw=ev.raw,
+        sources=sources,
+    )
+
+
+def _summary(events: list[XidEvent]) -> list[XidSummary]:
+    groups: dict[tuple[int, int | None, str | None], list[XidEvent]] = {}
+    for e in events:
+        groups.setdefault((e.xid, e.gpu_index, e.bus_id), []).append(e)
+    out = []
+    for (xid, index, bus_id), evs in groups.items():
+        worst = max(evs, key=lambda e: SEVERITY_ORDER[e.severity])
+        stamps = [e.timestamp for e in evs if e.timestamp]
+        action = worst.sre_action
+        if (
+            len(evs) >= RECURRING_COUNT
+            and worst.severity in ("Critical", "Fatal")
+            and lookup(xid).origin == "hardware"
+        ):
+            action = REPLACE_ACTION
+        out.append(
+            XidSummary(
+                xid=xid,
+                name=worst.name,
+                gpu_index=index,
+                gpu_uuid=worst.gpu_uuid,
+                bus_id=bus_id,
+                count=len(evs),
+                first_seen=min(stamps, default=None),
+                last_seen=max(stamps, default=None),
+                severity=worst.severity,
+                sre_action=action,
+            )
+        )
+    out.sort(
+        key=lambda s: (
+            -SEVERITY_ORDER[s.severity],
+            s.gpu_index if s.gpu_index is not None else 1 << 30,
+            s.xid,
+        )
+    )
+    return out
+
+
+def _gpu_label(indexes: list[int | None], buses: list[str | None]) -> str:
+    known = sorted({i for i in indexes if i is not None})
+    unknown = sorted({b for i, b in zip(indexes, buses, strict=True) if i is None and b})
+    parts = []
+    if known:
+        parts.append(("GPU " if len(known) == 1 else "GPUs ") + ", ".join(map(str, known)))
+    if unknown:
+        parts.append("PCI " + ", ".join(unknown))
+    return " and ".join(parts) or "an unidentified GPU"
+
+
+def _recommendation(summary: list[XidSummary]) -> str:
+    if not summary:
+        return "No XID errors in the window; no action needed."
+    actionable = [s for s in summary if s.severity != "Info"] or summary
+    by_action: dict[str, dict[int, list[XidSummary]]] = {}
+    for s in actionable:
+        by_action.setdefault(s.sre_action, {}).setdefault(s.xid, []).append(s)
+    sentences = []
+    for action, per_xid in by_action.items():
+        clauses = []
+        for xid, rows in per_xid.items():
+            label = _gpu_label([r.gpu_index for r in rows], [r.bus_id for r in rows])
+            count = sum(r.count for r in rows)
+            times = f" ({count} times)" if count > 1 else ""
+            clauses.append(f"XID {xid} ({rows[0].name}) on {label}{times}")
+        sentences.append(f"{action}: " + "; ".join(clauses) + ".")
+    return " ".join(sentences)
+
+
+def _sxid(s: RawSxid) -> SxidEvent:
+    return SxidEvent(
+        sxid=s.sxid,
+        switch=s.switch,
+        bus_id=s.bus_id,
+        fatal=s.fatal,
+        link=s.link,
+        message=s.message,
+        details=s.details,
+        timestamp=s.timestamp,
+        raw=s.raw,
+    )

@@ -1,0 +1,82 @@
+"""Pydantic result types of the XID analysis (they are the MCP tool's output schema)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+Severity = Literal["Info", "Warning", "Critical", "Fatal"]
+Verdict = Literal["OK", "Info", "Warning", "Critical", "Fatal"]
+
+
+class XidEvent(BaseModel):
+    timestamp: datetime | None = Field(description="Wall clock (UTC); null when the line could not be dated")
+    timestamp_note: str | None = Field(None, description="Why timestamp is null or approximate")
+    kind: Literal["xid", "gpu_lost"] = Field(
+        description="gpu_lost: no-XID 'fallen off the bus' report or NVML GpuIsLost"
+    )
+    xid: int = Field(description="XID number (79 for a lost GPU reported without an XID)")
+    name: str
+    severity: Severity
+    sre_action: str
+    bucket: str | None = Field(description="NVIDIA's immediate resolution bucket (after message decoding)")
+    investigatory_bucket: str | None = None
+    subcode: str | None = Field(None, description="Decoded unit/subcode, recovery action or NVLink link")
+    notes: list[str] = Field(default_factory=list)
+    app_caused: bool = Field(False, description="Often caused by the application rather than the GPU")
+    app_caused_why: str | None = None
+    sympathetic: bool = Field(False, description="Side effect of another XID")
+    caused_by_xid: int | None = None
+    gpu_index: int | None = None
+    gpu_uuid: str | None = None
+    bus_id: str | None = Field(None, description="NVML form, e.g. 00000000:3B:00.0")
+    pci: str | None = Field(None, description="PCI id exactly as the kernel printed it")
+    pid: int | None = None
+    process: str | None = None
+    container_id: str | None = None
+    pod_uid: str | None = None
+    raw: str | None = Field(None, description="The kernel line(s) verbatim")
+    sources: list[str] = Field(
+        description="Where the event was seen: kmsg, journal, dmesg, file, nvml, scenario"
+    )
+
+
+class XidSummary(BaseModel):
+    xid: int
+    name: str
+    gpu_index: int | None
+    gpu_uuid: str | None
+    bus_id: str | None
+    count: int
+    first_seen: datetime | None
+    last_seen: datetime | None
+    severity: Severity
+    sre_action: str
+
+
+class SxidEvent(BaseModel):
+    sxid: int
+    switch: int
+    bus_id: str | None
+    fatal: bool | None
+    link: int | None
+    message: str
+    details: list[str] = Field(default_factory=list)
+    timestamp: datetime | None
+    raw: str
+
+
+class XidAnalysis(BaseModel):
+    verdict: Verdict = Field(description="Worst severity among the reported events; OK when there are none")
+    recommendation: str
+    events: list[XidEvent]
+    summary: list[XidSummary]
+    sxids: list[SxidEvent] = Field(default_factory=list, description="NVSwitch SXids (never GPU XIDs)")
+    total_events: int
+    truncated: bool = Field(description="True when limit cut the event list (summary and verdict cover all)")
+    since: datetime | None
+    sources: list[str]
+    notes: list[str] = Field(default_factory=list)
+    unavailable: dict[str, str] = Field(default_factory=dict)

@@ -1,0 +1,342 @@
+"""Kernel-log line parser for NVIDIA XID, SXid and lost-GPU reports.
+
+Accepts every prefix style seen in the wild: dmesg uptime ``[ 1234.567890]`` (with or without a
+``[ T123]`` caller id), ``dmesg -T`` ctime, ISO-8601 (dmesg --time-format iso, journalctl -o
+short-iso, remote-log collectors), syslog ``Mon DD HH:MM:SS host kernel:`` in any locale, and raw
+``/dev/kmsg`` records ``prio,seq,usec,flags;msg``. The XID number is taken only from
+``NVRM: Xid (<bdf>): <N>,``. The parser never raises: a prefix it cannot date keeps
+``timestamp=None`` and says why in ``timestamp_note``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, tzinfo
+from functools import lru_cache
+from typing import Literal
+
+TimestampKind = Literal["uptime", "kmsg", "ctime", "iso", "syslog", "nvml", "none"]
+EventKind = Literal["xid", "gpu_lost"]
+
+XID_RE = re.compile(r"NVRM: Xid \((?P<pci>[^)]*)\): (?P<xid>\d+)(?:,|$)(?P<rest>.*)")
+SXID_RE = re.compile(
+    r"nvidia-nvswitch(?P<switch>\d+): SXid \((?P<pci>[^)]*)\): (?P<sxid>\d+)(?:,|$)\s*(?P<rest>.*)"
+)
+_PID_RE = re.compile(r"^\s*pid=(?P<pid>'<unknown>'|<unknown>|<n/a>|'<n/a>'|-?\d+)\s*(?:,|$)")
+_NAME_RE = re.compile(r"^\s*name=(?P<name>.*?)(?:, |,$|$)")
+_CAUSED_BY_RE = re.compile(r"caused by previous Xid (\d+)")
+_LOST_HEAD_RE = re.compile(
+    r"NVRM: The NVIDIA GPU (?P<pci>[0-9A-Fa-f]{1,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}(?:\.[0-7])?)"
+)
+_LOST_TAIL = "fallen off the bus and is not responding to commands"
+_PCI_RE = re.compile(
+    r"^(?:PCI:)?(?:(?P<domain>[0-9A-Fa-f]{1,8}):)?(?P<bus>[0-9A-Fa-f]{1,2}):(?P<dev>[0-9A-Fa-f]{1,2})(?:\.(?P<fn>[0-7]))?$"
+)
+
+# ---- timestamp prefixes ------------------------------------------------------------------------
+_KMSG_RE = re.compile(r"^(?P<prio>\d+),(?P<seq>\d+),(?P<usec>\d+),[^;]*;")
+_UPTIME_RE = re.compile(r"\[\s*(?P<up>\d+\.\d+)\]")
+_CTIME_RE = re.compile(
+    r"\[(?P<wd>\S+) (?P<mon>\S+) +(?P<day>\d{1,2}) (?P<t>\d{2}:\d{2}:\d{2}) (?P<year>\d{4})\]"
+)
+_ISO_RE = re.compile(
+    r"(?P<iso>\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2})(?:[.,](?P<frac>\d+))?(?P<tz>Z|[+-]\d{2}:?\d{2})?"
+)
+_SYSLOG_RE = re.compile(r"^(?P<mon>[^\W\d_][^\s\d]{1,5}) +(?P<day>\d{1,2}) (?P<t>\d{2}:\d{2}:\d{2}) ")
+
+_MONTHS = {
+    # English, then common German/French/Spanish/Italian/Dutch/Portuguese abbreviations.
+    **{m: i for i, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split(), 1)},
+    "sept": 9, "mär": 3, "mrz": 3, "mai": 5, "okt": 10, "dez": 12, "janv": 1, "févr": 2, "fév": 2, "mars": 3,
+    "avr": 4, "juin": 6, "juil": 7, "août": 8, "aoû": 8, "déc": 12, "ene": 1, "abr": 4, "ago": 8, "dic": 12,
+    "gen": 1, "mag": 5, "giu": 6, "lug": 7, "set": 9, "ott": 10, "mei": 5, "okt.": 10, "fev": 2, "out": 10,
+    "dez.": 12,
+}  # fmt: skip
+
+
+@dataclass(slots=True)
+class Timestamp:
+    kind: TimestampKind = "none"
+    wall: datetime | None = None
+    uptime_s: float | None = None
+    note: str | None = None
+    prefix: str = ""
+
+
+@dataclass(slots=True)
+class KernelEvent:
+    """One GPU event from the kernel log: an XID line or a no-XID lost-GPU report."""
+
+    kind: EventKind
+    xid: int | None
+    pci: str | None  # exactly as printed
+    bus_id: str | None  # NVML form 00000000:3B:00.0, None when the printed id is not a PCI address
+    pid: int | None
+    process: str | None
+    message: str
+    raw: str
+    timestamp: datetime | None
+    uptime_s: float | None
+    timestamp_kind: TimestampKind
+    timestamp_note: str | None
+    caused_by_xid: int | None = None
+    sympathetic: bool = False
+    source: str = "kernel"
+    gpu_index: int | None = None  # known when the source is NVML, else resolved from bus_id
+
+
+@dataclass(slots=True)
+class SxidEvent:
+    """One NVSwitch SXid report (never a GPU XID); Severity/Data follow-up lines go to ``details``."""
+
+    sxid: int
+    switch: int
+    pci: str
+    bus_id: str | None
+    fatal: bool | None
+    link: int | None
+    message: str
+    raw: str
+    timestamp: datetime | None
+    timestamp_kind: TimestampKind
+    details: list[str] = field(default_factory=list)
+
+
+# ---- PCI ids -----------------------------------------------------------------------------------
+@lru_cache(maxsize=1024)
+def normalize_bus_id(text: str | None) -> str | None:
+    """``PCI:0000:3b:00`` / ``3b:00`` / ``0000:3b:00.0`` -> NVML's ``00000000:3B:00.0``; None if not a bdf."""
+    if not text:
+        return None
+    m = _PCI_RE.match(text.strip())
+    if not m:
+        return None
+    domain = int(m["domain"] or "0", 16)
+    return f"{domain:08X}:{int(m['bus'], 16):02X}:{int(m['dev'], 16):02X}.{m['fn'] or '0'}"
+
+
+def kernel_bus_id(nvml_bus_id: str) -> str | None:
+    """Any bus id form -> the kernel's short form ``0000:3b:00`` (as in ``NVRM: Xid (PCI:...)``)."""
+    from k8s_gpu_mcp.gpu.adapter import short_bus_id
+
+    norm = normalize_bus_id(nvml_bus_id)
+    return short_bus_id(norm) if norm else None
+
+
+# ---- timestamps --------------------------------------------------------------------------------
+def _month(name: str) -> int | None:
+    key = name.lower().rstrip(".")
+    return _MONTHS.get(key) or _MONTHS.get(key[:3])
+
+
+def parse_prefix(
+    prefix: str, *, boot_time: datetime | None = None, now: datetime | None = None, tz: tzinfo | None = None
+) -> Timestamp:
+    """Date a line from the text before the message. Uptime stamps need ``boot_time`` for wall clock."""
+    ts = Timestamp(prefix=prefix)
+    if prefix.startswith("[") and (u := _UPTIME_RE.match(prefix)):  # plain dmesg: the common case
+        ts.kind, ts.uptime_s = "uptime", float(u["up"])
+        if boot_time is None:
+            ts.note = "uptime stamp and no boot time to convert it"
+        else:
+            ts.wall = (boot_time + timedelta(seconds=ts.uptime_s)).astimezone(UTC)
+        return ts
+    m = _KMSG_RE.match(prefix)
+    if m:
+        ts.kind, ts.uptime_s = "kmsg", int(m["usec"]) / 1e6
+    elif m := _ISO_RE.search(prefix):
+        ts.kind = "iso"
+        frac = (m["frac"] or "")[:6].ljust(6, "0")
+        tzs = m["tz"] or ""
+        try:
+            wall = datetime.fromisoformat(
+                f"{m['iso'].replace(' ', 'T')}.{frac}{'+00:00' if tzs == 'Z' else tzs}"
+            )
+            ts.wall = (
+                wall if wall.tzinfo else wall.replace(tzinfo=tz).astimezone(UTC) if tz else wall.astimezone()
+            )
+        except ValueError as exc:
+            ts.note = f"unparseable ISO timestamp: {exc}"
+    elif m := _CTIME_RE.search(prefix):
+        ts.kind = "ctime"
+        ts.wall, ts.note = _calendar(m["mon"], m["day"], m["t"], int(m["year"]), tz)
+    elif m := _SYSLOG_RE.match(prefix):
+        ts.kind = "syslog"
+        ref = now or datetime.now(UTC)
+        ts.wall, ts.note = _calendar(m["mon"], m["day"], m["t"], ref.year, tz)
+        if ts.wall is not None and ts.wall - ref > timedelta(
+            days=1
+        ):  # syslog has no year: last year's December
+            ts.wall = ts.wall.replace(year=ts.wall.year - 1)
+    if ts.kind in ("none", "syslog", "iso", "ctime") and (u := _UPTIME_RE.search(prefix)):
+        ts.uptime_s = float(u["up"])
+        if ts.kind == "none":
+            ts.kind = "uptime"
+    if ts.wall is None and ts.uptime_s is not None:
+        if boot_time is not None:
+            ts.wall = boot_time + timedelta(seconds=ts.uptime_s)
+        else:
+            ts.note = "uptime stamp and no boot time to convert it"
+    elif ts.kind == "none":
+        ts.note = "no timestamp in the line"
+    if ts.wall is not None:
+        ts.wall = ts.wall.astimezone(UTC)
+    return ts
+
+
+def _calendar(
+    mon: str, day: str, hms: str, year: int, tz: tzinfo | None
+) -> tuple[datetime | None, str | None]:
+    month = _month(mon)
+    if month is None:
+        return None, f"unrecognised month name {mon!r}"
+    try:
+        naive = datetime(year, month, int(day), *map(int, hms.split(":")))
+    except ValueError as exc:
+        return None, f"invalid date: {exc}"
+    return (naive.replace(tzinfo=tz) if tz else naive.astimezone()), None
+
+
+# ---- lines -------------------------------------------------------------------------------------
+def _split_pid_name(rest: str) -> tuple[int | None, str | None, str]:
+    pid: int | None = None
+    name: str | None = None
+    if m := _PID_RE.match(rest):
+        raw = m["pid"]
+        pid = int(raw) if raw.lstrip("-").isdigit() and int(raw) > 0 else None
+        rest = rest[m.end() :]
+        if m := _NAME_RE.match(rest):
+            raw_name = m["name"].strip()
+            name = None if raw_name in ("<unknown>", "'<unknown>'", "") else raw_name
+            rest = rest[m.end() :]
+    return pid, name, rest.strip()
+
+
+class LineParser:
+    """Stateful parser: feed lines in order; it joins the multi-line lost-GPU report."""
+
+    def __init__(
+        self, *, boot_time: datetime | None = None, now: datetime | None = None, tz: tzinfo | None = None
+    ) -> None:
+        self.boot_time, self.now, self.tz = boot_time, now, tz
+        self.events: list[KernelEvent] = []
+        self.sxids: list[SxidEvent] = []
+        self._lost_head: tuple[str, Timestamp, str, int] | None = None  # pci, ts, raw, lines since
+        self._seen = 0
+
+    def _ts(self, prefix: str) -> Timestamp:
+        return parse_prefix(prefix, boot_time=self.boot_time, now=self.now, tz=self.tz)
+
+    def feed(self, line: str | bytes) -> None:
+        try:
+            self._feed(line)
+        except Exception:  # noqa: BLE001 - a log line must never break the analysis
+            return
+
+    def _feed(self, line: str | bytes) -> None:
+        if isinstance(line, bytes):
+            line = line.decode("utf-8", "replace")
+        line = line.rstrip("\r\n").replace("\\x0a", "\n")
+        self._seen += 1
+        for part in line.split("\n") if "\n" in line else (line,):
+            self._feed_one(part, line)
+
+    def _feed_one(self, line: str, raw: str) -> None:
+        pos = line.find("NVRM: ")
+        if pos >= 0:
+            m = XID_RE.search(line, pos)
+            if m:
+                self._xid(m, line)
+                return
+            if h := _LOST_HEAD_RE.search(line, pos):
+                self._lost_head = (h["pci"], self._ts(line[:pos]), raw, self._seen)
+                if _LOST_TAIL not in line:
+                    return
+            if _LOST_TAIL in line and self._lost_head and self._seen - self._lost_head[3] <= 2:
+                pci, ts, head_raw, _ = self._lost_head
+                self._lost_head = None
+                text = head_raw if head_raw == raw else f"{head_raw}\n{raw}"
+                self.events.append(
+                    KernelEvent(
+                        kind="gpu_lost", xid=None, pci=pci, bus_id=normalize_bus_id(pci), pid=None, process=None,
+                        message="GPU has fallen off the bus and is not responding (no XID line)", raw=text,
+                        timestamp=ts.wall, uptime_s=ts.uptime_s, timestamp_kind=ts.kind, timestamp_note=ts.note,
+                    )
+                )  # fmt: skip
+            return
+        if "SXid" in line and (m := SXID_RE.search(line)):
+            self._sxid(m, line)
+
+    def _xid(self, m: re.Match[str], line: str) -> None:
+        ts = self._ts(line[: m.start()])
+        pid, name, message = _split_pid_name(m["rest"])
+        xid = int(m["xid"])
+        caused = _CAUSED_BY_RE.search(message) if xid == 45 else None
+        self.events.append(
+            KernelEvent(
+                kind="xid", xid=xid, pci=m["pci"], bus_id=normalize_bus_id(m["pci"]), pid=pid, process=name,
+                message=message, raw=line, timestamp=ts.wall, uptime_s=ts.uptime_s, timestamp_kind=ts.kind,
+                timestamp_note=ts.note, caused_by_xid=int(caused[1]) if caused else None, sympathetic=caused is not None,
+            )
+        )  # fmt: skip
+
+    def _sxid(self, m: re.Match[str], line: str) -> None:
+        """Consecutive lines of one SXid (Data, Fatal/Non-fatal header, Severity) form one report."""
+        rest, sxid, switch = m["rest"], int(m["sxid"]), int(m["switch"])
+        head = rest.split(",", 1)[0].strip()
+        is_header = head in ("Fatal", "Non-fatal")
+        last = self.sxids[-1] if self.sxids else None
+        same = last is not None and (last.sxid, last.switch, last.pci) == (sxid, switch, m["pci"])
+        if same and last is not None and last.fatal is not None:
+            # A header, or a second Data block, after a complete report starts the next report.
+            same = not is_header and not (
+                head.startswith("Data") and any(d.startswith("Data") for d in last.details)
+            )
+        if same and last is not None:
+            if is_header:  # a Data line came first: the header names the report
+                last.details.append(last.message)
+                last.message, last.raw = rest, line
+                last.fatal = head == "Fatal"
+                last.link = _link(rest)
+            else:
+                last.details.append(rest)
+            return
+        ts = self._ts(line[: m.start()])
+        self.sxids.append(
+            SxidEvent(
+                sxid=sxid, switch=switch, pci=m["pci"], bus_id=normalize_bus_id(m["pci"]),
+                fatal=(head == "Fatal") if is_header else None, link=_link(rest) if is_header else None,
+                message=rest, raw=line, timestamp=ts.wall, timestamp_kind=ts.kind,
+            )
+        )  # fmt: skip
+
+
+def _link(text: str) -> int | None:
+    m = re.search(r"Link (-?\d+)", text)
+    return int(m[1]) if m else None
+
+
+def parse_lines(
+    lines: Iterable[str | bytes],
+    *,
+    boot_time: datetime | None = None,
+    now: datetime | None = None,
+    tz: tzinfo | None = None,
+) -> LineParser:
+    """Parse an ordered sequence of kernel log lines; returns the parser holding events and sxids."""
+    parser = LineParser(boot_time=boot_time, now=now, tz=tz)
+    for line in lines:
+        parser.feed(line)
+    return parser
+
+
+def parse_line(line: str | bytes, **kwargs: object) -> KernelEvent | None:
+    """Parse one line; the XID or lost-GPU event it holds, else None. Never raises."""
+    events = parse_lines([line], **kwargs).events  # type: ignore[arg-type]
+    return events[0] if events else None
+
+
+def iter_events(parser: LineParser) -> Iterator[KernelEvent]:
+    yield from parser.events

@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from tests.conftest import call
+
+# H100 profile bus ids: GPU 3 and GPU 5, kernel-log form.
+XID48_79 = {
+    "name": "xid-48-79",
+    "kernel_log": "\n".join(
+        [
+            "[ 3600.000001] NVRM: Xid (PCI:{b3}): 48, pid=4242, name=python3, An uncorrectable double bit error (DBE) "
+            "has been detected on GPU in the framebuffer at partition 4, subpartition 1.",
+            "[ 3601.000000] NVRM: Xid (PCI:{b3}): 45, pid=4242, name=python3, Ch 00000008 caused by previous Xid 48",
+            "[ 3700.000000] NVRM: Xid (PCI:{b5}): 79, pid='<unknown>', name=<unknown>, GPU has fallen off the bus.",
+            "[ 3700.000100] NVRM: GPU {b5}.0: GPU has fallen off the bus.",
+        ]
+    ),
+}
+
+
+def _scenario(make_app):
+    probe = make_app()
+    refs = probe.backend.adapter.gpus()
+    text = XID48_79["kernel_log"].format(b3=refs[3].short_bus_id, b5=refs[5].short_bus_id)
+    return make_app(scenario={**XID48_79, "kernel_log": text}), refs
+
+
+@pytest.mark.anyio
+async def test_xid_48_and_79_on_h100_is_fatal_with_drain_actions(make_app):
+    app, refs = _scenario(make_app)
+    result = await call(app, "analyze_xid_errors")
+    assert not result.is_error, result.content[0].text
+    data = result.structured_content
+    assert data["verdict"] == "Fatal"
+    rec = data["recommendation"]
+    assert "Drain the node and reset the GPU: XID 48 (Double Bit ECC Error) on GPU 3" in rec
+    assert "Drain the node and reboot it: XID 79 (GPU has fallen off the bus) on GPU 5" in rec
+    by_xid = {e["xid"]: e for e in data["events"]}
+    assert by_xid[48]["gpu_uuid"] == refs[3].uuid and by_xid[48]["bus_id"] == refs[3].bus_id
+    assert by_xid[79]["gpu_index"] == 5 and by_xid[45]["sympathetic"]
+    assert data["source"]["mock"] is True and "scenario" in data["sources"]
+
+
+@pytest.mark.anyio
+async def test_filters_and_nvml_source(make_app):
+    app, _ = _scenario(make_app)
+    data = (await call(app, "analyze_xid_errors", {"gpus": [5], "min_severity": "Fatal"})).structured_content
+    assert [e["xid"] for e in data["events"]] == [79]
+    data = (await call(app, "analyze_xid_errors", {"source": "nvml"})).structured_content
+    assert data["verdict"] == "OK" and data["sources"] == ["nvml"]
+
+
+@pytest.mark.anyio
+async def test_live_nvml_event_from_scenario(make_app):
+    app = make_app(scenario={"xid_events": [{"gpu": 2, "xid": 48}]})
+    for _ in range(100):
+        data = (await call(app, "analyze_xid_errors", {"source": "nvml"})).structured_content
+        if data["events"]:
+            break
+        time.sleep(0.05)
+    (ev,) = data["events"]
+    assert (ev["xid"], ev["gpu_index"], ev["sources"]) == (48, 2, ["nvml"])
+
+
+@pytest.mark.anyio
+async def test_kernel_log_file_setting(make_app, tmp_path):
+    log = tmp_path / "kern.log"
+    log.write_text("[ 10.0] NVRM: Xid (PCI:0000:ee:00): 13, pid=1, name=a, Graphics SM Warp Exception\n")
+    app = make_app(kernel_log=str(log))
+    data = (await call(app, "analyze_xid_errors", {"since": "3650d"})).structured_content
+    assert data["sources"][0] == "file" and data["events"][0]["xid"] == 13 and data["events"][0]["app_caused"]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        ({"source": "bogus"}, "invalid source"),
+        ({"source": "kmsg"}, "mock fleet"),
+        ({"since": "yesterday"}, "invalid since"),
+        ({"min_severity": "Huge"}, "valid: Info"),
+        ({"gpus": [42]}, "valid GPUs"),
+    ],
+)
+async def test_bad_arguments_are_tool_errors(make_app, args, needle):
+    result = await call(make_app(), "analyze_xid_errors", args)
+    assert result.is_error and needle in result.content[0].text
+
+
+@pytest.mark.anyio
+async def test_catalog_resource(make_app):
+    from mcp.client import Client
+
+    async with Client(make_app().server) as client:
+        res = await client.read_resource("xid://catalog/48")
+    entry = json.loads(res.contents[0].text)
+    assert entry["immediate_bucket"] == "WORKFLOW_XID_48" and entry["severity"] == "Fatal"
