@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from k8s_gpu_mcp.host.procfs import boot_time
+
 from .parse import LineParser
 from .scan import scan_bytes, scan_file
 
@@ -34,13 +36,8 @@ class KernelLog:
 
 def read_boot_time(proc_root: str | Path = "/proc") -> datetime | None:
     """Boot time from ``btime`` in ``<proc_root>/stat``; None when unreadable."""
-    try:
-        for line in (Path(proc_root) / "stat").read_text().splitlines():
-            if line.startswith("btime "):
-                return datetime.fromtimestamp(int(line.split()[1]), UTC)
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
+    seconds = boot_time(proc_root)
+    return datetime.fromtimestamp(seconds, UTC) if seconds is not None else None
 
 
 def read_kmsg(
