@@ -263,6 +263,14 @@ class c_nvmlRowRemapperHistogramValues:
 
 
 @dataclass
+class c_nvmlEccSramErrorStatus_v1_t:
+    """Only ``bThresholdExceeded`` is served (profile key ``ecc.sram_threshold_exceeded``)."""
+
+    version: int = 0x1000068
+    bThresholdExceeded: int = 0
+
+
+@dataclass
 class c_nvmlEventData_t:
     device: Any
     eventType: int
@@ -449,6 +457,17 @@ class FakeNvml:
     def nvmlDeviceGetNumaNodeId(self, h: FakeHandle) -> int:
         return self._get(self._check("nvmlDeviceGetNumaNodeId", h), "numa_node")
 
+    def nvmlDeviceGetCpuAffinity(self, h: FakeHandle, cpu_set_size: int) -> list[int]:
+        """Profile key ``cpu_affinity``: a CPU list as topo -m prints it, e.g. ``"48-63,176-191"``."""
+        cpus = self._get(self._check("nvmlDeviceGetCpuAffinity", h), "cpu_affinity")
+        words = [0] * cpu_set_size
+        for part in str(cpus).split(","):
+            lo, _, hi = part.partition("-")
+            for cpu in range(int(lo), int(hi or lo) + 1):
+                if cpu < 64 * cpu_set_size:
+                    words[cpu // 64] |= 1 << (cpu % 64)
+        return words
+
     # ---- power ----
     def nvmlDeviceGetPowerUsage(self, h: FakeHandle) -> int:
         return self._get(self._check("nvmlDeviceGetPowerUsage", h), "power", "usage_mw")
@@ -528,6 +547,11 @@ class FakeNvml:
         gpu = self._check("nvmlDeviceGetMemoryErrorCounter", h)
         loc = _MEMORY_LOCATION.get(location, "?")
         return self._get(gpu, "ecc", _ECC_COUNTER[counter_type], _ECC_TYPE[error_type], loc)
+
+    def nvmlDeviceGetSramEccErrorStatus(self, h: FakeHandle, status: c_nvmlEccSramErrorStatus_v1_t) -> int:
+        gpu = self._check("nvmlDeviceGetSramEccErrorStatus", h)
+        status.bThresholdExceeded = int(self._get(gpu, "ecc", "sram_threshold_exceeded"))
+        return NVML_SUCCESS
 
     def nvmlDeviceGetRetiredPages_v2(self, h: FakeHandle, cause: int) -> list[dict[str, int]]:
         gpu = self._check("nvmlDeviceGetRetiredPages_v2", h)

@@ -1,0 +1,105 @@
+"""ECC, retired-page and row-remapper readings through NVML (adapter style).
+
+A counter NVML cannot read is ``None`` with its reason in ``unavailable``, never 0.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from typing import Any
+
+from k8s_gpu_mcp.gpu.adapter import FieldReader, GpuRef, NvmlAdapter
+
+LOCATIONS = {
+    "dram": "NVML_MEMORY_LOCATION_DRAM",
+    "sram": "NVML_MEMORY_LOCATION_SRAM",
+    "l1_cache": "NVML_MEMORY_LOCATION_L1_CACHE",
+    "l2_cache": "NVML_MEMORY_LOCATION_L2_CACHE",
+    "register_file": "NVML_MEMORY_LOCATION_REGISTER_FILE",
+    "texture_memory": "NVML_MEMORY_LOCATION_TEXTURE_MEMORY",
+    "texture_shm": "NVML_MEMORY_LOCATION_TEXTURE_SHM",
+    "cbu": "NVML_MEMORY_LOCATION_CBU",
+}
+SCOPES = {"volatile": "NVML_VOLATILE_ECC", "aggregate": "NVML_AGGREGATE_ECC"}
+TYPES = {"corrected": "NVML_MEMORY_ERROR_TYPE_CORRECTED", "uncorrected": "NVML_MEMORY_ERROR_TYPE_UNCORRECTED"}
+HISTOGRAM = ("max", "high", "partial", "low", "none")
+
+
+def read_ecc(adapter: NvmlAdapter, ref: GpuRef) -> dict[str, Any]:
+    """ECC mode, counters per scope/type/location, SRAM threshold flag, retired pages, remapped rows."""
+    nvml = adapter.nvml
+    r = FieldReader(nvml, ref.handle)
+    out: dict[str, Any] = {"architecture": r.read("architecture", "nvmlDeviceGetArchitecture")}
+    mode = r.read("mode", "nvmlDeviceGetEccMode")
+    out["mode_current"] = bool(mode[0]) if mode is not None else None
+    out["mode_pending"] = bool(mode[1]) if mode is not None else None
+    counters: dict[str, dict[str, dict[str, int | None]]] = {}
+    for scope, scope_const in SCOPES.items():
+        counters[scope] = {}
+        for kind, type_const in TYPES.items():
+            args = (getattr(nvml, type_const), getattr(nvml, scope_const))
+            row: dict[str, int | None] = {
+                "total": r.read(f"{scope}.{kind}.total", "nvmlDeviceGetTotalEccErrors", *args)
+            }
+            for loc, loc_const in LOCATIONS.items():
+                row[loc] = r.read(
+                    f"{scope}.{kind}.{loc}",
+                    "nvmlDeviceGetMemoryErrorCounter",
+                    *args,
+                    getattr(nvml, loc_const),
+                )
+            counters[scope][kind] = row
+    out["counters"] = counters
+    out["sram_threshold_exceeded"] = _sram_threshold(r)
+    out["retired_pages"] = _retired_pages(r)
+    out["remapped_rows"] = _remapped_rows(r)
+    out["unavailable"] = r.unavailable
+    return out
+
+
+def _sram_threshold(r: FieldReader) -> bool | None:
+    """``bThresholdExceeded`` of nvmlDeviceGetSramEccErrorStatus (R550+); None where unsupported."""
+    factory = getattr(r.nvml, "c_nvmlEccSramErrorStatus_v1_t", None)
+    if factory is None:
+        r.unavailable["sram_threshold_exceeded"] = (
+            "FunctionNotFound: c_nvmlEccSramErrorStatus_v1_t is not in this NVML binding"
+        )
+        return None
+    status = factory()
+    arg = ctypes.byref(status) if isinstance(status, ctypes.Structure) else status
+    if r.read("sram_threshold_exceeded", "nvmlDeviceGetSramEccErrorStatus", arg) is None:
+        return None
+    return bool(status.bThresholdExceeded)
+
+
+def _retired_pages(r: FieldReader) -> dict[str, Any]:
+    nvml = r.nvml
+    sbe = r.read(
+        "retired_pages.sbe",
+        "nvmlDeviceGetRetiredPages_v2",
+        nvml.NVML_PAGE_RETIREMENT_CAUSE_MULTIPLE_SINGLE_BIT_ECC_ERRORS,
+    )
+    dbe = r.read(
+        "retired_pages.dbe",
+        "nvmlDeviceGetRetiredPages_v2",
+        nvml.NVML_PAGE_RETIREMENT_CAUSE_DOUBLE_BIT_ECC_ERROR,
+    )
+    pending = r.read("retired_pages.pending", "nvmlDeviceGetRetiredPagesPendingStatus")
+    return {
+        "sbe": len(sbe) if sbe is not None else None,
+        "dbe": len(dbe) if dbe is not None else None,
+        "pending": bool(pending) if pending is not None else None,
+    }
+
+
+def _remapped_rows(r: FieldReader) -> dict[str, Any]:
+    rows = r.read("remapped_rows", "nvmlDeviceGetRemappedRows")
+    hist = r.read("remapped_rows.histogram", "nvmlDeviceGetRowRemapperHistogram")
+    corr, unc, pending, failure = rows if rows is not None else (None, None, None, None)
+    return {
+        "correctable": corr,
+        "uncorrectable": unc,
+        "pending": bool(pending) if pending is not None else None,
+        "failure": bool(failure) if failure is not None else None,
+        "histogram": {k: getattr(hist, k) for k in HISTOGRAM} if hist is not None else None,
+    }

@@ -1,0 +1,137 @@
+"""NVLink, P2P, topology and CPU/NUMA affinity readings through NVML (adapter style).
+
+Every call goes through :class:`FieldReader`: an error makes that one value ``None`` with its reason,
+and ``GpuIsLost`` raises :class:`GpuLost` for the caller to mark the GPU lost.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from k8s_gpu_mcp.gpu.adapter import FieldReader, GpuLost, GpuRef, NvmlAdapter, error_name, short_bus_id, text
+
+NOT_A_LINK = ("NotSupported", "InvalidArgument")
+REMOTE_TYPES = {0: "gpu", 1: "ibmnpu", 2: "switch", 0xFF: "unknown"}
+CAPABILITIES = {
+    "p2p": "NVML_NVLINK_CAP_P2P_SUPPORTED",
+    "sysmem_access": "NVML_NVLINK_CAP_SYSMEM_ACCESS",
+    "p2p_atomics": "NVML_NVLINK_CAP_P2P_ATOMICS",
+    "sysmem_atomics": "NVML_NVLINK_CAP_SYSMEM_ATOMICS",
+    "sli_bridge": "NVML_NVLINK_CAP_SLI_BRIDGE",
+    "valid": "NVML_NVLINK_CAP_VALID",
+}
+ERROR_COUNTERS = {
+    "replay": "NVML_NVLINK_ERROR_DL_REPLAY",
+    "recovery": "NVML_NVLINK_ERROR_DL_RECOVERY",
+    "crc_flit": "NVML_NVLINK_ERROR_DL_CRC_FLIT",
+    "crc_data": "NVML_NVLINK_ERROR_DL_CRC_DATA",
+}
+# P2P capability index -> its name. READ is 0: pynvml's NVML_P2P_CAPS_INDEX_READ is the tuple (0,).
+P2P_CAPS = {"read": 0, "write": 1, "nvlink": 2, "atomics": 3}
+CPU_SET_WORDS = 16  # 64-bit words asked of nvmlDeviceGetCpuAffinity: room for 1024 CPUs
+
+
+def _link_exists(nvml: Any, handle: Any, link: int) -> tuple[bool, int | None, str | None]:
+    """(exists, state, reason). NotSupported / InvalidArgument on the state mean "no such link",
+    unless the link still answers nvmlDeviceGetNvLinkVersion: then it exists and its state is unknown."""
+    try:
+        return True, nvml.nvmlDeviceGetNvLinkState(handle, link), None
+    except nvml.NVMLError as exc:
+        name = error_name(exc)
+        if name == "GpuIsLost":
+            raise GpuLost("nvmlDeviceGetNvLinkState") from exc
+        if name not in NOT_A_LINK:
+            return True, None, f"{name}: nvmlDeviceGetNvLinkState"
+    probe = FieldReader(nvml, handle)
+    if probe.read("version", "nvmlDeviceGetNvLinkVersion", link) is None:
+        return False, None, None
+    return True, None, f"{name}: nvmlDeviceGetNvLinkState (the link answers other NVLink calls)"
+
+
+def read_nvlinks(adapter: NvmlAdapter, ref: GpuRef, bus_ids: dict[str, int]) -> list[dict[str, Any]]:
+    """Every link NVML reports, up to the binding's NVML_NVLINK_MAX_LINKS; ``bus_ids`` maps short bus id -> GPU."""
+    nvml = adapter.nvml
+    links = []
+    for link in range(adapter.max_links):
+        exists, state, reason = _link_exists(nvml, ref.handle, link)
+        if not exists:
+            continue
+        r = FieldReader(nvml, ref.handle)
+        if reason:
+            r.unavailable["state"] = reason
+        out: dict[str, Any] = {"link": link, "state": state}
+        out["version"] = r.read("version", "nvmlDeviceGetNvLinkVersion", link)
+        rtype = r.read("remote_type", "nvmlDeviceGetNvLinkRemoteDeviceType", link)
+        out["remote_type"] = REMOTE_TYPES.get(rtype, "unknown") if rtype is not None else None
+        remote = None
+        if out["remote_type"] != "switch":
+            pci = r.read("remote_bus_id", "nvmlDeviceGetNvLinkRemotePciInfo", link)
+            remote = text(pci.busId) if pci is not None else None
+        out["remote_bus_id"] = remote
+        out["remote_gpu"] = bus_ids.get(short_bus_id(remote)) if remote else None
+        if out["remote_type"] is None and out["remote_gpu"] is not None:
+            out["remote_type"] = "gpu"
+        caps = {k: r.read(f"capabilities.{k}", "nvmlDeviceGetNvLinkCapability", link, getattr(nvml, c))
+                for k, c in CAPABILITIES.items()}  # fmt: skip
+        out["capabilities"] = (
+            {k: bool(v) for k, v in caps.items()} if any(v is not None for v in caps.values()) else None
+        )
+        out["errors"] = {
+            k: r.read(f"errors.{k}", "nvmlDeviceGetNvLinkErrorCounter", link, getattr(nvml, c))
+            for k, c in ERROR_COUNTERS.items()
+        }
+        out["unavailable"] = r.unavailable
+        links.append(out)
+    return links
+
+
+def read_affinity(adapter: NvmlAdapter, ref: GpuRef) -> dict[str, Any]:
+    """NUMA node and CPU affinity (as a CPU list like ``48-63,176-191``)."""
+    r = FieldReader(adapter.nvml, ref.handle)
+    numa = r.read("numa_node", "nvmlDeviceGetNumaNodeId")
+    words = r.read("cpu_affinity", "nvmlDeviceGetCpuAffinity", CPU_SET_WORDS)
+    return {
+        "numa_node": numa,
+        "cpu_affinity": cpu_list([int(w) for w in words]) if words is not None else None,
+        "unavailable": r.unavailable,
+    }
+
+
+def cpu_list(words: list[int]) -> str:
+    """64-bit affinity words -> ``0-3,8``."""
+    cpus = [w * 64 + b for w, word in enumerate(words) for b in range(64) if word >> b & 1]
+    ranges: list[str] = []
+    start = prev = None
+    for cpu in [*cpus, None]:
+        if cpu is not None and prev is not None and cpu == prev + 1:
+            prev = cpu
+            continue
+        if start is not None:
+            ranges.append(f"{start}-{prev}" if prev != start else str(start))
+        start = prev = cpu
+    return ",".join(ranges)
+
+
+def read_pairs(adapter: NvmlAdapter, refs: list[GpuRef]) -> dict[str, Any]:
+    """Common-ancestor levels and P2P status for every ordered GPU pair (diagonal 0)."""
+    nvml = adapter.nvml
+    n = len(refs)
+    levels: list[list[int | None]] = [[0 if i == j else None for j in range(n)] for i in range(n)]
+    p2p: dict[str, list[list[int | None]]] = {
+        k: [[0 if i == j else None for j in range(n)] for i in range(n)] for k in P2P_CAPS
+    }
+    unavailable: dict[str, str] = {}
+    for i, a in enumerate(refs):
+        for j, b in enumerate(refs):
+            if i == j or a.handle is None or b.handle is None or a.lost_reason or b.lost_reason:
+                continue
+            r = FieldReader(nvml, a.handle)
+            try:
+                levels[i][j] = r.read("topology", "nvmlDeviceGetTopologyCommonAncestor", b.handle)
+                for cap, index in P2P_CAPS.items():
+                    p2p[cap][i][j] = r.read(f"p2p.{cap}", "nvmlDeviceGetP2PStatus", b.handle, index)
+            except Exception as exc:  # GpuLost on either GPU: leave the pair unknown
+                r.unavailable["topology"] = f"{type(exc).__name__}: {exc}"
+            for key, why in r.unavailable.items():
+                unavailable.setdefault(key, why)
+    return {"levels": levels, "p2p": p2p, "unavailable": unavailable}
