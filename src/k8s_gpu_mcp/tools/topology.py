@@ -1,0 +1,166 @@
+"""inspect_topology: NVLinks per GPU, the topo -m matrix, P2P status, CPU/NUMA affinity, findings."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, Field
+
+from k8s_gpu_mcp.diagnose import topology as topo
+from k8s_gpu_mcp.gpu.adapter import GpuLost, GpuRef
+from k8s_gpu_mcp.gpu.links import read_affinity, read_nvlinks, read_pairs
+from k8s_gpu_mcp.tools._common import READ_ONLY, GpuSelector, Source, select_gpus, source
+
+if TYPE_CHECKING:
+    from k8s_gpu_mcp.server import AgentApp
+
+
+class NvLink(BaseModel):
+    link: int
+    state: Literal["up", "down"] | None = Field(description="null when NVML could not read the state")
+    version: int | None = Field(description="NVML_NVLINK_VERSION_* (4 = NVLink 3.0, 6 = 4.0, 7 = 5.0)")
+    remote_type: Literal["gpu", "switch", "ibmnpu", "unknown"] | None
+    remote_bus_id: str | None = None
+    remote_gpu: int | None = Field(
+        None, description="index of the GPU at the other end, matched by PCI bus id"
+    )
+    capabilities: dict[str, bool] | None = Field(description="nvmlDeviceGetNvLinkCapability flags")
+    errors: dict[str, int | None] = Field(
+        description="replay, recovery, crc_flit, crc_data; null = unreadable"
+    )
+    unavailable: dict[str, str] = Field(default_factory=dict)
+
+
+class GpuTopology(BaseModel):
+    index: int
+    uuid: str | None
+    name: str | None
+    pci_bus_id: str | None
+    lost: bool = False
+    numa_node: int | None = None
+    cpu_affinity: str | None = Field(None, description="CPUs close to the GPU, e.g. 48-63,176-191")
+    nvlinks: list[NvLink] = Field(default_factory=list, description="every link NVML reports")
+    active_links: int = 0
+    unavailable: dict[str, str] = Field(default_factory=dict)
+
+
+class P2PMatrix(BaseModel):
+    read: list[list[str | None]]
+    write: list[list[str | None]]
+    nvlink: list[list[str | None]]
+    atomics: list[list[str | None]]
+
+
+class TopologyFinding(BaseModel):
+    kind: str
+    severity: Literal["info", "warning", "degraded"]
+    gpus: list[int]
+    links: list[int] = Field(default_factory=list)
+    message: str
+    consequence: str
+
+
+class TopologyResult(BaseModel):
+    source: Source
+    gpus: list[GpuTopology]
+    labels: list[str] = Field(description="matrix row/column labels, GPU<index>")
+    matrix: list[list[str]] = Field(
+        description="nvidia-smi topo -m words: X, NV#, PIX, PXB, PHB, NODE, SYS, N/A"
+    )
+    matrix_text: str = Field(description="the matrix rendered like nvidia-smi topo -m")
+    p2p: P2PMatrix = Field(
+        description="nvmlDeviceGetP2PStatus per ordered pair: OK or why not; null = unreadable"
+    )
+    findings: list[TopologyFinding]
+    unavailable: dict[str, str] = Field(default_factory=dict)
+
+
+def _link(raw: dict[str, Any]) -> NvLink:
+    state = raw["state"]
+    return NvLink(
+        link=raw["link"],
+        state=None if state is None else "up" if state else "down",
+        version=raw["version"],
+        remote_type=raw["remote_type"],
+        remote_bus_id=raw["remote_bus_id"],
+        remote_gpu=raw["remote_gpu"],
+        capabilities=raw["capabilities"],
+        errors=raw["errors"],
+        unavailable=raw["unavailable"],
+    )
+
+
+def _gpu(app: AgentApp, ref: GpuRef, bus_ids: dict[str, int]) -> GpuTopology:
+    base = {"index": ref.index, "uuid": ref.uuid, "name": ref.name, "pci_bus_id": ref.bus_id}
+    if ref.lost_reason:
+        return GpuTopology(**base, lost=True, unavailable={"*": ref.lost_reason})
+    try:
+        links = [_link(raw) for raw in read_nvlinks(app.backend.adapter, ref, bus_ids)]
+        affinity = read_affinity(app.backend.adapter, ref)
+    except GpuLost as lost:
+        return GpuTopology(**base, lost=True, unavailable={"*": f"GpuIsLost: {lost}"})
+    return GpuTopology(
+        **base,
+        numa_node=affinity["numa_node"],
+        cpu_affinity=affinity["cpu_affinity"],
+        nvlinks=links,
+        active_links=sum(1 for link in links if link.state == "up"),
+        unavailable=affinity["unavailable"],
+    )
+
+
+def link_ends(gpu: GpuTopology, positions: dict[int, int]) -> list[topo.LinkEnd]:
+    """A GPU's links as the pure topology module sees them (peer as a matrix position)."""
+    return [
+        topo.LinkEnd(
+            link=link.link,
+            active=None if link.state is None else link.state == "up",
+            peer_gpu=positions.get(link.remote_gpu) if link.remote_gpu is not None else None,
+            to_switch=link.remote_type == "switch",
+            replay=link.errors.get("replay"),
+            recovery=link.errors.get("recovery"),
+            crc_flit=link.errors.get("crc_flit"),
+            crc_data=link.errors.get("crc_data"),
+        )
+        for link in gpu.nvlinks
+    ]
+
+
+def inspect(app: AgentApp, refs: list[GpuRef]) -> TopologyResult:
+    """Read and interpret the topology of ``refs`` (shared with get_gpu_health)."""
+    all_refs = app.backend.adapter.gpus()
+    bus_ids = {r.short_bus_id: r.index for r in all_refs if r.short_bus_id}
+    gpus = [_gpu(app, ref, bus_ids) for ref in refs]
+    positions = {ref.index: pos for pos, ref in enumerate(refs)}
+    ends = [link_ends(g, positions) for g in gpus]
+    pairs = read_pairs(app.backend.adapter, refs)
+    counts = topo.link_counts(ends)
+    cells = topo.build_matrix(pairs["levels"], counts)
+    labels = [f"GPU{ref.index}" for ref in refs]
+    found = topo.findings(ends, counts, pairs["p2p"], [ref.index for ref in refs])
+
+    def names(matrix: list[list[int | None]]) -> list[list[str | None]]:
+        return [[None if v is None else topo.P2P_STATUS.get(v, str(v)) for v in row] for row in matrix]
+
+    return TopologyResult(
+        source=source(app),
+        gpus=gpus,
+        labels=labels,
+        matrix=cells,
+        matrix_text=topo.render(cells, [g.cpu_affinity for g in gpus], [g.numa_node for g in gpus], labels),
+        p2p=P2PMatrix(**{cap: names(pairs["p2p"][cap]) for cap in ("read", "write", "nvlink", "atomics")}),
+        findings=[TopologyFinding(**vars(f)) for f in found],
+        unavailable=pairs["unavailable"],
+    )
+
+
+def register(app: AgentApp) -> None:
+    def inspect_topology(gpus: GpuSelector = None) -> TopologyResult:
+        """Map how the node's GPUs connect: every NVLink per GPU (state, version, remote GPU or NVSwitch,
+        capabilities, replay/recovery/CRC error counters), the GPU-by-GPU matrix in `nvidia-smi topo -m`
+        words (X, NV#, PIX, PXB, PHB, NODE, SYS) also as text, the P2P read/write/NVLink/atomics status
+        per pair, CPU and NUMA affinity, and findings with their consequence: inactive links, GPUs or
+        pairs with fewer links than their peers, links that replay or recover, P2P gaps."""
+        return inspect(app, select_gpus(app, gpus))
+
+    app.add_tool(inspect_topology, title="GPU topology (NVLink, P2P, topo -m)", annotations=READ_ONLY)

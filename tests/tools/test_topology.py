@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import pytest
+
+from k8s_gpu_mcp.diagnose.topology import parse_topo_m
+from tests.conftest import CAPTURES, call
+
+
+def _capture_cells(name: str) -> list[list[str]]:
+    path = CAPTURES / name
+    if not path.is_file():
+        pytest.skip(f"capture {name} not present")
+    return parse_topo_m(path.read_text()).cells
+
+
+@pytest.mark.anyio
+async def test_a100_x8_matrix_matches_the_dgx_a100_topo_capture(make_app):
+    data = (await call(make_app("a100-sxm4-40gb-x8"), "inspect_topology")).structured_content
+    assert data["matrix"] == _capture_cells("topo-m_dgx-a100-8x-a100-sxm4_gengwg.txt")
+    assert [g["numa_node"] for g in data["gpus"]] == [3, 3, 1, 1, 7, 7, 5, 5]
+    assert data["gpus"][0]["active_links"] == 12 and data["findings"] == []
+    assert data["matrix_text"].splitlines()[1].startswith("GPU0\t X \tNV12")
+
+
+@pytest.mark.anyio
+async def test_h100_links_end_at_nvswitches_and_unknown_counters_are_null_with_reason(make_app):
+    data = (await call(make_app(), "inspect_topology")).structured_content
+    assert data["matrix"] == _capture_cells("topo-m_8x-h100-sxm-spaces_mlengineering.txt")
+    link = data["gpus"][0]["nvlinks"][0]
+    assert len(data["gpus"][0]["nvlinks"]) == 18
+    assert (link["state"], link["version"], link["remote_type"]) == ("up", 6, "switch")
+    assert link["errors"]["replay"] is None and link["unavailable"]["errors.replay"].startswith(
+        "NotSupported"
+    )
+    assert link["capabilities"] is None
+    assert set(data["p2p"]["read"][0]) == {"OK"}  # READ is index 0, not the (0,) tuple
+    assert data["gpus"][0]["cpu_affinity"] is None and "cpu_affinity" in data["gpus"][0]["unavailable"]
+
+
+@pytest.mark.anyio
+async def test_v100_inactive_links_are_findings_and_peers_are_matched_by_bus_id(make_app):
+    data = (await call(make_app("v100-sxm2-32gb-x8-inactive-nvlinks"), "inspect_topology")).structured_content
+    inactive = {f["gpus"][0]: f["links"] for f in data["findings"] if f["kind"] == "inactive_links"}
+    assert inactive == {3: [3, 5], 4: [1], 5: [0, 4], 6: [1]}
+    assert all("NCCL" in f["consequence"] for f in data["findings"] if f["kind"] == "inactive_links")
+    assert data["gpus"][0]["nvlinks"][0]["remote_gpu"] is not None
+    assert data["gpus"][3]["nvlinks"][3]["state"] == "down"
+    unknown = next(f for f in data["findings"] if f["kind"] == "unknown_links")
+    assert unknown["gpus"] == [7] and data["gpus"][7]["nvlinks"][0]["state"] is None
+
+
+@pytest.mark.anyio
+async def test_nvlink_down_scenario_shows_nv17_pairs_and_link_errors(make_app):
+    data = (await call(make_app(None, "nvlink-down-xid74"), "inspect_topology")).structured_content
+    assert data["matrix"][1][0] == "NV17" and data["matrix"][0][2] == "NV18"
+    kinds = {f["kind"]: f for f in data["findings"]}
+    assert kinds["uneven_pairs"]["gpus"] == [1]
+    assert kinds["link_errors"]["message"] == "GPU 1 NVLink 4: replay 120, recovery 3"
+
+
+@pytest.mark.anyio
+async def test_selection_and_bad_gpu(make_app):
+    app = make_app()
+    data = (await call(app, "inspect_topology", {"gpus": [0, 1]})).structured_content
+    assert data["labels"] == ["GPU0", "GPU1"] and data["matrix"] == [["X", "NV18"], ["NV18", "X"]]
+    bad = await call(app, "inspect_topology", {"gpus": [9]})
+    assert bad.is_error and "valid GPUs" in bad.content[0].text
+
+
+@pytest.mark.anyio
+async def test_gpu_without_nvlink_and_node_without_topology(make_app):
+    data = (await call(make_app("l40s"), "inspect_topology")).structured_content
+    assert data["gpus"][0]["nvlinks"] == [] and data["matrix"] == [["X"]] and data["findings"] == []
