@@ -1,0 +1,164 @@
+"""get_gpu_health: one call per node; per GPU a status, a score and the reasons, plus the node's action."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import BaseModel, Field
+
+from k8s_gpu_mcp.diagnose import health
+from k8s_gpu_mcp.diagnose.throttle import Throttling
+from k8s_gpu_mcp.diagnose.topology import Finding
+from k8s_gpu_mcp.gpu.adapter import GpuLost, GpuRef
+from k8s_gpu_mcp.gpu.usage import read_usage
+from k8s_gpu_mcp.tools import ecc as ecc_tool
+from k8s_gpu_mcp.tools import topology as topology_tool
+from k8s_gpu_mcp.tools._common import READ_ONLY, GpuSelector, Source, select_gpus, source
+from k8s_gpu_mcp.tools.telemetry import build_telemetry
+
+if TYPE_CHECKING:
+    from k8s_gpu_mcp.server import AgentApp
+
+Status = Literal["healthy", "warning", "degraded", "critical", "lost"]
+# Topology findings that are about a GPU's own links (P2P limits of the PCIe layout are not health).
+LINK_FINDINGS = {
+    "inactive_links",
+    "unknown_links",
+    "link_errors",
+    "uneven_links",
+    "uneven_pairs",
+    "p2p_nvlink_unsupported",
+}
+
+
+class HealthReason(BaseModel):
+    component: Literal["thermal", "power", "throttling", "memory", "xid", "nvlink", "processes", "lost"]
+    severity: Literal["info", "unknown", "warning", "degraded", "critical"]
+    message: str = Field(description="what was found, with the numbers")
+    evidence: dict[str, Any] = Field(description="the readings behind the message")
+    action: str | None = None
+
+
+class GpuHealth(BaseModel):
+    index: int
+    uuid: str | None
+    name: str | None
+    pci_bus_id: str | None
+    status: Status
+    score: int = Field(ge=0, le=100, description="100 minus each component's worst penalty (docs/health.md)")
+    summary: str
+    reasons: list[HealthReason] = Field(description="most severe first")
+    action: str
+    unavailable: dict[str, str] = Field(default_factory=dict)
+
+
+class HealthResult(BaseModel):
+    source: Source
+    since: str = Field(description="window for recent XIDs")
+    node_status: Status
+    node_action: str
+    gpus: list[GpuHealth]
+    notes: list[str] = Field(default_factory=list)
+    unavailable: dict[str, str] = Field(default_factory=dict)
+
+
+def recent_xids(app: AgentApp, since: str) -> tuple[list[health.XidFinding], dict[str, str]]:
+    """Recent XID findings per GPU. The XID analysis (k8s_gpu_mcp.xid) is wired in here."""
+    return [], {"xids": "XID analysis is not part of this build; recent XIDs were not checked"}
+
+
+def _inputs(
+    app: AgentApp, ref: GpuRef, xids: list[health.XidFinding], links: list[Any]
+) -> tuple[health.HealthInputs, dict[str, str]]:
+    adapter = app.backend.adapter
+    t = adapter.telemetry(ref)
+    tele = build_telemetry(ref.index, ref.uuid, ref.name, t)
+    usage = read_usage(adapter, ref)
+    _, ecc = ecc_tool.snapshot(app, ref)
+    unavailable = {**t["unavailable"], **usage["unavailable"]}
+    if ecc is None:
+        raise GpuLost("nvmlDeviceGetEccMode")
+    th = tele.throttling
+    return (
+        health.HealthInputs(
+            index=ref.index,
+            temperature_c=t["temperature_c"],
+            slowdown_c=t["slowdown_c"],
+            shutdown_c=t["shutdown_c"],
+            max_operating_c=t["max_operating_c"],
+            power_draw_w=t["power_draw_w"],
+            power_limit_w=t["power_limit_w"],
+            power_default_limit_w=usage["power_default_limit_w"],
+            throttling=Throttling(th.active, th.causes, th.category, th.explanation),
+            ecc=ecc,
+            xids=xids,
+            nvlink=links,
+            process_count=usage["process_count"],
+            process_memory_mib=usage["process_memory_mib"],
+            memory_total_mib=t["memory_total_mib"],
+            unreadable=unavailable,
+        ),
+        unavailable,
+    )
+
+
+def _gpu(app: AgentApp, ref: GpuRef, xids: list[health.XidFinding], links: list[Any]) -> GpuHealth:
+    base = {"index": ref.index, "uuid": ref.uuid, "name": ref.name, "pci_bus_id": ref.bus_id}
+    unavailable: dict[str, str] = {}
+    lost = ref.lost_reason
+    if not lost:
+        try:
+            inputs, unavailable = _inputs(app, ref, xids, links)
+        except GpuLost as exc:
+            lost = f"GpuIsLost: {exc}"
+    if lost:
+        inputs = health.HealthInputs(index=ref.index, lost_reason=lost, xids=xids)
+        unavailable = {"*": lost}
+    a = health.assess(inputs)
+    return GpuHealth(
+        **base,
+        status=a.status,
+        score=a.score,
+        summary=a.summary,
+        reasons=[HealthReason(**vars(r)) for r in a.reasons],
+        action=a.action,
+        unavailable=unavailable,
+    )
+
+
+def register(app: AgentApp) -> None:
+    def get_gpu_health(
+        gpus: GpuSelector = None,
+        since: Annotated[
+            str, Field(description='window for recent XIDs: "30m", "24h", "7d" or RFC 3339')
+        ] = "24h",
+    ) -> HealthResult:
+        """Start here: one health check of the node's GPUs. Per GPU a status (healthy, warning, degraded,
+        critical, lost), a 0-100 score and the reasons with their numbers: temperature against NVML's own
+        thresholds, power against the limit, throttling, ECC / row remapping / retired pages, recent XIDs,
+        NVLink state and errors, and running processes; then the node's status and the SRE action
+        (e.g. drain and reset GPU 3, or cordon and RMA). Unreadable signals are reported, never assumed fine."""
+        refs = select_gpus(app, gpus)
+        xids, unavailable = recent_xids(app, since)
+        topology = topology_tool.inspect(app, app.backend.adapter.gpus())
+        items = []
+        for ref in refs:
+            links = [f for f in topology.findings if ref.index in f.gpus and f.kind in LINK_FINDINGS]
+            mine = [x for x in xids if x.gpu_index == ref.index]
+            items.append(_gpu(app, ref, mine, [Finding(**f.model_dump()) for f in links]))
+        assessments = [health.Assessment(g.index, g.status, g.score, g.summary, [], g.action) for g in items]
+        status, action = health.node_verdict(assessments)
+        notes = [
+            f"XIDs on no known GPU: {', '.join(f'XID {x.code}' for x in xids if x.gpu_index is None)}"
+        ] if any(x.gpu_index is None for x in xids) else []  # fmt: skip
+        return HealthResult(
+            source=source(app),
+            since=since,
+            node_status=status,
+            node_action=action,
+            gpus=items,
+            notes=notes,
+            unavailable=unavailable,
+        )
+
+    app.add_tool(get_gpu_health, title="GPU health (node verdict and action)", annotations=READ_ONLY)

@@ -1,0 +1,114 @@
+"""get_gpu_health on profiles, fault captures and every bundled fault scenario."""
+
+from __future__ import annotations
+
+import pytest
+
+from k8s_gpu_mcp.gpu.fleet import list_scenarios
+from tests.conftest import call
+
+
+async def health(app, args=None):
+    result = await call(app, "get_gpu_health", args or {})
+    assert not result.is_error, result.content
+    return result.structured_content
+
+
+def by_index(data):
+    return {g["index"]: g for g in data["gpus"]}
+
+
+@pytest.mark.anyio
+async def test_idle_h100_node_is_healthy(make_app):
+    data = await health(make_app())
+    assert data["node_status"] == "healthy" and data["node_action"] == "No action: every GPU passed."
+    assert {g["score"] for g in data["gpus"]} == {100}
+    assert data["source"]["mock"] is True
+
+
+# scenario -> (GPU, status, words the GPU action must contain, words the node action must contain)
+SCENARIOS = {
+    "row-remap-pending": (5, "degraded", "reset", "Move workloads off GPU 5"),
+    "row-remap-failure": (6, "critical", "RMA", "Cordon the node"),
+    "ecc-dbe-xid48": (0, "degraded", "reset", "GPU 0"),
+    "nvlink-down-xid74": (1, "degraded", "retrain the links", "Move workloads off GPU 1"),
+    "thermal-slowdown": (3, "degraded", "airflow", "GPU 3"),
+    "power-brake": (2, "degraded", "PSU", "GPU 2"),
+    "gpu-lost-xid79": (4, "lost", "reboot", "GPU 4 lost"),
+}
+
+
+def test_every_bundled_scenario_has_a_health_test():
+    assert set(SCENARIOS) <= set(list_scenarios())
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+async def test_scenario_verdict_and_action(make_app, name):
+    index, status, gpu_words, node_words = SCENARIOS[name]
+    data = await health(make_app(None, name))
+    gpu = by_index(data)[index]
+    assert gpu["status"] == status, gpu["summary"]
+    assert gpu_words in gpu["action"] and node_words in data["node_action"]
+    assert data["node_status"] == status
+    others = [g for g in data["gpus"] if g["index"] != index]
+    assert all(g["status"] == "healthy" for g in others), [g["summary"] for g in others]
+    assert gpu["reasons"] and all(r["evidence"] for r in gpu["reasons"])
+
+
+@pytest.mark.anyio
+async def test_dbe_reasons_carry_the_numbers_and_the_running_process(make_app):
+    gpu = by_index(await health(make_app(None, "ecc-dbe-xid48")))[0]
+    memory = next(r for r in gpu["reasons"] if r["component"] == "memory")
+    assert memory["evidence"]["verdict"] == "reset-required"
+    assert "Row remap pending" in memory["message"] and "1 uncorrectable" in memory["message"]
+    procs = next(r for r in gpu["reasons"] if r["component"] == "processes")
+    assert procs["evidence"]["count"] == 1 and procs["evidence"]["memory_used_mib"] == 65536
+
+
+@pytest.mark.anyio
+async def test_thermal_reason_uses_nvml_thresholds(make_app):
+    app = make_app(None, "thermal-slowdown")
+    gpu = by_index(await health(app, {"gpus": [3]}))[3]
+    slowdown = app.backend.mock.state["gpus"][3]["temperature"]["thresholds"]["slowdown"]
+    thermal = next(r for r in gpu["reasons"] if r["component"] == "thermal")
+    assert thermal["evidence"]["slowdown_c"] == slowdown and f"{slowdown} C" in thermal["message"]
+    assert gpu["score"] == 50  # thermal (degraded) + throttling (degraded)
+
+
+# fault capture profile -> {GPU: status}
+FAULT_PROFILES = {
+    "v100-sxm3-32gb-retired-pages": {0: "critical"},
+    "a100-sxm4-80gb-x4-remap-pending": {0: "healthy", 1: "degraded", 2: "healthy", 3: "healthy"},
+    "gh200-dram-uncorrectable": {0: "warning"},
+    "tesla-k80-x4-retired": {0: "warning", 1: "warning", 2: "healthy", 3: "healthy"},
+}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("profile", sorted(FAULT_PROFILES))
+async def test_fault_captures_get_the_sre_verdict(make_app, profile):
+    data = await health(make_app(profile))
+    assert {g["index"]: g["status"] for g in data["gpus"]} == FAULT_PROFILES[profile]
+
+
+@pytest.mark.anyio
+async def test_v100_inactive_nvlinks_degrade_exactly_the_gpus_with_down_links(make_app):
+    data = await health(make_app("v100-sxm2-32gb-x8-inactive-nvlinks"))
+    status = {g["index"]: g["status"] for g in data["gpus"]}
+    assert [i for i, s in status.items() if s == "degraded"] == [3, 4, 5, 6]
+    assert status[7] == "warning"  # its link states are unknown, never healthy
+    assert data["node_status"] == "degraded" and "NCCL" in by_index(data)[3]["summary"]
+
+
+@pytest.mark.anyio
+async def test_recent_xids_not_checked_is_said(make_app):
+    data = await health(make_app())
+    assert data["since"] == "24h"
+    assert "xids" in data["unavailable"] or data["unavailable"] == {}
+
+
+@pytest.mark.anyio
+async def test_bad_gpu_is_a_tool_error(make_app):
+    result = await call(make_app(), "get_gpu_health", {"gpus": [42]})
+    assert result.is_error and "valid GPUs" in result.content[0].text
