@@ -28,7 +28,7 @@ HISTOGRAM = ("max", "high", "partial", "low", "none")
 def read_ecc(adapter: NvmlAdapter, ref: GpuRef) -> dict[str, Any]:
     """ECC mode, counters per scope/type/location, SRAM threshold flag, retired pages, remapped rows."""
     nvml = adapter.nvml
-    r = FieldReader(nvml, ref.handle)
+    r = FieldReader(nvml, ref.handle, dict(ref.unavailable))
     out: dict[str, Any] = {"architecture": r.read("architecture", "nvmlDeviceGetArchitecture")}
     mode = r.read("mode", "nvmlDeviceGetEccMode")
     out["mode_current"] = bool(mode[0]) if mode is not None else None

@@ -87,7 +87,7 @@ def read_nvlinks(adapter: NvmlAdapter, ref: GpuRef, bus_ids: dict[str, int]) -> 
 
 def read_affinity(adapter: NvmlAdapter, ref: GpuRef) -> dict[str, Any]:
     """NUMA node and CPU affinity (as a CPU list like ``48-63,176-191``)."""
-    r = FieldReader(adapter.nvml, ref.handle)
+    r = FieldReader(adapter.nvml, ref.handle, dict(ref.unavailable))
     numa = r.read("numa_node", "nvmlDeviceGetNumaNodeId")
     words = r.read("cpu_affinity", "nvmlDeviceGetCpuAffinity", CPU_SET_WORDS)
     return {
@@ -130,8 +130,8 @@ def read_pairs(adapter: NvmlAdapter, refs: list[GpuRef]) -> dict[str, Any]:
                 levels[i][j] = r.read("topology", "nvmlDeviceGetTopologyCommonAncestor", b.handle)
                 for cap, index in P2P_CAPS.items():
                     p2p[cap][i][j] = r.read(f"p2p.{cap}", "nvmlDeviceGetP2PStatus", b.handle, index)
-            except Exception as exc:  # GpuLost on either GPU: leave the pair unknown
-                r.unavailable["topology"] = f"{type(exc).__name__}: {exc}"
+            except GpuLost as exc:  # either GPU fell off the bus: the pair stays unknown
+                r.unavailable["topology"] = f"GpuIsLost: {exc}"
             for key, why in r.unavailable.items():
                 unavailable.setdefault(key, why)
     return {"levels": levels, "p2p": p2p, "unavailable": unavailable}

@@ -67,53 +67,75 @@ def recent_xids(app: AgentApp, since: str) -> tuple[list[health.XidFinding], dic
     return [], {"xids": "XID analysis is not part of this build; recent XIDs were not checked"}
 
 
+def topology_unavailable(gpu: topology_tool.GpuTopology) -> dict[str, str]:
+    """A GPU's topology reasons, NVLink ones folded per field group (``nvlink.errors``: reason (links 0, 1))."""
+    out = {f"topology.{k}": v for k, v in gpu.unavailable.items()}
+    folded: dict[tuple[str, str], list[int]] = {}
+    for link in gpu.nvlinks:
+        for key, why in link.unavailable.items():
+            folded.setdefault((key.split(".")[0], why), []).append(link.link)
+    for (group, why), links in folded.items():
+        out.setdefault(f"nvlink.{group}", f"{why} (links {', '.join(map(str, links))})")
+    return out
+
+
 def _inputs(
-    app: AgentApp, ref: GpuRef, xids: list[health.XidFinding], links: list[Any]
+    app: AgentApp, ref: GpuRef, xids: list[health.XidFinding], links: list[Finding]
 ) -> tuple[health.HealthInputs, dict[str, str]]:
     adapter = app.backend.adapter
     t = adapter.telemetry(ref)
     tele = build_telemetry(ref.index, ref.uuid, ref.name, t)
     usage = read_usage(adapter, ref)
-    _, ecc = ecc_tool.snapshot(app, ref)
-    unavailable = {**t["unavailable"], **usage["unavailable"]}
+    ecc_gpu, ecc = ecc_tool.snapshot(app, ref)
     if ecc is None:
-        raise GpuLost("nvmlDeviceGetEccMode")
+        raise GpuLost(ecc_gpu.unavailable.get("*", "nvmlDeviceGetEccMode"))
+    unavailable = {
+        **t["unavailable"],
+        **usage["unavailable"],
+        **{f"ecc.{k}": v for k, v in ecc_gpu.unavailable.items()},
+    }
     th = tele.throttling
-    return (
-        health.HealthInputs(
-            index=ref.index,
-            temperature_c=t["temperature_c"],
-            slowdown_c=t["slowdown_c"],
-            shutdown_c=t["shutdown_c"],
-            max_operating_c=t["max_operating_c"],
-            power_draw_w=t["power_draw_w"],
-            power_limit_w=t["power_limit_w"],
-            power_default_limit_w=usage["power_default_limit_w"],
-            throttling=Throttling(th.active, th.causes, th.category, th.explanation),
-            ecc=ecc,
-            xids=xids,
-            nvlink=links,
-            process_count=usage["process_count"],
-            process_memory_mib=usage["process_memory_mib"],
-            memory_total_mib=t["memory_total_mib"],
-            unreadable=unavailable,
-        ),
-        unavailable,
+    inputs = health.HealthInputs(
+        index=ref.index,
+        temperature_c=t["temperature_c"],
+        slowdown_c=t["slowdown_c"],
+        shutdown_c=t["shutdown_c"],
+        max_operating_c=t["max_operating_c"],
+        power_draw_w=t["power_draw_w"],
+        power_limit_w=t["power_limit_w"],
+        power_default_limit_w=usage["power_default_limit_w"],
+        throttling=Throttling(th.active, th.causes, th.category, th.explanation),
+        ecc=ecc,
+        xids=xids,
+        nvlink=links,
+        process_count=usage["process_count"],
+        process_memory_mib=usage["process_memory_mib"],
+        memory_total_mib=t["memory_total_mib"],
+        unreadable=unavailable,
     )
+    return inputs, unavailable
 
 
-def _gpu(app: AgentApp, ref: GpuRef, xids: list[health.XidFinding], links: list[Any]) -> GpuHealth:
+def _gpu(
+    app: AgentApp, ref: GpuRef, xids: list[health.XidFinding], topo: topology_tool.TopologyResult
+) -> GpuHealth:
     base = {"index": ref.index, "uuid": ref.uuid, "name": ref.name, "pci_bus_id": ref.bus_id}
+    mine = next((g for g in topo.gpus if g.index == ref.index), None)
+    links = [
+        Finding(**f.model_dump()) for f in topo.findings if ref.index in f.gpus and f.kind in LINK_FINDINGS
+    ]
     unavailable: dict[str, str] = {}
-    lost = ref.lost_reason
+    lost = ref.lost_reason or (mine.unavailable.get("*") if mine is not None and mine.lost else None)
     if not lost:
         try:
             inputs, unavailable = _inputs(app, ref, xids, links)
         except GpuLost as exc:
-            lost = f"GpuIsLost: {exc}"
+            lost = str(exc) if str(exc).startswith("GpuIsLost") else f"GpuIsLost: {exc}"
     if lost:
         inputs = health.HealthInputs(index=ref.index, lost_reason=lost, xids=xids)
         unavailable = {"*": lost}
+    elif mine is not None:
+        unavailable.update(topology_unavailable(mine))
     a = health.assess(inputs)
     return GpuHealth(
         **base,
@@ -141,11 +163,10 @@ def register(app: AgentApp) -> None:
         refs = select_gpus(app, gpus)
         xids, unavailable = recent_xids(app, since)
         topology = topology_tool.inspect(app, app.backend.adapter.gpus())
+        unavailable.update({f"topology.{k}": v for k, v in topology.unavailable.items()})
         items = []
         for ref in refs:
-            links = [f for f in topology.findings if ref.index in f.gpus and f.kind in LINK_FINDINGS]
-            mine = [x for x in xids if x.gpu_index == ref.index]
-            items.append(_gpu(app, ref, mine, [Finding(**f.model_dump()) for f in links]))
+            items.append(_gpu(app, ref, [x for x in xids if x.gpu_index == ref.index], topology))
         assessments = [health.Assessment(g.index, g.status, g.score, g.summary, [], g.action) for g in items]
         status, action = health.node_verdict(assessments)
         notes = [
