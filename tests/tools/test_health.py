@@ -30,8 +30,8 @@ async def test_idle_h100_node_is_healthy(make_app):
 SCENARIOS = {
     "row-remap-pending": (5, "degraded", "reset", "Move workloads off GPU 5"),
     "row-remap-failure": (6, "critical", "RMA", "Cordon the node"),
-    "ecc-dbe-xid48": (0, "degraded", "reset", "GPU 0"),
-    "nvlink-down-xid74": (1, "degraded", "retrain the links", "Move workloads off GPU 1"),
+    "ecc-dbe-xid48": (0, "critical", "reset", "Cordon the node"),
+    "nvlink-down-xid74": (1, "degraded", "reset", "Move workloads off GPU 1"),
     "thermal-slowdown": (3, "degraded", "airflow", "GPU 3"),
     "power-brake": (2, "degraded", "PSU", "GPU 2"),
     "gpu-lost-xid79": (4, "lost", "reboot", "GPU 4 lost"),
@@ -49,7 +49,7 @@ async def test_scenario_verdict_and_action(make_app, name):
     data = await health(make_app(None, name))
     gpu = by_index(data)[index]
     assert gpu["status"] == status, gpu["summary"]
-    assert gpu_words in gpu["action"] and node_words in data["node_action"]
+    assert gpu_words.lower() in gpu["action"].lower() and node_words in data["node_action"]
     assert data["node_status"] == status
     others = [g for g in data["gpus"] if g["index"] != index]
     assert all(g["status"] == "healthy" for g in others), [g["summary"] for g in others]
@@ -102,10 +102,31 @@ async def test_v100_inactive_nvlinks_degrade_exactly_the_gpus_with_down_links(ma
 
 
 @pytest.mark.anyio
-async def test_recent_xids_not_checked_is_said(make_app):
-    data = await health(make_app())
-    assert data["since"] == "24h"
-    assert "xids" in data["unavailable"] or data["unavailable"] == {}
+async def test_recent_xids_from_the_kernel_log_are_reasons_with_their_action(make_app):
+    data = await health(make_app(None, "ecc-dbe-xid48"))
+    gpu = by_index(data)[0]
+    xids = {r["evidence"]["xid"]: r for r in gpu["reasons"] if r["component"] == "xid"}
+    assert set(xids) == {48, 63}
+    assert xids[48]["severity"] == "critical" and xids[48]["evidence"]["count"] == 1
+    assert xids[63]["severity"] == "info"
+    assert gpu["reasons"][0]["component"] == "xid" and "reset" in gpu["action"].lower()
+    assert data["since"] == "24h" and "xids" not in data["unavailable"]
+
+
+@pytest.mark.anyio
+async def test_xid_window_excludes_old_events_and_bad_since_is_a_tool_error(make_app):
+    app = make_app(None, "ecc-dbe-xid48")
+    recent = await health(app, {"since": "1m"})  # the scenario's lines are dated 5 minutes ago
+    assert not [r for r in by_index(recent)[0]["reasons"] if r["component"] == "xid"]
+    assert by_index(recent)[0]["status"] == "degraded"  # the pending remap is still there
+    bad = await call(app, "get_gpu_health", {"since": "yesterday"})
+    assert bad.is_error and "since" in bad.content[0].text
+
+
+@pytest.mark.anyio
+async def test_xid79_on_a_lost_gpu_is_noted_at_node_level(make_app):
+    data = await health(make_app(None, "gpu-lost-xid79"))
+    assert any("XID 79" in note for note in data["notes"])
 
 
 @pytest.mark.anyio

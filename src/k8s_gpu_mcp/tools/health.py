@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
+from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
 
 from k8s_gpu_mcp.diagnose import health
@@ -62,9 +64,35 @@ class HealthResult(BaseModel):
     unavailable: dict[str, str] = Field(default_factory=dict)
 
 
-def recent_xids(app: AgentApp, since: str) -> tuple[list[health.XidFinding], dict[str, str]]:
-    """Recent XID findings per GPU. The XID analysis (k8s_gpu_mcp.xid) is wired in here."""
-    return [], {"xids": "XID analysis is not part of this build; recent XIDs were not checked"}
+async def recent_xids(app: AgentApp, since: str) -> tuple[list[health.XidFinding], list[str], dict[str, str]]:
+    """Recent XIDs per GPU from analyze_xid_errors (kernel log + NVML events): findings, notes, unavailable."""
+    if "analyze_xid_errors" not in app.tool_names:
+        return [], [], {"xids": "analyze_xid_errors is not registered; recent XIDs were not checked"}
+    result = await app.server.call_tool("analyze_xid_errors", {"since": since})
+    data = result.structured_content or {}
+    if result.is_error or not data:
+        text = result.content[0].text if result.content else "no result"
+        if "since" in text:
+            raise ToolError(text)
+        return [], [], {"xids": f"XID analysis failed: {text}"}
+    findings = [xid_finding(s) for s in data.get("summary", [])]
+    unavailable = {f"xids.{k}": v for k, v in (data.get("unavailable") or {}).items()}
+    notes = [f"XID analysis: {n}" for n in data.get("notes", [])]
+    return findings, notes, unavailable
+
+
+def xid_finding(summary: dict[str, Any]) -> health.XidFinding:
+    """One ``analyze_xid_errors`` summary row (per XID and GPU) as a health input."""
+    last = summary.get("last_seen")
+    return health.XidFinding(
+        code=summary["xid"],
+        gpu_index=summary.get("gpu_index"),
+        severity=summary["severity"],
+        action=summary["sre_action"],
+        name=summary.get("name") or "",
+        count=summary.get("count", 1),
+        last_seen=datetime.fromisoformat(last.replace("Z", "+00:00")) if isinstance(last, str) else last,
+    )
 
 
 def topology_unavailable(gpu: topology_tool.GpuTopology) -> dict[str, str]:
@@ -149,7 +177,7 @@ def _gpu(
 
 
 def register(app: AgentApp) -> None:
-    def get_gpu_health(
+    async def get_gpu_health(
         gpus: GpuSelector = None,
         since: Annotated[
             str, Field(description='window for recent XIDs: "30m", "24h", "7d" or RFC 3339')
@@ -161,7 +189,7 @@ def register(app: AgentApp) -> None:
         NVLink state and errors, and running processes; then the node's status and the SRE action
         (e.g. drain and reset GPU 3, or cordon and RMA). Unreadable signals are reported, never assumed fine."""
         refs = select_gpus(app, gpus)
-        xids, unavailable = recent_xids(app, since)
+        xids, notes, unavailable = await recent_xids(app, since)
         topology = topology_tool.inspect(app, app.backend.adapter.gpus())
         unavailable.update({f"topology.{k}": v for k, v in topology.unavailable.items()})
         items = []
@@ -169,9 +197,9 @@ def register(app: AgentApp) -> None:
             items.append(_gpu(app, ref, [x for x in xids if x.gpu_index == ref.index], topology))
         assessments = [health.Assessment(g.index, g.status, g.score, g.summary, [], g.action) for g in items]
         status, action = health.node_verdict(assessments)
-        notes = [
-            f"XIDs on no known GPU: {', '.join(f'XID {x.code}' for x in xids if x.gpu_index is None)}"
-        ] if any(x.gpu_index is None for x in xids) else []  # fmt: skip
+        stray = [x for x in xids if x.gpu_index is None]
+        if stray:
+            notes.append("XIDs on no GPU NVML lists: " + ", ".join(f"XID {x.code} x{x.count}" for x in stray))
         return HealthResult(
             source=source(app),
             since=since,
