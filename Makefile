@@ -28,5 +28,9 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/run.py
 
+## The one-minute story: "why is the training job on node-5 stuck?" (mock H100, XID 48).
+demo: $(STAMP)
+	$(PY) scripts/demo.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build dist src/*.egg-info

@@ -41,10 +41,13 @@ class AgentApp:
         self._register_tools()
 
     def _register_tools(self) -> None:
+        from k8s_gpu_mcp import prompts, resources
         from k8s_gpu_mcp.tools import tool_modules
 
         for module in tool_modules():
             module.register(self)
+        prompts.register(self)
+        resources.register(self)
         self.tool_names.sort()
         log.info(
             "tools registered",

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
 from pydantic import Field
 
 from k8s_gpu_mcp.tools import _common
@@ -196,5 +196,7 @@ def register(app: AgentApp) -> None:
         try:
             number = int(code)
         except ValueError:
-            raise ValueError(f"XID code must be an integer, got {code!r}") from None
+            raise ResourceNotFoundError(
+                f"XID code must be an integer 1-176, got {_common.clip(code)}"
+            ) from None
         return json.dumps(asdict(lookup(number)))

@@ -1,0 +1,75 @@
+"""MCP resources: the node's inventory snapshot and, in mock mode, the fleet's profiles and scenarios.
+
+The XID catalog entries (``xid://catalog/{code}``) are registered by ``tools/xid.py``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from k8s_gpu_mcp.server import AgentApp
+
+
+def register(app: AgentApp) -> None:
+    server = app.server
+
+    @server.resource(
+        "gpu://inventory",
+        name="gpu-inventory",
+        title="GPU inventory snapshot",
+        description="This node's GPU inventory (same data as get_gpu_inventory), as JSON",
+        mime_type="application/json",
+    )
+    async def inventory() -> str:
+        result = await server.call_tool("get_gpu_inventory", {})
+        return json.dumps(result.structured_content)
+
+    if app.backend.mock is None:
+        return
+
+    @server.resource(
+        "mock://profiles",
+        name="mock-profiles",
+        title="Mock fleet profiles",
+        description="Profiles the mock fleet can serve (derived from real nvidia-smi captures)",
+        mime_type="application/json",
+    )
+    def profiles() -> str:
+        from k8s_gpu_mcp.gpu.fleet import list_profiles, load_profile
+
+        entries = []
+        for name in list_profiles():
+            data = load_profile(name)[1]
+            entries.append(
+                {
+                    "name": name,
+                    "title": data.get("title"),
+                    "gpus": len(data["gpus"]),
+                    "captures": data.get("captures"),
+                }
+            )
+        return json.dumps({"active": app.backend.mock.profile_name, "profiles": entries})
+
+    @server.resource(
+        "mock://scenarios",
+        name="mock-scenarios",
+        title="Mock fault scenarios",
+        description="Bundled fault scenarios (see docs/scenarios.md); pass one with --scenario NAME",
+        mime_type="application/json",
+    )
+    def scenarios() -> str:
+        from k8s_gpu_mcp.gpu.fleet import list_scenarios, read_scenario
+
+        entries = []
+        for name in list_scenarios():
+            data = read_scenario(name)
+            entries.append(
+                {
+                    "name": name,
+                    "profile": data.get("profile"),
+                    "description": (data.get("description") or "").strip(),
+                }
+            )
+        return json.dumps({"active": app.backend.mock.scenario_name, "scenarios": entries})
