@@ -253,16 +253,22 @@ def preflight(k: Kubectl, opts: Options) -> list[str]:
     return warnings
 
 
+def nvml_mode_flag(serve_args: Sequence[str]) -> str:
+    """Real NVML in the pod, never a silent fallback; mock only when a profile/scenario asks for it."""
+    asks_mock = any(a.split("=", 1)[0] in ("--profile", "--scenario") for a in serve_args)
+    return "--nvml-mode=mock" if asks_mock else "--nvml-mode=real"
+
+
 def debug_argv(k: Kubectl, opts: Options, session: str) -> list[str]:
     """The kubectl debug command line that starts the agent on the node."""
     serve = [
         "k8s-gpu-mcp",
         "serve",
-        "--nvml-mode=real",
+        nvml_mode_flag(opts.serve_args),
         f"--mode={opts.mode}",
         "--host-root=/host",
-        *opts.serve_args,
     ]
+    serve += opts.serve_args
     return k.argv(
         "debug",
         f"node/{opts.node}",
@@ -458,7 +464,9 @@ class Session:
         if self.error is not None:
             raise self.error
         if rc != 0 and not self.running.is_set() and not self.stopping_by_signal:
-            raise classify_kubectl_error("".join(self.stderr_tail), self.opts)
+            error = classify_kubectl_error("".join(self.stderr_tail), self.opts)
+            if error.code != EXIT_ERROR:  # a recognised cause; otherwise the agent's own exit code
+                raise error
         return rc if rc >= 0 else 128 - rc
 
     def cleanup(self) -> None:
