@@ -365,6 +365,7 @@ class TestKubelet:
                 )
             resp = connection.respond(HTTPStatus.OK, "")
             resp.body = bytes(c.log)
+            del resp.headers["Content-Length"]
             resp.headers["Content-Length"] = str(len(resp.body))
             return resp
         if parts[0] == "healthz":
