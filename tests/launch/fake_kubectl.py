@@ -78,7 +78,7 @@ elif args[:1] == ["debug"]:
         if scenario == "logs-fallback":
             sys.stderr.write("warning: couldn't attach to pod/x, falling back to streaming logs: exit 3\n")
             sys.stderr.flush()
-            time.sleep(0.3)
+            time.sleep(1.0)  # kubectl fetches the logs over HTTP first
             sys.stdout.write("LOG REPLAY THAT IS NOT MCP\n")
             sys.stdout.flush()
             sys.exit(1)

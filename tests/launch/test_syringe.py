@@ -145,6 +145,7 @@ def test_agent_exit_code_passes_through(tmp_path: Path) -> None:
 
 
 def test_log_replay_after_failed_attach_never_reaches_stdout(tmp_path: Path) -> None:
+    """Best effort: kubectl warns on stderr, then fetches and prints the logs; the warning closes stdout."""
     res = connect(tmp_path, "logs-fallback", stdin=b"mcp-bytes")
     assert res.stdout == b"mcp-bytes"
     assert b"falling back to streaming logs" in res.stderr
