@@ -28,5 +28,11 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/run.py
 
+## End-to-end tier on a real kube-apiserver + etcd (built once per machine and cached in
+## $${XDG_CACHE_HOME:-~/.cache}/k8s-gpu-mcp; the first build takes about 7 minutes on 2 cores).
+e2e: $(STAMP)
+	tests/e2e/apiserver_build.sh >/dev/null
+	K8S_GPU_MCP_E2E_REQUIRED=1 $(PY) -m pytest -m e2e tests/e2e -rs $(PYTEST_ARGS)
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build dist src/*.egg-info
