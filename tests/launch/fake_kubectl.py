@@ -70,6 +70,9 @@ elif args[:2] == ["auth", "can-i"]:
         sys.exit(1)
     sys.stdout.write("yes" + "\n")
 elif args[:1] == ["debug"]:
+    for a in args:
+        if a.startswith("--custom="):
+            (state / "custom.json").write_text(Path(a.split("=", 1)[1]).read_text())
     if scenario in ("ok", "no-delete", "logs-fallback", "crash"):
         (state / "pod.json").write_text(json.dumps(pod(running=True)))
         data = sys.stdin.buffer.read()

@@ -70,6 +70,8 @@ def test_relays_bytes_exactly_and_deletes_its_pod(tmp_path: Path) -> None:
     ]
     assert ["-n", "gpu-debug"] == argv[argv.index("-n") : argv.index("-n") + 2]
     assert "--env=NODE_NAME=gpu-node-5" in argv
+    custom = json.loads((tmp_path / "custom.json").read_text())  # root on top of the sysadmin profile
+    assert custom["securityContext"]["runAsUser"] == 0
     serve = argv[argv.index("--") + 1 :]
     assert serve == [
         "k8s-gpu-mcp",
@@ -80,6 +82,13 @@ def test_relays_bytes_exactly_and_deletes_its_pod(tmp_path: Path) -> None:
         "--log-level",
         "DEBUG",
     ]
+
+
+def test_run_as_image_user_skips_the_root_profile(tmp_path: Path) -> None:
+    res = connect(tmp_path, "ok", "--run-as-image-user", stdin=b"x")
+    assert res.returncode == 0 and res.stdout == b"x"
+    argv = debug_call(tmp_path)
+    assert argv is not None and not any(a.startswith("--custom") for a in argv)
 
 
 def test_default_image_follows_package_version() -> None:

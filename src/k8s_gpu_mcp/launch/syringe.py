@@ -10,12 +10,17 @@ Nothing stays in the cluster when no one is asking.
 from __future__ import annotations
 
 import argparse
+import array
+import fcntl
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+import termios
 import threading
 import time
 import uuid
@@ -69,6 +74,7 @@ class Options:
     timeout: float = DEFAULT_TIMEOUT_S
     kubectl: str = "kubectl"
     preflight: bool = True
+    as_root: bool = True
     serve_args: list[str] = field(default_factory=list)
 
 
@@ -120,6 +126,13 @@ def build_parser(prog: str = "k8s-gpu-mcp connect") -> argparse.ArgumentParser:
         help="kubectl binary [env K8S_GPU_MCP_KUBECTL; default kubectl]",
     )
     p.add_argument(
+        "--run-as-image-user",
+        dest="as_root",
+        action="store_false",
+        help="keep the image's non-root user instead of root (then /dev/kmsg, and so kernel-log XIDs, "
+        "and GPU reset are unavailable; NVML still works where /dev/nvidia* are world-readable)",
+    )
+    p.add_argument(
         "--no-preflight",
         dest="preflight",
         action="store_false",
@@ -149,6 +162,7 @@ def parse_args(argv: Sequence[str], prog: str = "k8s-gpu-mcp connect") -> Option
         timeout=ns.timeout,
         kubectl=ns.kubectl,
         preflight=ns.preflight,
+        as_root=ns.as_root,
         serve_args=extra,
     )
 
@@ -207,6 +221,12 @@ def classify_kubectl_error(stderr: str, opts: Options) -> LaunchError:
         return LaunchError(f"cannot reach the Kubernetes API server: {last}", EXIT_UNREACHABLE)
     if "NotFound" in text and "nodes" in text:
         return LaunchError(f"node {opts.node!r} does not exist: {last}", EXIT_NODE_NOT_FOUND)
+    if "unknown flag: --custom" in text:
+        return LaunchError(
+            "this kubectl has no `debug --custom` (needs kubectl >= 1.31) to run the agent as root; "
+            "upgrade kubectl, or pass --run-as-image-user (no kernel-log XIDs, no GPU reset)",
+            EXIT_UNREACHABLE,
+        )
     if "PodSecurity" in text:
         return LaunchError(
             f"{_where(opts)} enforces Pod Security and rejects the privileged debugger pod: {last}. "
@@ -259,8 +279,16 @@ def nvml_mode_flag(serve_args: Sequence[str]) -> str:
     return "--nvml-mode=mock" if asks_mock else "--nvml-mode=real"
 
 
-def debug_argv(k: Kubectl, opts: Options, session: str) -> list[str]:
-    """The kubectl debug command line that starts the agent on the node."""
+ROOT_PROFILE = {"securityContext": {"runAsUser": 0, "runAsGroup": 0, "runAsNonRoot": False}}
+
+
+def debug_argv(k: Kubectl, opts: Options, session: str, custom: str | None = None) -> list[str]:
+    """The kubectl debug command line that starts the agent on the node.
+
+    ``custom`` is a file with a partial container spec (``kubectl debug --custom``, kubectl >= 1.31)
+    that makes the container run as root on top of the sysadmin profile: the image's default user is
+    non-root, but /dev/kmsg (XIDs) and GPU reset need root.
+    """
     serve = [
         "k8s-gpu-mcp",
         "serve",
@@ -278,6 +306,7 @@ def debug_argv(k: Kubectl, opts: Options, session: str) -> list[str]:
         "--quiet",
         f"--env={SESSION_ENV}={session}",
         f"--env=NODE_NAME={opts.node}",
+        *([f"--custom={custom}"] if custom else []),
         "--",
         *serve,
         namespaced=True,
@@ -346,32 +375,58 @@ class Session:
         self.error: LaunchError | None = None
         self.stopping = threading.Event()
         self.running = threading.Event()
-        self.suppress_stdout = threading.Event()
+        self.relay_lock = threading.Lock()
+        self.stdout_budget: int | None = None  # bytes still to relay once kubectl falls back to logs
         self.stderr_tail: deque[str] = deque(maxlen=20)
         self.lock = threading.Lock()
         self.stopping_by_signal = False
 
     # threads -----------------------------------------------------------------------------------
     def _relay_stdout(self) -> None:
+        """Copy kubectl's stdout to ours. Reads happen under ``relay_lock`` so that the stderr thread can
+        count, at the moment kubectl announces its log fallback, exactly which bytes are still MCP."""
         assert self.proc is not None and self.proc.stdout is not None
         fd = self.proc.stdout.fileno()
         out = sys.stdout.fileno()
-        while data := os.read(fd, 65536):
-            if self.suppress_stdout.is_set():
-                continue  # kubectl's log fallback would replay the container's output: not MCP
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLHUP)
+        while True:
+            poller.poll()
+            with self.relay_lock:
+                budget = self.stdout_budget
+                data = os.read(fd, 65536 if not budget else min(65536, budget))
+                if not data:
+                    return
+                if budget is not None:
+                    data = data[:budget]
+                    self.stdout_budget = budget - len(data)
+            if not data:
+                continue  # the log replay: drained and dropped, never relayed
             try:
                 view = memoryview(data)
                 while view:
                     view = view[os.write(out, view) :]
-            except (BrokenPipeError, OSError):
-                self.stop()  # the client is gone
+            except OSError:  # BrokenPipeError included: the client is gone
+                self.stop()
                 return
+
+    def _cut_stdout(self) -> None:
+        """kubectl gave up on attach and will replay the container's logs on stdout: relay only the
+        bytes already in the pipe (the end of the MCP stream), drop everything after."""
+        assert self.proc is not None and self.proc.stdout is not None
+        with self.relay_lock:
+            pending = array.array("i", [0])
+            try:
+                fcntl.ioctl(self.proc.stdout.fileno(), termios.FIONREAD, pending)
+            except OSError:
+                pending[0] = 0
+            self.stdout_budget = pending[0]
 
     def _relay_stderr(self) -> None:
         assert self.proc is not None and self.proc.stderr is not None
         for line in iter(self.proc.stderr.readline, b""):
-            if LOGS_FALLBACK in line:
-                self.suppress_stdout.set()
+            if LOGS_FALLBACK in line and self.stdout_budget is None:
+                self._cut_stdout()
             self.stderr_tail.append(line.decode(errors="replace"))
             try:
                 sys.stderr.buffer.write(line)
@@ -443,7 +498,15 @@ class Session:
 
     # main ----------------------------------------------------------------------------------------
     def run(self) -> int:
-        argv = debug_argv(self.k, self.opts, self.session)
+        with tempfile.TemporaryDirectory(prefix="k8s-gpu-mcp-") as tmp:
+            custom = None
+            if self.opts.as_root:
+                custom = os.path.join(tmp, "root.json")
+                with open(custom, "w") as f:
+                    json.dump(ROOT_PROFILE, f)
+            return self._run(debug_argv(self.k, self.opts, self.session, custom))
+
+    def _run(self, argv: list[str]) -> int:
         self.proc = subprocess.Popen(
             argv, stdin=None, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0
         )
