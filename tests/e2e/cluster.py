@@ -24,6 +24,7 @@ HERE = Path(__file__).resolve().parent
 BUILD_SCRIPT = HERE / "apiserver_build.sh"
 ADMIN_TOKEN = "e2e-admin-token"
 VIEWER_TOKEN = "e2e-viewer-token"  # authenticated, no RBAC grants at all
+SRE_TOKEN = "e2e-sre-token"  # user sre-alice in group `sre`: gets only what docs/kubernetes.md binds
 # Service accounts the test kubelet can "mount" into pods: (namespace, name).
 SERVICE_ACCOUNTS = [("default", "default"), ("k8s-gpu-mcp", "default"), ("k8s-gpu-mcp", "k8s-gpu-mcp")]
 
@@ -186,7 +187,11 @@ def start_cluster(workdir: Path, apiserver: Path, timeout: float = 90) -> Cluste
     )
     _openssl("genrsa", "-out", "sa.key", "2048", cwd=pki)
     _openssl("rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=pki)
-    rows = [f"{ADMIN_TOKEN},admin,admin-uid,system:masters", f"{VIEWER_TOKEN},viewer,viewer-uid"]
+    rows = [
+        f"{ADMIN_TOKEN},admin,admin-uid,system:masters",
+        f"{VIEWER_TOKEN},viewer,viewer-uid",
+        f"{SRE_TOKEN},sre-alice,sre-uid,sre",
+    ]
     for ns, name in SERVICE_ACCOUNTS:
         groups = f"system:serviceaccounts,system:serviceaccounts:{ns}"
         rows.append(f'{sa_token(ns, name)},system:serviceaccount:{ns}:{name},sa-{ns}-{name}-uid,"{groups}"')
@@ -236,10 +241,12 @@ def start_cluster(workdir: Path, apiserver: Path, timeout: float = 90) -> Cluste
         "users": [
             {"name": "admin", "user": {"token": ADMIN_TOKEN}},
             {"name": "viewer", "user": {"token": VIEWER_TOKEN}},
+            {"name": "sre", "user": {"token": SRE_TOKEN}},
         ],
         "contexts": [
             {"name": "admin", "context": {"cluster": "e2e", "user": "admin"}},
             {"name": "viewer", "context": {"cluster": "e2e", "user": "viewer"}},
+            {"name": "sre", "context": {"cluster": "e2e", "user": "sre"}},
         ],
         "current-context": "admin",
     }

@@ -99,7 +99,7 @@ def test_mcp_session_through_kubectl_debug(cluster: Cluster, gpu_cluster: TestKu
         missing = error_text(await client.call_tool("describe_gpu_node", {"node": "gpu-node-404"}))
         assert "not found" in missing and GPU_NODE in missing and MIG_NODE in missing
 
-        alloc = structured(await client.call_tool("get_pod_gpu_allocation", {}))
+        alloc = structured(await client.call_tool("get_pod_gpu_allocation", {"node": inv["source"]["node"]}))
         assert alloc["node"] == GPU_NODE and alloc["allocated"] == {"nvidia.com/gpu": 7}
 
         if "analyze_xid_errors" in tools:
@@ -128,6 +128,36 @@ def test_agent_reports_rbac_it_lacks(cluster: Cluster, gpu_cluster: TestKubelet)
     )
     assert "RBAC forbids 'get' on 'nodes'" in text and "service account default/default" in text
     assert wait_gone(cluster, "default") == []
+
+
+def test_documented_user_rbac_is_enough(cluster: Cluster, gpu_cluster: TestKubelet) -> None:
+    """Bind user group `sre` exactly as docs/kubernetes.md says, then run a session as that user."""
+    cluster.kubectl(
+        "create",
+        "clusterrolebinding",
+        "sre-gpu-mcp-nodes",
+        "--clusterrole=k8s-gpu-mcp-connect-nodes",
+        "--group=sre",
+    )
+    cluster.kubectl(
+        "-n",
+        AGENT_NS,
+        "create",
+        "rolebinding",
+        "sre-gpu-mcp",
+        "--clusterrole=k8s-gpu-mcp-connect",
+        "--group=sre",
+    )
+
+    async def steps(client: Any) -> dict[str, Any]:
+        return structured(await client.call_tool("get_pod_gpu_allocation", {"node": GPU_NODE}))
+
+    argv = connect_argv(cluster, GPU_NODE, "--context", "sre", "--", "--nvml-mode=mock")
+    alloc = anyio.run(mcp_session, cluster, argv, steps)
+    assert alloc["allocated"] == {"nvidia.com/gpu": 7}
+    assert wait_gone(cluster, AGENT_NS) == []
+    other = run_connect(cluster, *connect_argv(cluster, GPU_NODE, "--context", "sre", namespace="default"))
+    assert other.returncode == syringe.EXIT_FORBIDDEN and "RBAC forbids 'create' on 'pods'" in other.stderr
 
 
 def run_connect(cluster: Cluster, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

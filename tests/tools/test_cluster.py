@@ -102,8 +102,8 @@ async def test_pods_forbidden_still_describes_node(make_app, fake) -> None:
 
 
 @pytest.mark.anyio
-async def test_allocation_defaults_to_own_node(make_app, fake) -> None:
-    data = (await call(make_app(), "get_pod_gpu_allocation")).structured_content
+async def test_allocation_on_one_node(make_app, fake) -> None:
+    data = (await call(make_app(), "get_pod_gpu_allocation", {"node": "gpu-node-test"})).structured_content
     assert data["node"] == "gpu-node-test" and data["allocated"] == {"nvidia.com/gpu": 5}
     pods = {p["name"]: p for p in data["pods"]}
     assert pods["train"]["containers"][0]["gpu_uuids"] == UUIDS[:4]
@@ -116,9 +116,10 @@ async def test_allocation_defaults_to_own_node(make_app, fake) -> None:
 
 
 @pytest.mark.anyio
-async def test_allocation_by_namespace_across_nodes(make_app, fake, monkeypatch) -> None:
-    monkeypatch.delenv("NODE_NAME")
-    data = (await call(make_app(), "get_pod_gpu_allocation", {"namespace": "other"})).structured_content
+async def test_allocation_by_namespace_across_nodes(make_app, fake) -> None:
+    data = (
+        await call(make_app(), "get_pod_gpu_allocation", {"node": "*", "namespace": "other"})
+    ).structured_content
     assert data["node"] is None and [p["name"] for p in data["pods"]] == ["greedy"]
 
 

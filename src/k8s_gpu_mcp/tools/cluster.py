@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
@@ -326,11 +326,15 @@ def register(app: AgentApp) -> None:
 
     annotations = READ_ONLY.model_copy(update={"openWorldHint": True})
 
-    def describe_gpu_node(node: str) -> GpuNodeDescription:
-        """Describe a Kubernetes GPU node from the API server: GPU Feature Discovery labels (nvidia.com/*),
-        nvidia.com/gpu and nvidia.com/mig-* capacity, allocatable and what pods request, conditions,
-        taints, cordon state, and the GPU pods on it. On the agent's own node it adds the local NVML view
-        and flags where the two disagree (e.g. a GPU the device plugin marked unhealthy)."""
+    def describe_gpu_node(
+        node: Annotated[str, Field(description="Kubernetes node name (this agent's is in source.node)")],
+    ) -> GpuNodeDescription:
+        """Describe a GPU node as Kubernetes sees it, from the API server.
+
+        GPU Feature Discovery labels (nvidia.com/*), nvidia.com/gpu and nvidia.com/mig-* capacity,
+        allocatable and what pods request, conditions, taints, cordon state, and the GPU pods on it.
+        On the agent's own node it adds the local NVML view and flags where the two disagree (e.g. a
+        GPU the device plugin marked unhealthy, or one NVML no longer sees)."""
         from k8s_gpu_mcp.k8s.client import K8sError
 
         api = _api()
@@ -366,30 +370,30 @@ def register(app: AgentApp) -> None:
         return desc
 
     def get_pod_gpu_allocation(
-        node: str | None = None, namespace: str | None = None
+        node: Annotated[
+            str, Field(description="node name (this agent's is in source.node), or '*' for every node")
+        ],
+        namespace: Annotated[str | None, Field(description="only this namespace; omit for all")] = None,
     ) -> PodGpuAllocationResult:
-        """List pods that request NVIDIA GPUs (nvidia.com/gpu, nvidia.com/mig-*): per-container requests
-        and limits, phase, and the GPU UUIDs where the pod spec names them (NVIDIA_VISIBLE_DEVICES env or
-        an annotation). node defaults to the agent's own node (NODE_NAME), else every node; namespace
-        defaults to all namespaces."""
+        """List the pods that request NVIDIA GPUs on a node (or the cluster), from the API server.
+
+        Per container: nvidia.com/gpu and nvidia.com/mig-* requests and limits; per pod: phase, whether
+        it still holds its GPUs, and the GPU UUIDs where the pod spec names them (NVIDIA_VISIBLE_DEVICES
+        env or an annotation; otherwise `unavailable` says why)."""
         from k8s_gpu_mcp.k8s.client import K8sError
 
         api = _api()
-        node = node or _this_node(app)
+        where = None if node.strip() in ("*", "") else node.strip()
         try:
-            pods = api.list_pods(node=node, namespace=namespace)
+            pods = api.list_pods(node=where, namespace=namespace)
         except K8sError as exc:
             raise _tool_error(exc) from None
         allocs = [a for p in pods if (a := pod_allocation(p)) is not None]
         allocs.sort(key=lambda a: (a.node or "", a.namespace, a.name))
         return PodGpuAllocationResult(
-            source=source(app),
-            api=_api_source(api),
-            node=node,
-            namespace=namespace,
-            pods=allocs,
+            source=source(app), api=_api_source(api), node=where, namespace=namespace, pods=allocs,
             allocated=allocated(allocs),
-        )
+        )  # fmt: skip
 
     app.add_tool(describe_gpu_node, title="Describe GPU node (Kubernetes)", annotations=annotations)
     app.add_tool(get_pod_gpu_allocation, title="Pod GPU allocation (Kubernetes)", annotations=annotations)
