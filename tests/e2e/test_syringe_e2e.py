@@ -103,15 +103,16 @@ def test_mcp_session_through_kubectl_debug(cluster: Cluster, gpu_cluster: TestKu
         assert alloc["node"] == GPU_NODE and alloc["allocated"] == {"nvidia.com/gpu": 7}
 
         if "analyze_xid_errors" in tools:
-            xid = structured(await client.call_tool("analyze_xid_errors", {}))
-            seen["xid"] = json.dumps(xid)
+            seen["xid"] = structured(await client.call_tool("analyze_xid_errors", {}))
 
     anyio.run(mcp_session, cluster, connect_argv(cluster, GPU_NODE, "--", "--scenario", str(XID48)), steps)
     assert len(seen["pods_during"]) == 1, "exactly one debugger pod while the session is open"
     assert wait_gone(cluster, AGENT_NS) == [], "the debugger pod is deleted when the session ends"
     if "analyze_xid_errors" not in seen["tools"]:
         pytest.skip("analyze_xid_errors is not on main yet (XID teammate's tool); every other step passed")
-    assert "48" in seen["xid"]
+    xid = seen["xid"]
+    assert xid["verdict"] == "Fatal", json.dumps(xid)[:2000]
+    assert any(e["xid"] == 48 and e["gpu_index"] == 0 and e["gpu_uuid"] for e in xid["events"])
 
 
 def test_agent_reports_rbac_it_lacks(cluster: Cluster, gpu_cluster: TestKubelet) -> None:
