@@ -247,7 +247,15 @@ def preflight(k: Kubectl, opts: Options) -> list[str]:
         "create pods/attach": k.popen("auth", "can-i", "create", "pods/attach", namespaced=True),
         "delete pods": k.popen("auth", "can-i", "delete", "pods", namespaced=True),
     }
-    results = {name: (p.communicate(timeout=60), p.returncode) for name, p in checks.items()}
+    try:
+        results = {name: (p.communicate(timeout=60), p.returncode) for name, p in checks.items()}
+    except subprocess.TimeoutExpired:
+        for p in checks.values():
+            p.kill()
+        raise LaunchError(
+            "kubectl did not answer the pre-flight checks within 60s: is the API server reachable?",
+            EXIT_UNREACHABLE,
+        ) from None
     (_, node_err), node_rc = results.pop("node")
     if node_rc != 0:
         if "forbidden" in node_err.lower():
