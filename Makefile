@@ -28,6 +28,12 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/run.py
 
+## End-to-end tier on a real kube-apiserver + etcd (built once per machine and cached in
+## $${XDG_CACHE_HOME:-~/.cache}/k8s-gpu-mcp; the first build takes about 7 minutes on 2 cores).
+e2e: $(STAMP)
+	tests/e2e/apiserver_build.sh >/dev/null
+	K8S_GPU_MCP_E2E_REQUIRED=1 $(PY) -m pytest -m e2e tests/e2e -rs $(PYTEST_ARGS)
+
 ## The one-minute story: "why is the training job on node-5 stuck?" (mock H100, XID 48).
 demo: $(STAMP)
 	$(PY) scripts/demo.py

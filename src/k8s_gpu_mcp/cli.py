@@ -120,6 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_options(tools, AGENT_OPTIONS)
     tools.add_argument("--json", action="store_true", help="print the full tools/list entries as JSON")
 
+    # Parsed by launch/syringe.py (main() hands it the rest of argv); listed here for --help.
+    sub.add_parser(
+        "connect",
+        help="start the agent on node/NAME with kubectl debug and relay MCP over stdio (connect --help)",
+        add_help=False,
+    )
+
     call = sub.add_parser("call", help="run one tool in-process and print its structured result as JSON")
     call.add_argument("tool", help="tool name (see 'k8s-gpu-mcp tools')")
     call.add_argument("--args", default="{}", help="tool arguments as a JSON object")

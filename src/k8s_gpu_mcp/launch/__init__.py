@@ -1,0 +1,1 @@
+"""Getting the agent onto a node: the kubectl-debug syringe (``connect node/NAME``)."""
