@@ -60,8 +60,10 @@ def cold_start(runs: int = 10) -> dict[str, Any]:
     }
 
 
-def round_trip(tool: str, arguments: dict[str, Any], calls: int = 300) -> dict[str, Any]:
-    agent = StdioPeer(AGENT, ENV)
+def round_trip(
+    tool: str, arguments: dict[str, Any], calls: int = 300, agent_argv: list[str] = AGENT
+) -> dict[str, Any]:
+    agent = StdioPeer(agent_argv, ENV)
     floor = StdioPeer(MINIMAL, ENV)
     agent.initialize()
     floor.initialize()
@@ -84,6 +86,63 @@ def round_trip(tool: str, arguments: dict[str, Any], calls: int = 300) -> dict[s
         "p50_ratio": round(p50 / ref50, 3),
         "target_p50_ratio_max": 2.0,
         "calls": calls,
+    }
+
+
+READ_ONLY_TOOLS = [
+    "get_gpu_inventory",
+    "get_gpu_telemetry",
+    "get_gpu_health",
+    "analyze_xid_errors",
+    "snapshot_ecc",
+    "inspect_topology",
+    "list_gpu_processes",
+]
+
+
+def tool_latencies(calls: int = 150) -> dict[str, Any]:
+    """Every read-only tool on the 8-GPU profile with the XID 48 scenario, next to the trivial tool."""
+    argv = [*AGENT[:-4], "--scenario", "ecc-dbe-xid48", "--log-level", "WARNING"]
+    out: dict[str, Any] = {}
+    for tool in READ_ONLY_TOOLS:
+        r = round_trip(tool, {}, calls, argv)
+        out[f"{tool} p50/p99 ms"] = f"{r['p50_ms']} / {r['p99_ms']}"
+        out[f"{tool} p50 vs trivial"] = f"{r['p50_ratio']}x (trivial p50 {r['trivial_p50_ms']} ms)"
+    return out
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def memory(soak_calls: int = 10_000) -> dict[str, Any]:
+    """Idle RSS next to the minimal SDK server's, then RSS after a soak of mixed calls."""
+    agent = StdioPeer(AGENT, ENV)
+    floor = StdioPeer(MINIMAL, ENV)
+    agent.initialize()
+    floor.initialize()
+    idle, floor_idle = rss_kib(agent.proc.pid), rss_kib(floor.proc.pid)
+    mix = [
+        ("get_gpu_telemetry", {}),
+        ("get_gpu_inventory", {"gpus": [0]}),
+        ("get_gpu_health", {}),
+        ("snapshot_ecc", {"gpus": [1]}),
+        ("analyze_xid_errors", {}),
+    ]
+    for n in range(soak_calls):
+        agent.call(*mix[n % len(mix)])
+    after = rss_kib(agent.proc.pid)
+    agent.close()
+    floor.close()
+    return {
+        "agent_idle_rss_mib": round(idle / 1024, 1),
+        "minimal_sdk_server_idle_rss_mib": round(floor_idle / 1024, 1),
+        "agent_rss_after_soak_mib": round(after / 1024, 1),
+        "soak_calls": soak_calls,
+        "soak_growth_percent": round(100 * (after - idle) / idle, 1),
     }
 
 
@@ -143,6 +202,8 @@ def main() -> int:
     results: dict[str, dict[str, Any]] = {}
     results["cold_start"] = cold_start()
     results["telemetry_round_trip"] = round_trip("get_gpu_telemetry", {})
+    results["tool_latencies"] = tool_latencies()
+    results["memory"] = memory()
     for name, fn in extra_sections().items():
         results[name] = fn()
     verdicts = {
