@@ -1,4 +1,5 @@
-"""Command line: ``serve`` (the agent), ``tools`` (list them), ``call`` (one tool, JSON out).
+"""Command line: ``serve`` (the agent), ``tools`` (list them), ``call`` (one tool, JSON out),
+``gateway`` (cluster fan-out) and ``connect`` (stdio bridges).
 
 Every option also reads an environment variable, named in ``--help``.
 """
@@ -50,11 +51,72 @@ SERVE_OPTIONS: list[tuple[str, str, tuple[str, ...] | None, str]] = [
         "--transport",
         "transport",
         ("stdio", "http"),
-        "stdio (default; for kubectl debug and local clients) or http",
+        "stdio (default; for kubectl debug and local clients) or http (streamable HTTP at /mcp)",
     ),
-    ("--host", "host", None, "HTTP bind address"),
+    ("--host", "host", None, "HTTP bind address; a non-loopback address requires a token"),
     ("--port", "port", None, "HTTP port"),
+    (
+        "--token-file",
+        "token_file",
+        None,
+        "file holding the bearer token for /mcp and /metrics (re-read when it changes); "
+        "or put the token itself in env K8S_GPU_MCP_TOKEN",
+    ),
+    (
+        "--insecure-no-auth",
+        "insecure_no_auth",
+        None,
+        "serve HTTP on a non-loopback address without a token (only behind another auth layer)",
+    ),
+    ("--tls-cert", "tls_cert", None, "TLS certificate chain (PEM); reloaded when the file changes"),
+    ("--tls-key", "tls_key", None, "TLS private key (PEM), with --tls-cert"),
+    (
+        "--allowed-hosts",
+        "allowed_hosts",
+        None,
+        "comma-separated Host headers accepted on /mcp (DNS-rebinding guard; 'name:*' for any port, "
+        "'*' to disable); default: loopback names, POD_IP and the hostname",
+    ),
+    (
+        "--allowed-origins",
+        "allowed_origins",
+        None,
+        "comma-separated Origin headers accepted on /mcp; default: loopback origins",
+    ),
 ]
+GATEWAY_OPTIONS: list[tuple[str, str, tuple[str, ...] | None, str]] = [
+    (
+        "--agents",
+        "agents",
+        None,
+        "static agent list, YAML or JSON: [{node, url, labels}]; default: discover agent pods "
+        "through the Kubernetes API",
+    ),
+    ("--agent-namespace", "agent_namespace", None, "namespace of the agent pods"),
+    ("--agent-selector", "agent_selector", None, "label selector of the agent pods"),
+    ("--agent-port", "agent_port", None, "agents' HTTP port"),
+    ("--agent-scheme", "agent_scheme", ("http", "https"), "agents' URL scheme"),
+    (
+        "--agent-token-file",
+        "agent_token_file",
+        None,
+        "bearer token the gateway sends to agents; or the token itself in env K8S_GPU_MCP_AGENT_TOKEN",
+    ),
+    ("--agent-ca-file", "agent_ca_file", None, "CA bundle to verify agents' TLS certificates"),
+    ("--node-timeout", "node_timeout", None, "seconds one node may take, retries included"),
+    ("--concurrency", "concurrency", None, "nodes called at once"),
+    ("--retries", "retries", None, "retries of an idempotent read after a connection failure"),
+    (
+        "--breaker-failures",
+        "breaker_failures",
+        None,
+        "consecutive failures that open a node's circuit breaker",
+    ),
+    ("--breaker-reset", "breaker_reset", None, "seconds an open breaker waits before one probe call"),
+]
+LOG_OPTION = [opt for opt in AGENT_OPTIONS if opt[1] == "log_level"]
+ALL_OPTIONS = AGENT_OPTIONS + SERVE_OPTIONS + GATEWAY_OPTIONS
+TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
 
 
 def env_name(field: str) -> str:
@@ -70,14 +132,42 @@ def _add_options(
     for flag, field, choices, help_text in options:
         default = getattr(defaults, field)
         env = env_name(field)
+        if isinstance(default, bool):
+            parser.add_argument(
+                flag,
+                dest=field,
+                action="store_const",
+                const=True,
+                default=None,
+                help=f"{help_text} [env {env}=1]",
+            )
+            continue
         parser.add_argument(
             flag,
             dest=field,
             choices=choices,
-            type=int if isinstance(default, int) else str,
+            type=type(default) if isinstance(default, int | float) else str,
             default=None,
             help=f"{help_text} [env {env}; default {default}]",
         )
+
+
+def _from_env(name: str, value: str, default: Any, choices: tuple[str, ...] | None) -> Any:
+    env = env_name(name)
+    if choices and value not in choices:
+        raise SystemExit(f"k8s-gpu-mcp: {env}={value!r} is not one of {', '.join(choices)}")
+    if isinstance(default, bool):
+        if value.strip().lower() not in TRUE_WORDS + FALSE_WORDS:
+            raise SystemExit(f"k8s-gpu-mcp: {env}={value!r} is not a boolean (1/0, true/false)")
+        return value.strip().lower() in TRUE_WORDS
+    if isinstance(default, int | float):
+        kind = type(default)
+        try:
+            return kind(value)
+        except ValueError:
+            what = "an integer" if kind is int else "a number"
+            raise SystemExit(f"k8s-gpu-mcp: {env}={value!r} is not {what}") from None
+    return value
 
 
 def settings_from(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Any:
@@ -85,21 +175,12 @@ def settings_from(args: argparse.Namespace, environ: dict[str, str] | None = Non
     from k8s_gpu_mcp.config import Settings
 
     environ = dict(os.environ) if environ is None else environ
-    choices = {field: ch for _, field, ch, _ in AGENT_OPTIONS + SERVE_OPTIONS}
+    choices = {field: ch for _, field, ch, _ in ALL_OPTIONS}
     values: dict[str, Any] = {}
     for f in fields(Settings):
         value = getattr(args, f.name, None)
         if value is None and env_name(f.name) in environ:
-            value = environ[env_name(f.name)]
-            if choices.get(f.name) and value not in choices[f.name]:
-                raise SystemExit(
-                    f"k8s-gpu-mcp: {env_name(f.name)}={value!r} is not one of {', '.join(choices[f.name])}"
-                )
-            if isinstance(f.default, int):
-                try:
-                    value = int(value)
-                except ValueError:
-                    raise SystemExit(f"k8s-gpu-mcp: {env_name(f.name)}={value!r} is not an integer") from None
+            value = _from_env(f.name, environ[env_name(f.name)], f.default, choices.get(f.name))
         if value is not None:
             values[f.name] = value
     return Settings(**values)
@@ -131,6 +212,12 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("tool", help="tool name (see 'k8s-gpu-mcp tools')")
     call.add_argument("--args", default="{}", help="tool arguments as a JSON object")
     _add_options(call, AGENT_OPTIONS)
+
+    gateway = sub.add_parser(
+        "gateway",
+        help="run the cluster gateway: the node tools fanned out to every agent, plus cluster-wide tools",
+    )
+    _add_options(gateway, SERVE_OPTIONS + GATEWAY_OPTIONS + LOG_OPTION)
     return parser
 
 
@@ -154,9 +241,9 @@ def _run_serve(settings: Any) -> int:
     app = _open_app(settings)
     try:
         if settings.transport == "http":
-            from k8s_gpu_mcp import http_server
+            from k8s_gpu_mcp.http.serve import run_agent
 
-            return http_server.run(app)
+            return run_agent(app)
         import anyio
 
         from k8s_gpu_mcp.transport.stdio import serve_stdio
@@ -216,6 +303,10 @@ def _run_call(settings: Any, tool: str, raw_args: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["connect", "gateway"]:
+        from k8s_gpu_mcp.launch import bridge
+
+        return bridge.main(argv[2:])
     if argv and argv[0] == "connect":
         from k8s_gpu_mcp.launch import syringe
 
@@ -230,4 +321,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run_serve(settings)
     if args.command == "tools":
         return _run_tools(settings, args.json)
+    if args.command == "gateway":
+        from k8s_gpu_mcp.gateway.server import run_gateway
+
+        return run_gateway(settings)
     return _run_call(settings, args.tool, args.args)

@@ -10,6 +10,7 @@ NvmlMode = Literal["auto", "real", "mock"]
 Transport = Literal["stdio", "http"]
 
 DEFAULT_PROFILE = "h100-sxm5-80gb-x8"
+DEFAULT_AGENT_SELECTOR = "app.kubernetes.io/name=k8s-gpu-mcp-agent"
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,26 @@ class Settings:
     sys_root: str = "/sys"
     host: str = "127.0.0.1"
     port: int = 8080
+    # HTTP transport (serve --transport http, gateway --transport http)
+    token_file: str | None = None
+    insecure_no_auth: bool = False
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    allowed_hosts: str | None = None  # comma-separated; None: loopback names + POD_IP + hostname
+    allowed_origins: str | None = None  # comma-separated; None: loopback origins
+    # gateway
+    agents: str | None = None  # static agent list (YAML/JSON); None: discover through the Kubernetes API
+    agent_namespace: str = "k8s-gpu-mcp"
+    agent_selector: str = DEFAULT_AGENT_SELECTOR
+    agent_port: int = 8080
+    agent_scheme: str = "http"
+    agent_token_file: str | None = None
+    agent_ca_file: str | None = None
+    node_timeout: float = 5.0
+    concurrency: int = 256
+    retries: int = 2
+    breaker_failures: int = 3
+    breaker_reset: float = 30.0
 
     @property
     def operator(self) -> bool:

@@ -8,7 +8,7 @@ import sys
 from datetime import UTC, datetime
 
 # LogRecord attributes that are not user-supplied `extra` fields.
-_RESERVED = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+_RESERVED = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName", "color_message"}
 
 
 class JsonFormatter(logging.Formatter):

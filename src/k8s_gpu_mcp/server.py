@@ -13,6 +13,7 @@ from mcp_types import ToolAnnotations
 from k8s_gpu_mcp import __version__
 from k8s_gpu_mcp.config import Settings
 from k8s_gpu_mcp.gpu.backend import Backend, open_backend
+from k8s_gpu_mcp.metrics import ToolMetrics
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ class AgentApp:
             instructions=INSTRUCTIONS,
             log_level=settings.log_level.upper(),  # type: ignore[arg-type]
         )
+        self.metrics = ToolMetrics()
         self.tool_names: list[str] = []
         self.closers: list[Callable[[], None]] = []
         self._register_tools()
@@ -55,10 +57,14 @@ class AgentApp:
         )
 
     def add_tool(self, fn: Callable[..., Any], *, title: str, annotations: ToolAnnotations) -> None:
-        """Register one tool; its docstring is the description the AI client reads."""
+        """Register one tool; its docstring is the description the AI client reads.
+
+        Every call is counted in ``self.metrics`` (requests by status, latency, in flight).
+        """
         description = inspect.cleandoc(fn.__doc__ or "")
+        wrapped = self.metrics.instrument(fn)
         self.server.add_tool(
-            fn, title=title, description=description, annotations=annotations, structured_output=True
+            wrapped, title=title, description=description, annotations=annotations, structured_output=True
         )
         self.tool_names.append(fn.__name__)
 
