@@ -1,0 +1,442 @@
+"""The gateway's MCP server: node tools with a target, and cluster-wide tools.
+
+Target arguments on every node tool: ``node`` (one name), ``nodes`` (names), ``node_selector``
+(a label selector over node labels); none of them means every agent the gateway knows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Annotated, Any
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import ToolAnnotations
+from pydantic import BaseModel, Field
+
+from k8s_gpu_mcp import __version__
+from k8s_gpu_mcp.gateway.breaker import BreakerBoard
+from k8s_gpu_mcp.gateway.discovery import (
+    Agent,
+    Discovery,
+    DiscoveryError,
+    KubeDiscovery,
+    StaticDiscovery,
+    select_agents,
+)
+from k8s_gpu_mcp.gateway.fanout import Fanout, FanoutConfig, FanoutMetrics, NodeCall
+from k8s_gpu_mcp.gateway.health import GpuVerdict, from_health, from_telemetry
+from k8s_gpu_mcp.gateway.rpc import RpcClient
+from k8s_gpu_mcp.http.auth import Token
+from k8s_gpu_mcp.metrics import ToolMetrics
+from k8s_gpu_mcp.tools._common import GpuSelector
+
+if TYPE_CHECKING:
+    from k8s_gpu_mcp.config import Settings
+
+log = logging.getLogger(__name__)
+
+AGENT_TOKEN_ENV = "K8S_GPU_MCP_AGENT_TOKEN"
+CLUSTER_READ = ToolAnnotations(
+    readOnlyHint=True, idempotentHint=True, openWorldHint=True, destructiveHint=False
+)
+PASS_THROUGH = ToolAnnotations(
+    readOnlyHint=False, idempotentHint=False, openWorldHint=True, destructiveHint=True
+)
+
+INSTRUCTIONS = (
+    "k8s-gpu-mcp gateway: the GPU node tools for a whole Kubernetes cluster. Every node tool takes a "
+    "target (node, nodes, or node_selector; none means every GPU node) and returns one entry per node "
+    "plus a summary; a node that failed carries error_kind and error and is never counted as healthy. "
+    "Start with find_unhealthy_gpus or list_gpu_nodes."
+)
+
+NodeArg = Annotated[str | None, Field(description="one node name")]
+NodesArg = Annotated[list[str] | None, Field(description="node names")]
+SelectorArg = Annotated[
+    str | None,
+    Field(description="label selector over node labels, e.g. 'nvidia.com/gpu.product=NVIDIA-H100-80GB-HBM3'"),
+]
+
+
+class NodeResult(BaseModel):
+    node: str
+    ok: bool
+    error_kind: str | None = Field(
+        None,
+        description="timeout, unreachable, circuit_open, unauthorized, bad_reply, http_error, rpc_error, "
+        "tool_error, tool_missing, unknown_node",
+    )
+    error: str | None = None
+    attempts: int = 0
+    duration_ms: float = 0.0
+    result: dict[str, Any] | None = Field(None, description="the agent's structured result")
+
+
+class Summary(BaseModel):
+    correlation_id: str
+    tool: str
+    targeted: int
+    succeeded: int
+    failed: int
+    partial: bool = Field(description="true when some nodes failed: the result covers only the others")
+    errors_by_kind: dict[str, int]
+    duration_ms: float
+    node_timeout_s: float
+
+
+class FanoutResult(BaseModel):
+    summary: Summary
+    nodes: list[NodeResult]
+
+
+class GpuNode(BaseModel):
+    node: str
+    url: str
+    labels: dict[str, str]
+    breaker: str = Field(description="circuit breaker: closed (calls go out), open, half_open")
+
+
+class NodeList(BaseModel):
+    discovery: str
+    count: int
+    nodes: list[GpuNode]
+
+
+class UnhealthyReport(BaseModel):
+    summary: Summary
+    unhealthy: list[GpuVerdict] = Field(description="GPUs with a warning or critical verdict")
+    unknown: list[GpuVerdict] = Field(description="GPUs whose health could not be read")
+    unreachable: list[NodeResult] = Field(description="nodes that gave no usable answer: health unknown")
+    healthy_gpus: int
+    nodes_checked: int
+
+
+class GatewayApp:
+    """Discovery + fan-out + the MCP server over them."""
+
+    def __init__(self, settings: Settings, discovery: Discovery | None = None, rpc: RpcClient | None = None):
+        self.settings = settings
+        self.discovery = discovery if discovery is not None else make_discovery(settings)
+        self.rpc = rpc if rpc is not None else RpcClient(agent_token(settings), settings.agent_ca_file)
+        self.board = BreakerBoard(settings.breaker_failures, settings.breaker_reset)
+        self.metrics = ToolMetrics(namespace="k8s_gpu_mcp_gateway")
+        fanout_metrics = FanoutMetrics(self.metrics.registry)
+        fanout_metrics.watch_breakers(self.board)
+        self.config = FanoutConfig(settings.node_timeout, settings.concurrency, settings.retries)
+        self.fanout = Fanout(self.rpc, self.config, self.board, fanout_metrics)
+        self.last_discovery_error: str | None = None
+        self.agents_known = 0
+        self.server = MCPServer(
+            "k8s-gpu-mcp-gateway",
+            version=__version__,
+            instructions=INSTRUCTIONS,
+            log_level=settings.log_level.upper(),
+        )  # type: ignore[arg-type]
+        self.tool_names: list[str] = []
+        register_tools(self)
+
+    def add_tool(self, fn: Callable[..., Any], *, title: str, annotations: ToolAnnotations) -> None:
+        self.server.add_tool(
+            self.metrics.instrument(fn), title=title, annotations=annotations, structured_output=True
+        )
+        self.tool_names.append(fn.__name__)
+
+    async def agents(self) -> list[Agent]:
+        try:
+            agents = await self.discovery.agents()
+        except DiscoveryError as exc:
+            self.last_discovery_error = str(exc)
+            raise ToolError(f"cannot list the GPU node agents ({self.discovery.describe()}): {exc}") from exc
+        self.last_discovery_error, self.agents_known = None, len(agents)
+        return agents
+
+    async def target(
+        self, node: str | None, nodes: list[str] | None, node_selector: str | None
+    ) -> tuple[list[Agent], list[str]]:
+        try:
+            return select_agents(await self.agents(), node, nodes, node_selector)
+        except ValueError as exc:
+            raise ToolError(str(exc)) from exc
+
+    async def fan_out(
+        self,
+        tool: str,
+        arguments: dict[str, Any],
+        target: tuple[list[Agent], list[str]],
+        ctx: Context | None,
+        *,
+        idempotent: bool = True,
+    ) -> tuple[list[NodeCall], Summary]:
+        """Run one tool on the target; log one line with the correlation id; return calls + summary."""
+        agents, missing = target
+        correlation_id = uuid.uuid4().hex[:16]
+        start = time.monotonic()
+        calls = await self.fanout.call_all(
+            agents,
+            tool,
+            arguments,
+            idempotent=idempotent,
+            correlation_id=correlation_id,
+            on_progress=progress_reporter(ctx, tool),
+        )
+        calls += [
+            NodeCall(n, False, error_kind="unknown_node", error="no ready agent on this node")
+            for n in missing
+        ]
+        summary = summarize(calls, tool, correlation_id, start, self.config.node_timeout_s)
+        log_call(summary)
+        return calls, summary
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        details: dict[str, Any] = {"discovery": self.discovery.describe(), "agents_known": self.agents_known}
+        if self.last_discovery_error:
+            details["reason"] = self.last_discovery_error
+            return False, details
+        return True, details
+
+    def close(self) -> None:
+        self.rpc.close()
+
+
+def agent_token(settings: Settings) -> Token | None:
+    return Token.from_settings(settings.agent_token_file, env=AGENT_TOKEN_ENV)
+
+
+def make_discovery(settings: Settings) -> Discovery:
+    if settings.agents:
+        return StaticDiscovery(settings.agents)
+    return KubeDiscovery(
+        settings.agent_namespace, settings.agent_selector, settings.agent_port, settings.agent_scheme
+    )
+
+
+def progress_reporter(ctx: Context | None, tool: str) -> Callable[[int, int], Awaitable[None]] | None:
+    """Progress notifications, at most ~20 per fan-out and 4 a second (plus the last one)."""
+    if ctx is None:
+        return None
+    last = {"t": 0.0, "n": 0}
+
+    async def report(done: int, total: int) -> None:
+        now = time.monotonic()
+        step = max(1, total // 20)
+        if done == total or (done - last["n"] >= step and now - last["t"] >= 0.25):
+            last["t"], last["n"] = now, done
+            try:
+                await ctx.report_progress(done, total, f"{tool}: {done}/{total} nodes answered")
+            except Exception:  # a client that cannot take progress must not fail the call
+                log.debug("progress notification failed", exc_info=True)
+
+    return report
+
+
+def summarize(
+    calls: list[NodeCall], tool: str, correlation_id: str, start: float, timeout_s: float
+) -> Summary:
+    errors = Counter(c.error_kind or "error" for c in calls if not c.ok)
+    ok = sum(1 for c in calls if c.ok)
+    return Summary(
+        correlation_id=correlation_id,
+        tool=tool,
+        targeted=len(calls),
+        succeeded=ok,
+        failed=len(calls) - ok,
+        partial=0 < ok < len(calls),
+        errors_by_kind=dict(errors),
+        duration_ms=round((time.monotonic() - start) * 1000, 1),
+        node_timeout_s=timeout_s,
+    )
+
+
+def log_call(summary: Summary) -> None:
+    log.info(
+        "gateway call",
+        extra={
+            "correlation_id": summary.correlation_id,
+            "tool": summary.tool,
+            "targeted": summary.targeted,
+            "succeeded": summary.succeeded,
+            "failed": summary.failed,
+            "errors_by_kind": summary.errors_by_kind,
+            "duration_ms": summary.duration_ms,
+        },
+    )
+
+
+def node_results(calls: list[NodeCall], keep_result: bool = True) -> list[NodeResult]:
+    return [
+        NodeResult(
+            node=c.node,
+            ok=c.ok,
+            error_kind=c.error_kind,
+            error=c.error,
+            attempts=c.attempts,
+            duration_ms=round(c.duration_s * 1000, 1),
+            result=c.result if keep_result else None,
+        )
+        for c in calls
+    ]
+
+
+def register_tools(gw: GatewayApp) -> None:
+    def gpu_args(gpus: Any) -> dict[str, Any]:
+        return {} if gpus is None else {"gpus": gpus}
+
+    async def list_gpu_nodes(node_selector: SelectorArg = None) -> NodeList:
+        """List the GPU nodes that have a ready agent: node name, agent URL, node labels, and the
+        gateway's circuit-breaker state for it. Optionally filtered by a node label selector."""
+        agents, _ = await gw.target(None, None, node_selector)
+        nodes = [
+            GpuNode(node=a.node, url=a.url, labels=a.labels, breaker=gw.board.state(a.node)) for a in agents
+        ]
+        return NodeList(discovery=gw.discovery.describe(), count=len(nodes), nodes=nodes)
+
+    async def get_gpu_inventory(
+        ctx: Context,
+        node: NodeArg = None,
+        nodes: NodesArg = None,
+        node_selector: SelectorArg = None,
+        gpus: GpuSelector = None,
+    ) -> FanoutResult:
+        """get_gpu_inventory on each target node (default: every GPU node): models, UUIDs, serials, PCI
+        ids, VBIOS, memory, limits, MIG/persistence mode, driver/CUDA versions. One entry per node."""
+        calls, summary = await gw.fan_out(
+            "get_gpu_inventory", gpu_args(gpus), await gw.target(node, nodes, node_selector), ctx
+        )
+        return FanoutResult(summary=summary, nodes=node_results(calls))
+
+    async def get_gpu_telemetry(
+        ctx: Context,
+        node: NodeArg = None,
+        nodes: NodesArg = None,
+        node_selector: SelectorArg = None,
+        gpus: GpuSelector = None,
+    ) -> FanoutResult:
+        """get_gpu_telemetry on each target node (default: every GPU node): temperature against NVML
+        thresholds, power, clocks, utilization, decoded throttle reasons. One entry per node."""
+        calls, summary = await gw.fan_out(
+            "get_gpu_telemetry", gpu_args(gpus), await gw.target(node, nodes, node_selector), ctx
+        )
+        return FanoutResult(summary=summary, nodes=node_results(calls))
+
+    async def get_gpu_health(
+        ctx: Context,
+        node: NodeArg = None,
+        nodes: NodesArg = None,
+        node_selector: SelectorArg = None,
+        gpus: GpuSelector = None,
+    ) -> FanoutResult:
+        """get_gpu_health on each target node (default: every GPU node). A node whose agent predates
+        get_gpu_health answers error_kind=tool_missing; use find_unhealthy_gpus, which falls back to
+        telemetry for such nodes."""
+        calls, summary = await gw.fan_out(
+            "get_gpu_health", gpu_args(gpus), await gw.target(node, nodes, node_selector), ctx
+        )
+        return FanoutResult(summary=summary, nodes=node_results(calls))
+
+    async def call_node_tool(
+        ctx: Context,
+        tool: Annotated[str, Field(description="the agent tool to run, e.g. analyze_xid_errors")],
+        arguments: Annotated[dict[str, Any] | None, Field(description="its arguments")] = None,
+        node: NodeArg = None,
+        nodes: NodesArg = None,
+        node_selector: SelectorArg = None,
+    ) -> FanoutResult:
+        """Run any agent tool on the target nodes (default: every GPU node) and collect the answers.
+        Not retried (the tool may not be idempotent); agents refuse tools their mode does not list."""
+        calls, summary = await gw.fan_out(
+            tool, arguments or {}, await gw.target(node, nodes, node_selector), ctx, idempotent=False
+        )
+        return FanoutResult(summary=summary, nodes=node_results(calls))
+
+    async def find_unhealthy_gpus(
+        ctx: Context, node: NodeArg = None, nodes: NodesArg = None, node_selector: SelectorArg = None
+    ) -> UnhealthyReport:
+        """Cluster-wide health sweep: each node's get_gpu_health verdicts, or for agents without that
+        tool, a verdict from get_gpu_telemetry + get_gpu_inventory (lost GPUs, thermal/HW throttling,
+        shutdown-temperature headroom). Lists unhealthy GPUs, GPUs of unknown health, and nodes that
+        could not be read (their health is unknown, not good)."""
+        return await sweep(gw, await gw.target(node, nodes, node_selector), ctx)
+
+    gw.add_tool(list_gpu_nodes, title="GPU nodes in the cluster", annotations=CLUSTER_READ)
+    gw.add_tool(find_unhealthy_gpus, title="Unhealthy GPUs across the cluster", annotations=CLUSTER_READ)
+    gw.add_tool(get_gpu_inventory, title="GPU inventory (cluster)", annotations=CLUSTER_READ)
+    gw.add_tool(get_gpu_telemetry, title="GPU telemetry (cluster)", annotations=CLUSTER_READ)
+    gw.add_tool(get_gpu_health, title="GPU health (cluster)", annotations=CLUSTER_READ)
+    gw.add_tool(call_node_tool, title="Run an agent tool on nodes", annotations=PASS_THROUGH)
+
+
+async def sweep(
+    gw: GatewayApp, target: tuple[list[Agent], list[str]], ctx: Context | None
+) -> UnhealthyReport:
+    """find_unhealthy_gpus: get_gpu_health first; telemetry + inventory for the nodes without it."""
+    agents, missing = target
+    correlation_id = uuid.uuid4().hex[:16]
+    start = time.monotonic()
+    deadline = start + gw.config.node_timeout_s
+    progress = progress_reporter(ctx, "find_unhealthy_gpus")
+    calls = await gw.fanout.call_all(
+        agents, "get_gpu_health", {}, correlation_id=correlation_id, deadline=deadline, on_progress=progress
+    )
+    verdicts: list[GpuVerdict] = []
+    final: list[NodeCall] = []
+    legacy = [c.node for c in calls if c.error_kind == "tool_missing"]
+    for call in calls:
+        if call.ok and call.result is not None:
+            verdicts += from_health(call.node, call.result)
+        if call.error_kind != "tool_missing":
+            final.append(call)
+    if legacy:
+        by_node = {a.node: a for a in agents}
+        fallback = [by_node[n] for n in legacy]
+        telemetry, inventory = await asyncio.gather(
+            gw.fanout.call_all(
+                fallback, "get_gpu_telemetry", {}, correlation_id=correlation_id, deadline=deadline
+            ),
+            gw.fanout.call_all(
+                fallback, "get_gpu_inventory", {}, correlation_id=correlation_id, deadline=deadline
+            ),
+        )
+        for tel, inv in zip(telemetry, inventory, strict=True):
+            if tel.ok and tel.result is not None:
+                verdicts += from_telemetry(tel.node, tel.result, inv.result if inv.ok else None)
+            final.append(tel)
+    final += [
+        NodeCall(n, False, error_kind="unknown_node", error="no ready agent on this node") for n in missing
+    ]
+    summary = summarize(final, "find_unhealthy_gpus", correlation_id, start, gw.config.node_timeout_s)
+    log_call(summary)
+    return UnhealthyReport(
+        summary=summary,
+        unhealthy=[v for v in verdicts if v.severity in ("warning", "critical")],
+        unknown=[v for v in verdicts if v.severity == "unknown"],
+        unreachable=[r for r in node_results(final, keep_result=False) if not r.ok],
+        healthy_gpus=sum(1 for v in verdicts if v.severity == "healthy"),
+        nodes_checked=len(final),
+    )
+
+
+def run_gateway(settings: Settings) -> int:
+    """``k8s-gpu-mcp gateway``: stdio, or streamable HTTP (stateless, SSE so progress reaches the client)."""
+    try:
+        gw = GatewayApp(settings)
+    except (DiscoveryError, ValueError) as exc:
+        sys.stderr.write(f"k8s-gpu-mcp: {exc}\n")
+        return 2
+    try:
+        if settings.transport == "http":
+            from k8s_gpu_mcp.http.serve import run_server
+
+            return run_server(gw.server, settings, gw.metrics, gw.readiness, json_response=False)
+        gw.server.run("stdio")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        gw.close()
+    return 0
