@@ -46,6 +46,7 @@ class NodeCall:
     error: str | None = None
     attempts: int = 0
     duration_s: float = 0.0
+    reply_bytes: int = 0
 
 
 @dataclass
@@ -185,7 +186,7 @@ class Fanout:
                     while True:
                         attempts += 1
                         try:
-                            reply = await self.rpc.call(agent.url, "tools/call", params, headers)
+                            reply, size = await self.rpc.call_sized(agent.url, "tools/call", params, headers)
                             payload = tool_payload(reply, agent.node)
                         except AgentError as exc:
                             if exc.retryable and idempotent and attempts <= self.config.retries:
@@ -198,7 +199,7 @@ class Fanout:
                                 agent.node, False, error_kind=exc.kind, error=str(exc), attempts=attempts
                             )
                         breaker.record(permit, success=True)
-                        return NodeCall(agent.node, True, result=payload, attempts=attempts)
+                        return NodeCall(agent.node, True, result=payload, attempts=attempts, reply_bytes=size)
         except TimeoutError:
             if calling:
                 breaker.record(permit, success=False)

@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import h11
+import pydantic_core
 
 from k8s_gpu_mcp.http.auth import Token
 
@@ -122,6 +123,12 @@ class RpcClient:
         self, url: str, method: str, params: dict[str, Any], headers: dict[str, str] | None = None
     ) -> dict[str, Any]:
         """POST one JSON-RPC request; return its ``result`` or raise AgentError."""
+        return (await self.call_sized(url, method, params, headers))[0]
+
+    async def call_sized(
+        self, url: str, method: str, params: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> tuple[dict[str, Any], int]:
+        """``call``, plus the reply's size in bytes."""
         target = self._targets.get(url) or self._targets.setdefault(url, _target(url))
         self._next_id += 1
         request_id = self._next_id
@@ -141,7 +148,7 @@ class RpcClient:
                 conn.close()
                 raise
             self._release(url, conn)
-            return _result(status, content_type, payload, request_id, target.authority)
+            return _result(status, content_type, payload, request_id, target.authority), len(payload)
         raise AssertionError("unreachable")
 
     async def _exchange(
@@ -212,7 +219,7 @@ def _sse_messages(payload: bytes) -> list[Any]:
     for event in payload.replace(b"\r\n", b"\n").split(b"\n\n"):
         data = b"\n".join(line[5:].lstrip() for line in event.split(b"\n") if line.startswith(b"data:"))
         if data:
-            messages.append(json.loads(data))
+            messages.append(pydantic_core.from_json(data))
     return messages
 
 
@@ -227,7 +234,7 @@ def _result(status: int, content_type: str, payload: bytes, request_id: int, who
         if content_type.startswith("text/event-stream"):
             candidates = _sse_messages(payload)
         else:
-            candidates = [json.loads(payload)]
+            candidates = [pydantic_core.from_json(payload)]  # ~2x json.loads on 20-40 KB replies
     except (ValueError, UnicodeDecodeError) as exc:
         raise AgentError("bad_reply", f"{who} sent a reply that is not JSON: {exc}") from exc
     for message in candidates:

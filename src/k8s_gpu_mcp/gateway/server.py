@@ -15,9 +15,10 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
+import pydantic_core
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp_types import ToolAnnotations
+from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from k8s_gpu_mcp import __version__
@@ -49,6 +50,8 @@ CLUSTER_READ = ToolAnnotations(
 PASS_THROUGH = ToolAnnotations(
     readOnlyHint=False, idempotentHint=False, openWorldHint=True, destructiveHint=True
 )
+
+TEXT_LIMIT_BYTES = 256 * 1024
 
 INSTRUCTIONS = (
     "k8s-gpu-mcp gateway: the GPU node tools for a whole Kubernetes cluster. Every node tool takes a "
@@ -94,6 +97,9 @@ class Summary(BaseModel):
 class FanoutResult(BaseModel):
     summary: Summary
     nodes: list[NodeResult]
+
+
+FanoutReply = Annotated[CallToolResult, FanoutResult]
 
 
 class GpuNode(BaseModel):
@@ -269,19 +275,39 @@ def log_call(summary: Summary) -> None:
     )
 
 
-def node_results(calls: list[NodeCall], keep_result: bool = True) -> list[NodeResult]:
+def node_results(calls: list[NodeCall], keep_result: bool = True) -> list[dict[str, Any]]:
+    """NodeResult-shaped dicts (built directly: a 1000-node result is ~10 MB, no model round trip)."""
     return [
-        NodeResult(
-            node=c.node,
-            ok=c.ok,
-            error_kind=c.error_kind,
-            error=c.error,
-            attempts=c.attempts,
-            duration_ms=round(c.duration_s * 1000, 1),
-            result=c.result if keep_result else None,
-        )
+        {
+            "node": c.node,
+            "ok": c.ok,
+            "error_kind": c.error_kind,
+            "error": c.error,
+            "attempts": c.attempts,
+            "duration_ms": round(c.duration_s * 1000, 1),
+            "result": c.result if keep_result else None,
+        }
         for c in calls
     ]
+
+
+def respond(structured: dict[str, Any], calls: list[NodeCall]) -> CallToolResult:
+    """structuredContent in full; the text block is the same JSON, compact, unless the agents'
+    replies add up to more than TEXT_LIMIT_BYTES: then it carries the summary and per-node status
+    only (a 1000-node result would otherwise go out twice, and megabytes of text help no model)."""
+    received = sum(c.reply_bytes for c in calls)
+    if received > TEXT_LIMIT_BYTES and isinstance(structured.get("nodes"), list):
+        brief = {
+            **structured,
+            "nodes": [{k: v for k, v in n.items() if k != "result"} for n in structured["nodes"]],
+            "note": f"per-node results ({received // 1024} KiB from the agents) are in structuredContent only",
+        }
+        text = pydantic_core.to_json(brief)
+    else:
+        text = pydantic_core.to_json(structured)
+    return CallToolResult(
+        content=[TextContent(type="text", text=text.decode())], structured_content=structured
+    )
 
 
 def register_tools(gw: GatewayApp) -> None:
@@ -303,13 +329,13 @@ def register_tools(gw: GatewayApp) -> None:
         nodes: NodesArg = None,
         node_selector: SelectorArg = None,
         gpus: GpuSelector = None,
-    ) -> FanoutResult:
+    ) -> FanoutReply:
         """get_gpu_inventory on each target node (default: every GPU node): models, UUIDs, serials, PCI
         ids, VBIOS, memory, limits, MIG/persistence mode, driver/CUDA versions. One entry per node."""
         calls, summary = await gw.fan_out(
             "get_gpu_inventory", gpu_args(gpus), await gw.target(node, nodes, node_selector), ctx
         )
-        return FanoutResult(summary=summary, nodes=node_results(calls))
+        return respond({"summary": summary.model_dump(), "nodes": node_results(calls)}, calls)
 
     async def get_gpu_telemetry(
         ctx: Context,
@@ -317,13 +343,13 @@ def register_tools(gw: GatewayApp) -> None:
         nodes: NodesArg = None,
         node_selector: SelectorArg = None,
         gpus: GpuSelector = None,
-    ) -> FanoutResult:
+    ) -> FanoutReply:
         """get_gpu_telemetry on each target node (default: every GPU node): temperature against NVML
         thresholds, power, clocks, utilization, decoded throttle reasons. One entry per node."""
         calls, summary = await gw.fan_out(
             "get_gpu_telemetry", gpu_args(gpus), await gw.target(node, nodes, node_selector), ctx
         )
-        return FanoutResult(summary=summary, nodes=node_results(calls))
+        return respond({"summary": summary.model_dump(), "nodes": node_results(calls)}, calls)
 
     async def get_gpu_health(
         ctx: Context,
@@ -331,14 +357,14 @@ def register_tools(gw: GatewayApp) -> None:
         nodes: NodesArg = None,
         node_selector: SelectorArg = None,
         gpus: GpuSelector = None,
-    ) -> FanoutResult:
+    ) -> FanoutReply:
         """get_gpu_health on each target node (default: every GPU node). A node whose agent predates
         get_gpu_health answers error_kind=tool_missing; use find_unhealthy_gpus, which falls back to
         telemetry for such nodes."""
         calls, summary = await gw.fan_out(
             "get_gpu_health", gpu_args(gpus), await gw.target(node, nodes, node_selector), ctx
         )
-        return FanoutResult(summary=summary, nodes=node_results(calls))
+        return respond({"summary": summary.model_dump(), "nodes": node_results(calls)}, calls)
 
     async def call_node_tool(
         ctx: Context,
@@ -347,13 +373,13 @@ def register_tools(gw: GatewayApp) -> None:
         node: NodeArg = None,
         nodes: NodesArg = None,
         node_selector: SelectorArg = None,
-    ) -> FanoutResult:
+    ) -> FanoutReply:
         """Run any agent tool on the target nodes (default: every GPU node) and collect the answers.
         Not retried (the tool may not be idempotent); agents refuse tools their mode does not list."""
         calls, summary = await gw.fan_out(
             tool, arguments or {}, await gw.target(node, nodes, node_selector), ctx, idempotent=False
         )
-        return FanoutResult(summary=summary, nodes=node_results(calls))
+        return respond({"summary": summary.model_dump(), "nodes": node_results(calls)}, calls)
 
     async def find_unhealthy_gpus(
         ctx: Context, node: NodeArg = None, nodes: NodesArg = None, node_selector: SelectorArg = None
@@ -416,7 +442,7 @@ async def sweep(
         summary=summary,
         unhealthy=[v for v in verdicts if v.severity in ("warning", "critical")],
         unknown=[v for v in verdicts if v.severity == "unknown"],
-        unreachable=[r for r in node_results(final, keep_result=False) if not r.ok],
+        unreachable=[NodeResult(**r) for r in node_results(final, keep_result=False) if not r["ok"]],
         healthy_gpus=sum(1 for v in verdicts if v.severity == "healthy"),
         nodes_checked=len(final),
     )

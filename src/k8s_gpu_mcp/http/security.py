@@ -30,7 +30,11 @@ def split_list(value: str | None) -> list[str]:
 
 
 def _bracket(host: str) -> str:
-    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+    """A bare IPv6 address gets the brackets a Host header carries; anything else is kept."""
+    try:
+        return f"[{host}]" if ipaddress.ip_address(host).version == 6 else host
+    except ValueError:
+        return host
 
 
 def host_patterns(names: list[str]) -> list[str]:
