@@ -86,6 +86,7 @@ class SimAgent:
     behaviour: str = "ok"
     port: int = 0
     calls: int = 0
+    last_params: dict[str, Any] | None = None
     server: asyncio.base_events.Server | None = None
     writers: set[asyncio.StreamWriter] = field(default_factory=set)
 
@@ -149,8 +150,13 @@ class SimFleet:
                 agent.calls += 1
                 if not await self._answer(agent, writer, body, auth):
                     return
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
-            pass
+        except (
+            asyncio.IncompleteReadError,
+            ConnectionError,
+            asyncio.LimitOverrunError,
+            asyncio.CancelledError,
+        ):
+            pass  # a dropped client, or the fleet stopping
         finally:
             agent.writers.discard(writer)
             writer.close()
@@ -178,7 +184,8 @@ class SimFleet:
             return True
         request = json.loads(body)
         rid = json.dumps(request.get("id")).encode()
-        tool = (request.get("params") or {}).get("name")
+        agent.last_params = request.get("params") or {}
+        tool = agent.last_params.get("name")
         if kind == "garbage":
             self._send(
                 writer,
@@ -214,12 +221,13 @@ def behaviours(count: int, hang: float = 0.0, garbage: float = 0.0, seed: int = 
 
 
 async def _main(args: argparse.Namespace, payloads: dict[str, dict[str, Any]]) -> None:
-    fleet = SimFleet(payloads, behaviours(args.count, args.hang, args.garbage), args.token)
+    kinds = args.behaviours.split(",") if args.behaviours else behaviours(args.count, args.hang, args.garbage)
+    fleet = SimFleet(payloads, kinds, args.token)
     await fleet.start()
     partial = Path(args.out + ".part")
     partial.write_text(json.dumps(fleet.agents_list()))
     partial.rename(args.out)  # atomically: readers never see half a list
-    sys.stderr.write(f"sim: {args.count} agents up\n")
+    sys.stderr.write(f"sim: {len(fleet.agents)} agents up\n")
     sys.stderr.flush()
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
@@ -232,6 +240,9 @@ if __name__ == "__main__":
     parser.add_argument("--count", type=int, default=100)
     parser.add_argument("--hang", type=float, default=0.0)
     parser.add_argument("--garbage", type=float, default=0.0)
+    parser.add_argument(
+        "--behaviours", default=None, help="comma-separated, one per agent (overrides --count)"
+    )
     parser.add_argument("--token", default=None)
     parser.add_argument("--out", required=True)
     asyncio.run(_main(parser.parse_args(), capture_payloads()))

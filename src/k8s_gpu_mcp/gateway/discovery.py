@@ -132,14 +132,11 @@ class StaticDiscovery:
             text = self.path.read_text()
         except OSError as exc:
             raise DiscoveryError(f"cannot read agents file {self.path}: {exc}") from exc
-        try:
-            if self.path.suffix == ".json":
-                data = json.loads(text)
-            else:
-                import yaml
+        import yaml
 
-                data = yaml.safe_load(text)
-        except ValueError as exc:  # json.JSONDecodeError and yaml.YAMLError's parser errors
+        try:
+            data = json.loads(text) if self.path.suffix == ".json" else yaml.safe_load(text)
+        except (ValueError, yaml.YAMLError) as exc:
             raise DiscoveryError(f"agents file {self.path} does not parse: {exc}") from exc
         self._agents, self._mtime = parse_agents(data, str(self.path)), mtime
 

@@ -48,7 +48,10 @@ class _Conn:
     reused: bool = False
 
     def close(self) -> None:
-        self.writer.close()
+        try:
+            self.writer.close()
+        except RuntimeError:  # the event loop is gone (process shutdown): the OS closes the socket
+            pass
 
 
 @dataclass(frozen=True)
@@ -175,8 +178,10 @@ class RpcClient:
                 event = conn.h11.next_event()
                 if event is h11.NEED_DATA:
                     data = await conn.reader.read(1 << 16)
-                    if not data and not got_bytes and conn.reused:
-                        raise _StaleConnection
+                    if not data:
+                        if not got_bytes and conn.reused:
+                            raise _StaleConnection
+                        raise AgentError("unreachable", f"{target.authority} closed the connection mid-reply", True)
                     got_bytes = got_bytes or bool(data)
                     conn.h11.receive_data(data)
                     continue

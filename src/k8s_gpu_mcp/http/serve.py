@@ -61,6 +61,17 @@ class _Server(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
+def _keep_sse_replies_on_shutdown() -> None:
+    """sse-starlette ends every SSE stream as soon as uvicorn sees SIGTERM, which would cut an
+    in-flight gateway call (its reply is an SSE stream carrying progress). In stateless mode each
+    stream is one request's reply and ends with it; uvicorn's grace period bounds the rest."""
+    try:
+        from sse_starlette.sse import AppStatus
+    except ImportError:  # pragma: no cover - a dependency of the MCP SDK
+        return
+    AppStatus.disable_automatic_graceful_drain()
+
+
 def load_token(settings: Settings) -> Token | None:
     """The serving token, after the bind-address rule; raises HttpConfigError/TokenError."""
     token = Token.from_settings(settings.token_file)
@@ -100,6 +111,7 @@ async def serve_async(
         **uvicorn_kw,
     )
     config.load()
+    _keep_sse_replies_on_shutdown()
     watcher: asyncio.Task[None] | None = None
     if tls is not None:
         config.ssl = tls.context  # the reloading context replaces the one uvicorn built

@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace as NS
+
+import pytest
+
+from k8s_gpu_mcp.gateway.discovery import (
+    Agent,
+    DiscoveryError,
+    KubeDiscovery,
+    StaticDiscovery,
+    parse_selector,
+    select_agents,
+    selector_matches,
+)
+
+
+@pytest.mark.parametrize(
+    ("selector", "labels", "expected"),
+    [
+        ("a=b", {"a": "b"}, True),
+        ("a==b", {"a": "c"}, False),
+        ("a!=b", {}, True),
+        ("a", {"a": ""}, True),
+        ("!a", {"a": "x"}, False),
+        ("zone in (a, b),gpu", {"zone": "b", "gpu": "1"}, True),
+        ("zone notin (a,b)", {"zone": "b"}, False),
+        (
+            "nvidia.com/gpu.product=NVIDIA-H100-80GB-HBM3",
+            {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"},
+            True,
+        ),
+        ("", {}, True),
+    ],
+)
+def test_selectors(selector, labels, expected):
+    assert selector_matches(parse_selector(selector), labels) is expected
+
+
+def test_bad_selector_names_the_term():
+    with pytest.raises(ValueError, match=r"bad label selector term 'a=\(b'"):
+        parse_selector("a=(b")
+
+
+def test_static_yaml_and_json_and_reload(tmp_path):
+    path = tmp_path / "agents.yaml"
+    path.write_text("- {node: n1, url: 'http://10.0.0.1:8080/mcp', labels: {zone: a}}\n")
+    disc = StaticDiscovery(str(path))
+    import anyio
+
+    assert anyio.run(disc.agents) == [Agent("n1", "http://10.0.0.1:8080/mcp")]
+    as_json = tmp_path / "agents.json"
+    as_json.write_text(json.dumps({"agents": [{"node": "n2", "url": "http://x/mcp"}]}))
+    assert [a.node for a in anyio.run(StaticDiscovery(str(as_json)).agents)] == ["n2"]
+    path.write_text("- {node: n1, url: 'http://a/mcp'}\n- {node: n3, url: 'http://b/mcp'}\n")
+    import os
+
+    os.utime(path, ns=(7, 7))
+    assert [a.node for a in anyio.run(disc.agents)] == ["n1", "n3"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{}", "expected a list"),
+        ("- {node: n1}", "needs string 'node' and 'url'"),
+        ("- {node: n1, url: u}\n- {node: n1, url: v}", "listed twice"),
+        ("- [", "does not parse"),
+    ],
+)
+def test_static_errors(tmp_path, text, message):
+    path = tmp_path / "agents.yaml"
+    path.write_text(text)
+    with pytest.raises(DiscoveryError, match=message):
+        StaticDiscovery(str(path))
+
+
+def test_select_agents_by_name_list_and_selector():
+    agents = [Agent("a", "u", {"zone": "1"}), Agent("b", "u", {"zone": "2"}), Agent("c", "u", {"zone": "1"})]
+    assert select_agents(agents, None, None, None) == (agents, [])
+    chosen, missing = select_agents(agents, "a", ["c", "zz"], None)
+    assert [x.node for x in chosen] == ["a", "c"] and missing == ["zz"]
+    assert [x.node for x in select_agents(agents, None, None, "zone=1")[0]] == ["a", "c"]
+    assert [x.node for x in select_agents(agents, None, ["a", "b"], "zone=2")[0]] == ["b"]
+
+
+def _pod(name: str, node: str | None, ip: str | None, ready: bool, labels: dict[str, str]) -> NS:
+    return NS(
+        metadata=NS(name=name, labels=labels),
+        spec=NS(nodeName=node),
+        status=NS(podIP=ip, conditions=[NS(type="Ready", status="True" if ready else "False")]),
+    )
+
+
+class FakeLightkube:
+    def __init__(self, pods: list[NS], nodes: list[NS]):
+        self.pods, self.nodes, self.calls = pods, nodes, []
+
+    def list(self, res, namespace=None, labels=None):
+        self.calls.append((res.__name__, namespace, labels))
+        items = self.pods if res.__name__ == "Pod" else self.nodes
+
+        async def gen():
+            for item in items:
+                yield item
+
+        return gen()
+
+
+@pytest.mark.anyio
+async def test_kube_discovery_keeps_ready_pods_with_an_ip_and_attaches_node_labels():
+    selector = "app.kubernetes.io/name=k8s-gpu-mcp-agent"
+    label = {"app.kubernetes.io/name": "k8s-gpu-mcp-agent"}
+    fake = FakeLightkube(
+        [
+            _pod("p1", "gpu-1", "10.0.0.1", True, label),
+            _pod("p2", "gpu-2", "10.0.0.2", False, label),  # not ready
+            _pod("p3", "gpu-3", None, True, label),  # no IP yet
+            _pod("p4", "gpu-4", "fd00::4", True, label),
+            _pod("p5", "gpu-5", "10.0.0.5", True, {"app.kubernetes.io/name": "other"}),
+        ],
+        [NS(metadata=NS(name="gpu-1", labels={"zone": "a"}))],
+    )
+    disc = KubeDiscovery("k8s-gpu-mcp", selector, 8080)
+    disc._client = fake
+    agents = await disc.agents()
+    assert [(a.node, a.url, a.labels) for a in agents] == [
+        ("gpu-1", "http://10.0.0.1:8080/mcp", {"zone": "a"}),
+        ("gpu-4", "http://[fd00::4]:8080/mcp", {}),
+    ]
+    assert fake.calls[0] == ("Pod", "k8s-gpu-mcp", label)
+    await disc.agents()  # cached
+    assert len(fake.calls) == 2
