@@ -32,3 +32,55 @@ def test_help_documents_every_env_var(capsys):
         "K8S_GPU_MCP_TRANSPORT",
     ):
         assert var in out
+
+
+def test_http_and_gateway_options_from_env_with_types():
+    args = build_parser().parse_args(["gateway", "--node-timeout", "2.5"])
+    s = settings_from(
+        args,
+        {
+            "K8S_GPU_MCP_INSECURE_NO_AUTH": "true",
+            "K8S_GPU_MCP_CONCURRENCY": "64",
+            "K8S_GPU_MCP_NODE_TIMEOUT": "9",
+            "K8S_GPU_MCP_ALLOWED_HOSTS": "a,b",
+        },
+    )
+    assert (s.insecure_no_auth, s.concurrency, s.node_timeout, s.allowed_hosts) == (True, 64, 2.5, "a,b")
+    assert (
+        settings_from(build_parser().parse_args(["serve", "--insecure-no-auth"]), {}).insecure_no_auth is True
+    )
+    with pytest.raises(SystemExit, match="K8S_GPU_MCP_INSECURE_NO_AUTH='maybe' is not a boolean"):
+        settings_from(args, {"K8S_GPU_MCP_INSECURE_NO_AUTH": "maybe"})
+    with pytest.raises(SystemExit, match="K8S_GPU_MCP_BREAKER_RESET='soon' is not a number"):
+        settings_from(args, {"K8S_GPU_MCP_BREAKER_RESET": "soon"})
+
+
+@pytest.mark.parametrize(
+    ("command", "variables"),
+    [
+        (
+            "serve",
+            [
+                "K8S_GPU_MCP_TOKEN_FILE",
+                "K8S_GPU_MCP_TOKEN",
+                "K8S_GPU_MCP_TLS_CERT",
+                "K8S_GPU_MCP_ALLOWED_HOSTS",
+            ],
+        ),
+        (
+            "gateway",
+            [
+                "K8S_GPU_MCP_AGENTS",
+                "K8S_GPU_MCP_NODE_TIMEOUT",
+                "K8S_GPU_MCP_AGENT_TOKEN",
+                "K8S_GPU_MCP_RETRIES",
+            ],
+        ),
+    ],
+)
+def test_help_documents_http_and_gateway_env_vars(capsys, command, variables):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([command, "--help"])
+    out = capsys.readouterr().out
+    for var in variables:
+        assert var in out
