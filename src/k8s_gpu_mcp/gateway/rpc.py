@@ -181,7 +181,9 @@ class RpcClient:
                     if not data:
                         if not got_bytes and conn.reused:
                             raise _StaleConnection
-                        raise AgentError("unreachable", f"{target.authority} closed the connection mid-reply", True)
+                        raise AgentError(
+                            "unreachable", f"{target.authority} closed the connection mid-reply", True
+                        )
                     got_bytes = got_bytes or bool(data)
                     conn.h11.receive_data(data)
                     continue

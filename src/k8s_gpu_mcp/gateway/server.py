@@ -460,7 +460,11 @@ def run_gateway(settings: Settings) -> int:
             from k8s_gpu_mcp.http.serve import run_server
 
             return run_server(gw.server, settings, gw.metrics, gw.readiness, json_response=False)
-        gw.server.run("stdio")
+        import anyio
+
+        from k8s_gpu_mcp.transport.stdio import serve_stdio
+
+        anyio.run(serve_stdio, gw.server)
     except KeyboardInterrupt:
         pass
     finally:
