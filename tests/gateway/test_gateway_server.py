@@ -121,7 +121,7 @@ async def test_gateway_metrics_move(tmp_path, payloads):
     async with Client(gw.server) as client:
         await client.call_tool("get_gpu_health", {})
     await fleet.stop()
-    text = gw.metrics.render().decode()
+    text = gw.metrics.render()[0].decode()
     assert 'k8s_gpu_mcp_gateway_tool_requests_total{status="ok",tool="get_gpu_health"} 1.0' in text
     assert 'k8s_gpu_mcp_gateway_node_calls_total{outcome="ok"} 1.0' in text
     assert 'k8s_gpu_mcp_gateway_node_calls_total{outcome="timeout"} 1.0' in text

@@ -198,6 +198,6 @@ async def test_in_flight_gauge_counts_a_running_call():
     assert seen == [1.0] and metrics.in_flight.labels("slow_tool")._value.get() == 0
     with pytest.raises(ValueError):
         metrics.instrument(failing_tool)()
-    text = metrics.render().decode()
+    text = metrics.render()[0].decode()
     assert 't_tool_requests_total{status="ok",tool="slow_tool"} 1.0' in text
     assert 't_tool_requests_total{status="error",tool="failing_tool"} 1.0' in text

@@ -14,7 +14,7 @@ from starlette.types import ASGIApp
 
 from k8s_gpu_mcp.http.auth import BearerAuthMiddleware, Token
 from k8s_gpu_mcp.http.security import transport_security
-from k8s_gpu_mcp.metrics import CONTENT_TYPE_LATEST, ToolMetrics
+from k8s_gpu_mcp.metrics import ToolMetrics
 
 Readiness = Callable[[], tuple[bool, dict[str, Any]]]
 
@@ -57,7 +57,8 @@ def build_http_app(
         return JSONResponse({"ready": ready, **details}, status_code=200 if ready else 503)
 
     async def metrics_endpoint(_: Request) -> Response:
-        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
 
     starlette = server.streamable_http_app(
         streamable_http_path="/mcp",
