@@ -204,7 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     # Parsed by launch/syringe.py (main() hands it the rest of argv); listed here for --help.
     sub.add_parser(
         "connect",
-        help="start the agent on node/NAME with kubectl debug and relay MCP over stdio (connect --help)",
+        help="connect node/NAME: start the agent there with kubectl debug and relay MCP over stdio; "
+        "connect gateway: relay stdio to the cluster gateway (connect node/x --help, connect gateway --help)",
         add_help=False,
     )
 

@@ -226,9 +226,14 @@ def test_sigterm_deletes_the_pod(cluster: Cluster, gpu_cluster: TestKubelet) -> 
 
 def test_manifests_server_dry_run(cluster: Cluster, gpu_cluster: TestKubelet, tmp_path: Path) -> None:
     repo = Path(__file__).resolve().parents[2]
-    for target in ("overlays/daemonset", "base"):
+    for target in ("overlays/daemonset", "base", "overlays/gateway"):
         res = cluster.kubectl("apply", "--dry-run=server", "-k", str(repo / "deploy" / "kubernetes" / target))
         assert "(server dry run)" in res.stdout
+    assert "deployment.apps/k8s-gpu-mcp-gateway created (server dry run)" in res.stdout
+    assert (
+        "networkpolicy.networking.k8s.io/k8s-gpu-mcp-agent-from-gateway created (server dry run)"
+        in res.stdout
+    )
     combo = tmp_path / "kustomization.yaml"
     overlay = repo / "deploy" / "kubernetes"
     combo.write_text(
