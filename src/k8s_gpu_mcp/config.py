@@ -10,7 +10,9 @@ NvmlMode = Literal["auto", "real", "mock"]
 Transport = Literal["stdio", "http"]
 
 DEFAULT_PROFILE = "h100-sxm5-80gb-x8"
-DEFAULT_AGENT_SELECTOR = "app.kubernetes.io/name=k8s-gpu-mcp-agent"
+DEFAULT_AGENT_SELECTOR = (
+    "app.kubernetes.io/name=k8s-gpu-mcp,app.kubernetes.io/component=agent"  # the shipped DaemonSet
+)
 
 
 @dataclass(frozen=True)

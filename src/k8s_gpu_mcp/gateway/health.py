@@ -1,11 +1,10 @@
 """Per-GPU verdicts for find_unhealthy_gpus, from get_gpu_health or from telemetry + inventory.
 
-get_gpu_health contract relied on (lenient, so the tool can evolve): the result has ``gpus``, a
-list of objects with ``index`` (and ideally ``uuid``, ``name``) and a verdict in ``status``,
-``verdict``, ``health`` or ``overall`` (healthy|ok|pass, warning|degraded|warn,
-critical|unhealthy|fail|failed|error, unknown) or a boolean ``healthy``; reasons in ``reasons``,
-``issues``, ``findings`` or ``problems`` (strings, or objects with ``message``/``summary``/``detail``).
-A verdict that cannot be read is ``unknown``, never healthy.
+get_gpu_health's result (tools/health.py) has ``gpus``, each with ``index``, ``uuid``, ``name``,
+``status`` (healthy|warning|degraded|critical|lost) and ``reasons`` (objects with ``message``); those
+statuses are passed through unchanged. Older or other agents are read leniently (``verdict``,
+``health``, ``overall``; ok/pass/fail/...; a boolean ``healthy``; string reasons). A verdict that
+cannot be read is ``unknown``, never healthy.
 """
 
 from __future__ import annotations
@@ -14,7 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-Severity = Literal["healthy", "warning", "critical", "unknown"]
+Severity = Literal["healthy", "warning", "degraded", "critical", "lost", "unknown"]
+UNHEALTHY: tuple[Severity, ...] = ("warning", "degraded", "critical", "lost")
 
 _WORDS: dict[str, Severity] = {
     "healthy": "healthy",
@@ -24,7 +24,8 @@ _WORDS: dict[str, Severity] = {
     "good": "healthy",
     "warning": "warning",
     "warn": "warning",
-    "degraded": "warning",
+    "degraded": "degraded",
+    "lost": "lost",
     "critical": "critical",
     "unhealthy": "critical",
     "fail": "critical",

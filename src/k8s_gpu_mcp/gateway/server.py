@@ -32,7 +32,7 @@ from k8s_gpu_mcp.gateway.discovery import (
     select_agents,
 )
 from k8s_gpu_mcp.gateway.fanout import Fanout, FanoutConfig, FanoutMetrics, NodeCall
-from k8s_gpu_mcp.gateway.health import GpuVerdict, from_health, from_telemetry
+from k8s_gpu_mcp.gateway.health import UNHEALTHY, GpuVerdict, from_health, from_telemetry
 from k8s_gpu_mcp.gateway.rpc import RpcClient
 from k8s_gpu_mcp.http.auth import Token
 from k8s_gpu_mcp.metrics import ToolMetrics
@@ -440,7 +440,7 @@ async def sweep(
     log_call(summary)
     return UnhealthyReport(
         summary=summary,
-        unhealthy=[v for v in verdicts if v.severity in ("warning", "critical")],
+        unhealthy=[v for v in verdicts if v.severity in UNHEALTHY],
         unknown=[v for v in verdicts if v.severity == "unknown"],
         unreachable=[NodeResult(**r) for r in node_results(final, keep_result=False) if not r["ok"]],
         healthy_gpus=sum(1 for v in verdicts if v.severity == "healthy"),

@@ -1,0 +1,28 @@
+"""The gateway reads the agent's real get_gpu_health output, statuses passed through unchanged."""
+
+from __future__ import annotations
+
+import pytest
+
+from k8s_gpu_mcp.gateway.health import from_health
+from tests.conftest import call
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("scenario", "gpu", "status"),
+    [
+        ("gpu-lost-xid79", None, "lost"),
+        ("ecc-dbe-xid48", 0, "critical"),
+        ("row-remap-pending", None, "degraded"),
+    ],
+)
+async def test_real_health_output_maps_status_and_reasons(make_app, scenario, gpu, status):
+    result = (await call(make_app(profile=None, scenario=scenario), "get_gpu_health")).structured_content
+    verdicts = from_health("node-5", result)
+    assert len(verdicts) == len(result["gpus"])
+    by_status = {v.severity for v in verdicts}
+    assert status in by_status, by_status
+    bad = next(v for v in verdicts if v.severity == status)
+    assert bad.basis == "get_gpu_health" and bad.reasons and bad.node == "node-5"
+    assert "unknown" not in by_status or any(g["status"] == "unknown" for g in result["gpus"])
