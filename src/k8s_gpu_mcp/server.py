@@ -59,10 +59,11 @@ class AgentApp:
     def add_tool(self, fn: Callable[..., Any], *, title: str, annotations: ToolAnnotations) -> None:
         """Register one tool; its docstring is the description the AI client reads.
 
-        Every call is counted in ``self.metrics`` (requests by status, latency, in flight).
+        Over HTTP every call is counted in ``self.metrics`` (requests by status, latency, in flight)
+        for ``/metrics``; over stdio nothing scrapes them, so nothing is recorded.
         """
         description = inspect.cleandoc(fn.__doc__ or "")
-        wrapped = self.metrics.instrument(fn)
+        wrapped = self.metrics.instrument(fn) if self.settings.transport == "http" else fn
         self.server.add_tool(
             wrapped, title=title, description=description, annotations=annotations, structured_output=True
         )

@@ -326,6 +326,7 @@ class FakeNvml:
         self._event_sets: list[FakeEventSet] = []
         self._lock = threading.Lock()
         self.calls: dict[str, int] = {}
+        self._has_real = bool(self.fake_real_pids())
 
     def __getattr__(self, name: str) -> Any:
         # Constants and error classes resolve from this module, as attributes of pynvml do.
@@ -691,6 +692,7 @@ class FakeNvml:
         drops it, as the driver would, once it has exited (see ``_reap_real``)."""
         procs = self.gpus[index].setdefault("processes", {}).setdefault(kind, [])
         procs.append({"pid": pid, "used_memory": used_memory, "real": real})
+        self._has_real = self._has_real or real
         mem = self.gpus[index].get("memory")
         if mem:
             mem["used"] += used_memory
@@ -724,6 +726,8 @@ class FakeNvml:
     def _reap_real(self) -> None:
         """Drop ``real`` processes that have exited (``kill(pid, 0)`` fails, or /proc says zombie),
         freeing their memory as the driver does when a CUDA process dies."""
+        if not self._has_real:  # the common case: no live OS process was ever registered
+            return
         for pid in self.fake_real_pids():
             if not _os_process_alive(pid):
                 self.fake_remove_process(pid)
