@@ -1,12 +1,13 @@
-"""Render docs/tools.md from the live tools/list (read-only and operator mode).
+"""Render docs/tools.md from the live tools/list (read-only and operator mode), and write
+src/k8s_gpu_mcp/tools/output_schemas.json: the SDK's own output schema for every tool, which the
+agent reads at start instead of deriving it (see server.build_tool).
 
-Usage: python scripts/gen_tools_doc.py [--check]. tests/test_docs.py fails when the file drifts.
+Usage: python scripts/gen_tools_doc.py. tests/test_docs.py fails when either file drifts.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,9 @@ import anyio
 from k8s_gpu_mcp.config import Settings
 from k8s_gpu_mcp.server import AgentApp
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "tools.md"
+REPO = Path(__file__).resolve().parents[1]
+DOC = REPO / "docs" / "tools.md"
+SCHEMAS = REPO / "src" / "k8s_gpu_mcp" / "tools" / "output_schemas.json"
 
 
 def _listed(mode: str) -> list[Any]:
@@ -24,6 +27,22 @@ def _listed(mode: str) -> list[Any]:
         return anyio.run(app.server.list_tools)
     finally:
         app.close()
+
+
+def sdk_output_schemas() -> dict[str, Any]:
+    """Every tool's output schema as the SDK derives it from the return annotation (no cache)."""
+    from k8s_gpu_mcp import server
+
+    original = server.cached_output_schemas
+    server.cached_output_schemas = lambda: {}  # type: ignore[assignment]
+    try:
+        return {t.name: t.output_schema for t in _listed("operator")}
+    finally:
+        server.cached_output_schemas = original  # type: ignore[assignment]
+
+
+def render_schemas() -> str:
+    return json.dumps(sdk_output_schemas(), indent=1) + "\n"
 
 
 def _params(schema: dict[str, Any]) -> list[str]:
@@ -87,10 +106,11 @@ def render() -> str:
 
 
 def main() -> int:
-    text = render()
-    if "--check" in sys.argv:
-        return 0 if DOC.exists() and DOC.read_text() == text else 1
-    DOC.write_text(text)
+    SCHEMAS.write_text(render_schemas())
+    from k8s_gpu_mcp import server
+
+    server.cached_output_schemas.cache_clear()
+    DOC.write_text(render())
     return 0
 
 

@@ -22,6 +22,21 @@ def test_tools_md_matches_the_live_tools_list():
     )
 
 
+def test_cached_output_schemas_are_exactly_what_the_sdk_derives():
+    gen = _load(REPO / "scripts" / "gen_tools_doc.py")
+    assert (
+        REPO / "src" / "k8s_gpu_mcp" / "tools" / "output_schemas.json"
+    ).read_text() == gen.render_schemas(), (
+        "tools/output_schemas.json is stale: run `.venv/bin/python scripts/gen_tools_doc.py`"
+    )
+
+
+def test_tools_list_publishes_the_same_output_schemas_with_and_without_the_cache():
+    gen = _load(REPO / "scripts" / "gen_tools_doc.py")
+    live = {t.name: t.output_schema for t in gen._listed("operator")}
+    assert live == gen.sdk_output_schemas()
+
+
 def test_readme_names_every_cli_option_and_env_var():
     from k8s_gpu_mcp.cli import AGENT_OPTIONS, SERVE_OPTIONS, env_name
 

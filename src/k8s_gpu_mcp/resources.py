@@ -1,6 +1,6 @@
 """MCP resources: the node's inventory snapshot and, in mock mode, the fleet's profiles and scenarios.
 
-The XID catalog entries (``xid://catalog/{code}``) are registered by ``tools/xid.py``.
+and the XID catalog entries (``xid://catalog/{code}``).
 """
 
 from __future__ import annotations
@@ -25,6 +25,27 @@ def register(app: AgentApp) -> None:
     async def inventory() -> str:
         result = await server.call_tool("get_gpu_inventory", {})
         return json.dumps(result.structured_content)
+
+    @server.resource(
+        "xid://catalog/{code}",
+        name="xid-catalog",
+        title="NVIDIA XID catalog entry",
+        description="One XID from NVIDIA's catalog: buckets, derived severity and SRE action",
+        mime_type="application/json",
+    )
+    def xid_catalog_entry(code: str) -> str:
+        from dataclasses import asdict
+
+        from mcp.server.mcpserver.exceptions import ResourceNotFoundError
+
+        from k8s_gpu_mcp.tools._common import clip
+        from k8s_gpu_mcp.xid.catalog import lookup
+
+        try:
+            number = int(code)
+        except ValueError:
+            raise ResourceNotFoundError(f"XID code must be an integer 1-176, got {clip(code)}") from None
+        return json.dumps(asdict(lookup(number)))
 
     if app.backend.mock is None:
         return

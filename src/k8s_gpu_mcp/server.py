@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
+import json
 import logging
 from collections.abc import Callable
+from importlib.resources import files as resources_files
 from typing import Any
 
 from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.tools import Tool
 from mcp_types import ToolAnnotations
 
 from k8s_gpu_mcp import __version__
@@ -31,23 +35,23 @@ class AgentApp:
     def __init__(self, settings: Settings, backend: Backend | None = None):
         self.settings = settings
         self.backend = backend if backend is not None else open_backend(settings)
+        self.metrics = ToolMetrics()
+        self.tool_names: list[str] = []
+        self.closers: list[Callable[[], None]] = []
+        self._tools: list[Tool] = []
+        from k8s_gpu_mcp.tools import tool_modules
+
+        for module in tool_modules():
+            module.register(self)
         self.server = MCPServer(
             "k8s-gpu-mcp",
             version=__version__,
             instructions=INSTRUCTIONS,
             log_level=settings.log_level.upper(),  # type: ignore[arg-type]
+            tools=self._tools,
         )
-        self.metrics = ToolMetrics()
-        self.tool_names: list[str] = []
-        self.closers: list[Callable[[], None]] = []
-        self._register_tools()
-
-    def _register_tools(self) -> None:
         from k8s_gpu_mcp import prompts, resources
-        from k8s_gpu_mcp.tools import tool_modules
 
-        for module in tool_modules():
-            module.register(self)
         prompts.register(self)
         resources.register(self)
         self.tool_names.sort()
@@ -59,14 +63,14 @@ class AgentApp:
     def add_tool(self, fn: Callable[..., Any], *, title: str, annotations: ToolAnnotations) -> None:
         """Register one tool; its docstring is the description the AI client reads.
 
+        The output schema is the SDK's for the return annotation (a pydantic model), read from the
+        generated ``tools/output_schemas.json`` when it is there so start-up skips building it.
         Over HTTP every call is counted in ``self.metrics`` (requests by status, latency, in flight)
         for ``/metrics``; over stdio nothing scrapes them, so nothing is recorded.
         """
         description = inspect.cleandoc(fn.__doc__ or "")
         wrapped = self.metrics.instrument(fn) if self.settings.transport == "http" else fn
-        self.server.add_tool(
-            wrapped, title=title, description=description, annotations=annotations, structured_output=True
-        )
+        self._tools.append(build_tool(wrapped, title=title, description=description, annotations=annotations))
         self.tool_names.append(fn.__name__)
 
     def close(self) -> None:
@@ -75,6 +79,29 @@ class AgentApp:
                 close()
             except Exception:  # shutdown must finish whatever one closer does
                 log.exception("closer failed")
+
+
+@functools.cache
+def cached_output_schemas() -> dict[str, Any]:
+    try:
+        return json.loads((resources_files("k8s_gpu_mcp.tools") / "output_schemas.json").read_text())
+    except FileNotFoundError:
+        return {}
+
+
+def build_tool(fn: Callable[..., Any], *, title: str, description: str, annotations: ToolAnnotations) -> Tool:
+    """The SDK's Tool for ``fn``; with a cached output schema the model itself is built on first use."""
+    schema = cached_output_schemas().get(fn.__name__)
+    if schema is None:  # a new tool, or no cache: let the SDK derive it now
+        return Tool.from_function(
+            fn, title=title, description=description, annotations=annotations, structured_output=True
+        )
+    tool = Tool.from_function(
+        fn, title=title, description=description, annotations=annotations, structured_output=False
+    )
+    tool.fn_metadata.output_model = inspect.signature(fn, eval_str=True).return_annotation
+    tool.fn_metadata.output_schema = schema
+    return tool
 
 
 def build_app(settings: Settings) -> AgentApp:

@@ -124,9 +124,12 @@ async def test_xid_window_excludes_old_events_and_bad_since_is_a_tool_error(make
 
 
 @pytest.mark.anyio
-async def test_xid79_on_a_lost_gpu_is_noted_at_node_level(make_app):
+async def test_xid79_on_a_lost_gpu_is_attributed_to_it_by_elimination(make_app):
     data = await health(make_app(None, "gpu-lost-xid79"))
-    assert any("XID 79" in note for note in data["notes"])
+    gpu4 = by_index(data)[4]
+    assert gpu4["status"] == "lost"
+    assert any(r["component"] == "xid" and "79" in r["message"] for r in gpu4["reasons"]), gpu4["reasons"]
+    assert any("by elimination" in note for note in data["notes"])
 
 
 @pytest.mark.anyio

@@ -174,3 +174,22 @@ def test_sxids_are_kept_apart() -> None:
 
 def test_result_is_json_serialisable() -> None:
     assert '"verdict":"Fatal"' in _run(SCENARIO).model_dump_json()
+
+
+def test_lost_gpu_without_bus_id_gets_the_orphan_kernel_events_by_elimination():
+    from k8s_gpu_mcp.xid.analyze import analyze
+    from k8s_gpu_mcp.xid.parse import parse_lines
+
+    lines = [
+        "[ 100.0] NVRM: Xid (PCI:0000:9a:00): 79, pid='<unknown>', name=<unknown>, GPU has fallen off the bus."
+    ]
+    gpu_map = [
+        {"index": 0, "uuid": "GPU-a", "bus_id": "00000000:18:00.0"},
+        {"index": 1, "uuid": None, "bus_id": None},
+    ]
+    result = analyze(parse_lines(lines).events, gpu_map, since=None)
+    assert [e.gpu_index for e in result.events] == [1]
+    assert any("by elimination" in n for n in result.notes)
+    # two unreadable GPUs: ambiguous, so no attribution
+    gpu_map.append({"index": 2, "uuid": None, "bus_id": None})
+    assert [e.gpu_index for e in analyze(parse_lines(lines).events, gpu_map, since=None).events] == [None]

@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
-from pydantic import BaseModel, Field, StrictInt, StrictStr
+from pydantic import Field, StrictInt, StrictStr
+
+from k8s_gpu_mcp.models import ToolModel
 
 if TYPE_CHECKING:
     from k8s_gpu_mcp.gpu.adapter import GpuRef
@@ -28,7 +30,7 @@ GpuSelector = Annotated[
 ]
 
 
-class Source(BaseModel):
+class Source(ToolModel):
     """Where a result came from. ``mock`` is true whenever the data is not from real hardware."""
 
     backend: Literal["nvml", "mock"]

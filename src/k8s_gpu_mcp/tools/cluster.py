@@ -12,8 +12,9 @@ import re
 from typing import TYPE_CHECKING, Annotated, Any
 
 from mcp.server.mcpserver.exceptions import ToolError
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from k8s_gpu_mcp.models import ToolModel
 from k8s_gpu_mcp.tools._common import Source, source
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ NO_UUIDS = (
 )
 
 
-class ApiSource(BaseModel):
+class ApiSource(ToolModel):
     """Which API server answered, and as whom."""
 
     server: str
@@ -41,7 +42,7 @@ class ApiSource(BaseModel):
     context: str | None = None
 
 
-class ContainerGpus(BaseModel):
+class ContainerGpus(ToolModel):
     name: str
     requests: dict[str, int] = Field(default_factory=dict, description="nvidia.com/* resource -> count")
     limits: dict[str, int] = Field(default_factory=dict, description="nvidia.com/* resource -> count")
@@ -49,7 +50,7 @@ class ContainerGpus(BaseModel):
     uuid_source: str | None = Field(None, description="where gpu_uuids came from")
 
 
-class PodGpuAllocation(BaseModel):
+class PodGpuAllocation(ToolModel):
     namespace: str
     name: str
     node: str | None
@@ -64,7 +65,7 @@ class PodGpuAllocation(BaseModel):
     unavailable: dict[str, str] = Field(default_factory=dict)
 
 
-class PodGpuAllocationResult(BaseModel):
+class PodGpuAllocationResult(ToolModel):
     source: Source
     api: ApiSource
     node: str | None = Field(description="the node asked about; null means every node")
@@ -73,7 +74,7 @@ class PodGpuAllocationResult(BaseModel):
     allocated: dict[str, int] = Field(description="resource -> count held by non-terminated pods")
 
 
-class NodeCondition(BaseModel):
+class NodeCondition(ToolModel):
     type: str
     status: str
     reason: str | None = None
@@ -81,13 +82,13 @@ class NodeCondition(BaseModel):
     last_transition: str | None = None
 
 
-class Taint(BaseModel):
+class Taint(ToolModel):
     key: str
     value: str | None = None
     effect: str
 
 
-class LocalGpuView(BaseModel):
+class LocalGpuView(ToolModel):
     """What NVML on this node sees, when the agent runs on the described node."""
 
     gpu_count: int
@@ -98,7 +99,7 @@ class LocalGpuView(BaseModel):
     backend: str
 
 
-class GpuNodeDescription(BaseModel):
+class GpuNodeDescription(ToolModel):
     source: Source
     api: ApiSource
     node: str

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from k8s_gpu_mcp.diagnose import ecc as verdicts
 from k8s_gpu_mcp.gpu.adapter import ARCHITECTURES, GpuLost, GpuRef
 from k8s_gpu_mcp.gpu.ecc import read_ecc
+from k8s_gpu_mcp.models import ToolModel
 from k8s_gpu_mcp.tools._common import READ_ONLY, GpuSelector, Source, select_gpus, source
 
 if TYPE_CHECKING:
@@ -17,25 +18,25 @@ if TYPE_CHECKING:
 Verdict = Literal["healthy", "monitor", "reset-required", "replace", "unknown", "lost"]
 
 
-class Counts(BaseModel):
+class Counts(ToolModel):
     total: int | None
     by_location: dict[str, int | None] = Field(
         description="dram, sram, l1_cache, l2_cache, register_file, texture_memory, texture_shm, cbu; null = NotSupported"
     )
 
 
-class Scope(BaseModel):
+class Scope(ToolModel):
     corrected: Counts
     uncorrected: Counts
 
 
-class RetiredPages(BaseModel):
+class RetiredPages(ToolModel):
     sbe: int | None = Field(description="pages retired after repeated single-bit errors")
     dbe: int | None = Field(description="pages retired after a double-bit error")
     pending: bool | None = Field(description="a retirement waits for the next GPU reset / driver reload")
 
 
-class RemappedRows(BaseModel):
+class RemappedRows(ToolModel):
     correctable: int | None
     uncorrectable: int | None
     pending: bool | None = Field(description="a remap waits for the next GPU reset")
@@ -45,12 +46,12 @@ class RemappedRows(BaseModel):
     )
 
 
-class Reason(BaseModel):
+class Reason(ToolModel):
     level: Literal["info", "monitor", "reset-required", "replace"]
     text: str
 
 
-class GpuEcc(BaseModel):
+class GpuEcc(ToolModel):
     index: int
     uuid: str | None
     name: str | None
@@ -74,7 +75,7 @@ class GpuEcc(BaseModel):
     unavailable: dict[str, str] = Field(default_factory=dict)
 
 
-class EccResult(BaseModel):
+class EccResult(ToolModel):
     source: Source
     gpus: list[GpuEcc]
     node_verdict: Verdict

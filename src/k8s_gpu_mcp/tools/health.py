@@ -6,13 +6,14 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from mcp.server.mcpserver.exceptions import ToolError
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from k8s_gpu_mcp.diagnose import health
 from k8s_gpu_mcp.diagnose.throttle import Throttling
 from k8s_gpu_mcp.diagnose.topology import Finding
 from k8s_gpu_mcp.gpu.adapter import GpuLost, GpuRef
 from k8s_gpu_mcp.gpu.usage import read_usage
+from k8s_gpu_mcp.models import ToolModel
 from k8s_gpu_mcp.tools import ecc as ecc_tool
 from k8s_gpu_mcp.tools import topology as topology_tool
 from k8s_gpu_mcp.tools._common import READ_ONLY, GpuSelector, Source, select_gpus, source
@@ -33,7 +34,7 @@ LINK_FINDINGS = {
 }
 
 
-class HealthReason(BaseModel):
+class HealthReason(ToolModel):
     component: Literal["thermal", "power", "throttling", "memory", "xid", "nvlink", "processes", "lost"]
     severity: Literal["info", "unknown", "warning", "degraded", "critical"]
     message: str = Field(description="what was found, with the numbers")
@@ -41,7 +42,7 @@ class HealthReason(BaseModel):
     action: str | None = None
 
 
-class GpuHealth(BaseModel):
+class GpuHealth(ToolModel):
     index: int
     uuid: str | None
     name: str | None
@@ -54,7 +55,7 @@ class GpuHealth(BaseModel):
     unavailable: dict[str, str] = Field(default_factory=dict)
 
 
-class HealthResult(BaseModel):
+class HealthResult(ToolModel):
     source: Source
     since: str = Field(description="window for recent XIDs")
     node_status: Status

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from k8s_gpu_mcp.gpu.adapter import GpuLost
+from k8s_gpu_mcp.models import ToolModel
 from k8s_gpu_mcp.tools._common import READ_ONLY, GpuSelector, Source, select_gpus, source
 
 if TYPE_CHECKING:
     from k8s_gpu_mcp.server import AgentApp
 
 
-class GpuInventory(BaseModel):
+class GpuInventory(ToolModel):
     index: int
     name: str | None
     uuid: str | None
@@ -38,7 +39,7 @@ class GpuInventory(BaseModel):
     unavailable: dict[str, str] = Field(default_factory=dict, description="field -> why it is null")
 
 
-class InventoryResult(BaseModel):
+class InventoryResult(ToolModel):
     source: Source
     driver_version: str | None
     cuda_version: str | None

@@ -5,19 +5,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from k8s_gpu_mcp.gpu.adapter import GpuLost, GpuRef
 from k8s_gpu_mcp.gpu.processes import MIB, GpuProcesses, NvmlProcess, read_gpu_processes
 from k8s_gpu_mcp.host.procfs import ProcInfo, boot_time, proc_root_problem, read_passwd, read_proc
 from k8s_gpu_mcp.k8s.pods import PodLookup, lookup_pods
+from k8s_gpu_mcp.models import ToolModel
 from k8s_gpu_mcp.tools._common import READ_ONLY, GpuSelector, Source, select_gpus, source
 
 if TYPE_CHECKING:
     from k8s_gpu_mcp.server import AgentApp
 
 
-class GpuProcess(BaseModel):
+class GpuProcess(ToolModel):
     pid: int = Field(description="host PID, as NVML reports it")
     type: str = Field(description="compute, graphics or compute+graphics")
     used_memory_mib: int | None = Field(
@@ -42,7 +43,7 @@ class GpuProcess(BaseModel):
     unavailable: dict[str, str] = Field(default_factory=dict, description="field -> why it is null")
 
 
-class GpuProcessList(BaseModel):
+class GpuProcessList(ToolModel):
     index: int
     uuid: str | None
     name: str | None
@@ -58,7 +59,7 @@ class GpuProcessList(BaseModel):
     unavailable: dict[str, str] = Field(default_factory=dict)
 
 
-class ProcessesResult(BaseModel):
+class ProcessesResult(ToolModel):
     source: Source
     proc_root: str
     findings: list[str] = Field(description="zombies and orphaned memory, one line each")

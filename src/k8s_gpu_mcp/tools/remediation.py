@@ -18,7 +18,7 @@ from mcp.server.elicitation import ElicitationResult
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.resolve import Elicit, Resolve
-from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr
+from pydantic import Field, StrictBool, StrictInt, StrictStr
 
 from k8s_gpu_mcp.audit import AuditError
 from k8s_gpu_mcp.gpu.adapter import GpuLost, GpuRef
@@ -35,6 +35,7 @@ from k8s_gpu_mcp.host.procfs import (
     start_ticks,
 )
 from k8s_gpu_mcp.k8s.pods import PodRef, lookup_pods
+from k8s_gpu_mcp.models import ToolModel
 from k8s_gpu_mcp.tools._common import DESTRUCTIVE, Source, select_gpus, source, valid_choices
 from k8s_gpu_mcp.tools._confirm import (
     INVALID,
@@ -69,14 +70,14 @@ OneGpu = Annotated[
 
 
 # ---- models ----------------------------------------------------------------------------------
-class ProcessGpu(BaseModel):
+class ProcessGpu(ToolModel):
     index: int
     uuid: str | None
     used_memory_mib: int | None
     memory_used_mib: int | None = Field(None, description="the GPU's used memory (NVML)")
 
 
-class KillPlan(BaseModel):
+class KillPlan(ToolModel):
     pid: int
     command: str | None
     user: str | None
@@ -90,7 +91,7 @@ class KillPlan(BaseModel):
     then_kill: bool = Field(description="SIGKILL follows if the process outlives the grace period")
 
 
-class KillResult(BaseModel):
+class KillResult(ToolModel):
     source: Source
     outcome: str = Field(description="dry-run, done (the process exited) or failed")
     plan: KillPlan
@@ -106,14 +107,14 @@ class KillResult(BaseModel):
     audit: AuditRecord
 
 
-class Precondition(BaseModel):
+class Precondition(ToolModel):
     name: str
     ok: bool | None = Field(description="null when it could not be checked")
     blocking: bool = Field(description="the reset is refused while this is not ok")
     detail: str
 
 
-class ResetResult(BaseModel):
+class ResetResult(ToolModel):
     source: Source
     outcome: str = Field(description="dry-run, done or failed")
     gpu: int

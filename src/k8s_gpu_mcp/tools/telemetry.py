@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from k8s_gpu_mcp.diagnose.throttle import Category, ThrottleInputs, decode_reasons, interpret
 from k8s_gpu_mcp.gpu.adapter import GpuLost
+from k8s_gpu_mcp.models import ToolModel
 from k8s_gpu_mcp.tools._common import READ_ONLY, GpuSelector, Source, select_gpus, source
 
 if TYPE_CHECKING:
     from k8s_gpu_mcp.server import AgentApp
 
 
-class Temperature(BaseModel):
+class Temperature(ToolModel):
     current_c: int | None
     slowdown_c: int | None = Field(description="NVML's slowdown threshold for this GPU")
     shutdown_c: int | None = Field(description="NVML's shutdown threshold for this GPU")
@@ -24,41 +25,41 @@ class Temperature(BaseModel):
     headroom_to_max_operating_c: int | None
 
 
-class Power(BaseModel):
+class Power(ToolModel):
     draw_w: float | None
     limit_w: float | None = Field(description="enforced power limit")
     percent_of_limit: float | None
 
 
-class Memory(BaseModel):
+class Memory(ToolModel):
     used_mib: int | None
     free_mib: int | None
     reserved_mib: int | None
     total_mib: int | None
 
 
-class Utilization(BaseModel):
+class Utilization(ToolModel):
     gpu_percent: int | None
     memory_percent: int | None
     encoder_percent: int | None
     decoder_percent: int | None
 
 
-class Clocks(BaseModel):
+class Clocks(ToolModel):
     sm_mhz: int | None
     max_sm_mhz: int | None
     memory_mhz: int | None
     max_memory_mhz: int | None
 
 
-class Throttling(BaseModel):
+class Throttling(ToolModel):
     active: bool | None = Field(description="null when the reasons could not be read")
     causes: list[str]
     category: Category | None
     explanation: str
 
 
-class GpuTelemetry(BaseModel):
+class GpuTelemetry(ToolModel):
     index: int
     uuid: str | None
     name: str | None
@@ -76,7 +77,7 @@ class GpuTelemetry(BaseModel):
     unavailable: dict[str, str] = Field(default_factory=dict, description="field -> why it is null")
 
 
-class TelemetryResult(BaseModel):
+class TelemetryResult(ToolModel):
     source: Source
     gpus: list[GpuTelemetry]
 

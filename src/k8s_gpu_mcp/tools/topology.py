@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from k8s_gpu_mcp.diagnose import topology as topo
 from k8s_gpu_mcp.gpu.adapter import GpuLost, GpuRef
 from k8s_gpu_mcp.gpu.links import read_affinity, read_nvlinks, read_pairs
+from k8s_gpu_mcp.models import ToolModel
 from k8s_gpu_mcp.tools._common import READ_ONLY, GpuSelector, Source, select_gpus, source
 
 if TYPE_CHECKING:
     from k8s_gpu_mcp.server import AgentApp
 
 
-class NvLink(BaseModel):
+class NvLink(ToolModel):
     link: int
     state: Literal["up", "down"] | None = Field(description="null when NVML could not read the state")
     version: int | None = Field(description="NVML_NVLINK_VERSION_* (4 = NVLink 3.0, 6 = 4.0, 7 = 5.0)")
@@ -31,7 +32,7 @@ class NvLink(BaseModel):
     unavailable: dict[str, str] = Field(default_factory=dict)
 
 
-class GpuTopology(BaseModel):
+class GpuTopology(ToolModel):
     index: int
     uuid: str | None
     name: str | None
@@ -44,14 +45,14 @@ class GpuTopology(BaseModel):
     unavailable: dict[str, str] = Field(default_factory=dict)
 
 
-class P2PMatrix(BaseModel):
+class P2PMatrix(ToolModel):
     read: list[list[str | None]]
     write: list[list[str | None]]
     nvlink: list[list[str | None]]
     atomics: list[list[str | None]]
 
 
-class TopologyFinding(BaseModel):
+class TopologyFinding(ToolModel):
     kind: str
     severity: Literal["info", "warning", "degraded"]
     gpus: list[int]
@@ -60,7 +61,7 @@ class TopologyFinding(BaseModel):
     consequence: str
 
 
-class TopologyResult(BaseModel):
+class TopologyResult(ToolModel):
     source: Source
     gpus: list[GpuTopology]
     labels: list[str] = Field(description="matrix row/column labels, GPU<index>")

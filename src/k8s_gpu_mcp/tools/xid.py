@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
+from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
 from k8s_gpu_mcp.tools import _common
@@ -180,23 +179,3 @@ def register(app: AgentApp) -> None:
         return XidErrorsResult(**result.model_dump(), source=_common.source(app))
 
     app.add_tool(analyze_xid_errors, title="Analyze XID errors", annotations=READ_ONLY)
-
-    @app.server.resource(
-        "xid://catalog/{code}",
-        name="xid-catalog",
-        title="NVIDIA XID catalog entry",
-        description="One XID from NVIDIA's catalog: buckets, derived severity and SRE action",
-        mime_type="application/json",
-    )
-    def xid_catalog_entry(code: str) -> str:
-        from dataclasses import asdict
-
-        from k8s_gpu_mcp.xid.catalog import lookup
-
-        try:
-            number = int(code)
-        except ValueError:
-            raise ResourceNotFoundError(
-                f"XID code must be an integer 1-176, got {_common.clip(code)}"
-            ) from None
-        return json.dumps(asdict(lookup(number)))

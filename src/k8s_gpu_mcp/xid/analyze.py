@@ -106,6 +106,23 @@ def _merge(events: list[KernelEvent]) -> list[tuple[KernelEvent, list[str]]]:
     return merged
 
 
+def _attribute_by_elimination(
+    events: Sequence[KernelEvent], gpus: list[Gpu], by_bus: dict[str, Gpu], notes: list[str]
+) -> None:
+    """A lost GPU often has no readable PCI bus id. When exactly one GPU lacks it and the kernel names
+    exactly one bus id that matches no readable GPU, those events are that GPU's (said in a note)."""
+    blind = [g for g in gpus if not g.bus_id]
+    strangers = {ev.bus_id for ev in events if ev.gpu_index is None and ev.bus_id and ev.bus_id not in by_bus}
+    if len(blind) != 1 or len(strangers) != 1:
+        return
+    bus_id = strangers.pop()
+    by_bus[bus_id] = Gpu(blind[0].index, blind[0].uuid, bus_id)
+    notes.append(
+        f"GPU {blind[0].index}'s PCI bus id could not be read (lost GPU); kernel events from {bus_id}, "
+        "the one bus id matching no readable GPU, are attributed to it by elimination"
+    )
+
+
 def analyze(
     events: Iterable[KernelEvent],
     gpu_map: Iterable[dict[str, Any] | Gpu],
@@ -133,6 +150,7 @@ def analyze(
     by_bus = {g.bus_id: g for g in gpu_list if g.bus_id}
     by_index = {g.index: g for g in gpu_list}
     out_notes = list(notes)
+    _attribute_by_elimination(events, gpu_list, by_bus, out_notes)
 
     resolved: list[KernelEvent] = []
     unmatched: set[str] = set()

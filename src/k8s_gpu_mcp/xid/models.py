@@ -5,13 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from k8s_gpu_mcp.models import ToolModel
 
 Severity = Literal["Info", "Warning", "Critical", "Fatal"]
 Verdict = Literal["OK", "Info", "Warning", "Critical", "Fatal"]
 
 
-class XidEvent(BaseModel):
+class XidEvent(ToolModel):
     timestamp: datetime | None = Field(description="Wall clock (UTC); null when the line could not be dated")
     timestamp_note: str | None = Field(None, description="Why timestamp is null or approximate")
     kind: Literal["xid", "gpu_lost"] = Field(
@@ -43,7 +45,7 @@ class XidEvent(BaseModel):
     )
 
 
-class XidSummary(BaseModel):
+class XidSummary(ToolModel):
     xid: int
     name: str
     gpu_index: int | None
@@ -56,7 +58,7 @@ class XidSummary(BaseModel):
     sre_action: str
 
 
-class SxidEvent(BaseModel):
+class SxidEvent(ToolModel):
     sxid: int
     switch: int
     bus_id: str | None
@@ -68,7 +70,7 @@ class SxidEvent(BaseModel):
     raw: str
 
 
-class XidAnalysis(BaseModel):
+class XidAnalysis(ToolModel):
     verdict: Verdict = Field(description="Worst severity among the reported events; OK when there are none")
     recommendation: str
     events: list[XidEvent]
