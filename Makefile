@@ -6,15 +6,17 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: serve test lint bench e2e demo clean
 
+# Setup is silent on stdout (recipes are not echoed, pip writes to stderr): `make serve` may be an
+# MCP client's command, and stdout is the MCP wire.
 $(STAMP): pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
-	touch $(STAMP)
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV) >&2
+	@$(PY) -m pip install -q --disable-pip-version-check --upgrade pip >&2
+	@$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]' >&2
+	@touch $(STAMP)
 
 ## Run the agent on stdio (mock fleet when no GPU is present).
 serve: $(STAMP)
-	$(VENV)/bin/k8s-gpu-mcp serve $(ARGS)
+	@$(VENV)/bin/k8s-gpu-mcp serve $(ARGS)
 
 ## Unit and in-process end-to-end tests.
 test: $(STAMP)
@@ -24,8 +26,10 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench scripts
 	$(VENV)/bin/ruff format --check src tests bench scripts
 
-## Performance report (not part of make test).
+## Performance report (not part of make test). Bytecode is compiled first, as the image build does
+## (PYTHONDONTWRITEBYTECODE would otherwise make every agent start compile its modules from source).
 bench: $(STAMP)
+	$(PY) -m compileall -q src
 	$(PY) bench/run.py
 
 ## End-to-end tier on a real kube-apiserver + etcd (built once per machine and cached in

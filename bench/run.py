@@ -42,8 +42,9 @@ def percentile(samples: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
-def cold_start(runs: int = 10) -> dict[str, Any]:
-    """Process start to initialize reply; agent and minimal server interleaved to share the noise."""
+def cold_start(runs: int = 20) -> dict[str, Any]:
+    """Process start to initialize reply, median of 20 (at least the 10 asked for); agent and minimal
+    server interleaved so both see the same machine noise."""
     agent, floor = [], []
     for _ in range(runs):
         for argv, bucket in ((AGENT, agent), (MINIMAL, floor)):

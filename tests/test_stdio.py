@@ -187,3 +187,33 @@ def test_serve_inside_a_pod_without_nvml_refuses_mock():
     if proc.returncode == 0:
         pytest.skip("a real NVML is present on this machine")
     assert proc.returncode == 2 and "will not serve mock data" in proc.stderr and proc.stdout == ""
+
+
+def test_make_serve_writes_only_json_rpc_to_stdout():
+    """`make serve` may be an MCP client's command: make's own output must stay off stdout."""
+    import shutil
+    from pathlib import Path
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    repo = Path(__file__).resolve().parents[1]
+    init = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "make", "version": "0"},
+        },
+    }
+    proc = subprocess.run(
+        ["make", "--no-print-directory", "-C", str(repo), "serve", "ARGS=--nvml-mode mock"],
+        input=json.dumps(init) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env(),
+    )
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    assert lines and all(json.loads(line)["jsonrpc"] == "2.0" for line in lines), proc.stdout[:500]
