@@ -202,7 +202,7 @@ def render_markdown(report: dict[str, Any]) -> str:
 def main() -> int:
     results: dict[str, dict[str, Any]] = {}
     results["cold_start"] = cold_start()
-    results["telemetry_round_trip"] = round_trip("get_gpu_telemetry", {})
+    results["telemetry_round_trip"] = round_trip("get_gpu_telemetry", {}, calls=1000)
     results["tool_latencies"] = tool_latencies()
     results["memory"] = memory()
     for name, fn in extra_sections().items():

@@ -26,3 +26,19 @@ async def test_real_health_output_maps_status_and_reasons(make_app, scenario, gp
     bad = next(v for v in verdicts if v.severity == status)
     assert bad.basis == "get_gpu_health" and bad.reasons and bad.node == "node-5"
     assert "unknown" not in by_status or any(g["status"] == "unknown" for g in result["gpus"])
+
+
+@pytest.mark.anyio
+async def test_cluster_health_summary_keeps_every_verdict_and_drops_the_evidence(make_app):
+    import json
+
+    from k8s_gpu_mcp.gateway.server import health_summary
+
+    full = (await call(make_app(profile=None, scenario="ecc-dbe-xid48"), "get_gpu_health")).structured_content
+    brief = health_summary(full)
+    assert brief["node_status"] == full["node_status"] and brief["node_action"] == full["node_action"]
+    assert [(g["index"], g["status"], g["score"]) for g in brief["gpus"]] == [
+        (g["index"], g["status"], g["score"]) for g in full["gpus"]
+    ]
+    assert brief["mock"] is True and "reasons" not in brief["gpus"][0]
+    assert len(json.dumps(brief)) < len(json.dumps(full)) / 3

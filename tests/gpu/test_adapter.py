@@ -137,3 +137,24 @@ def test_fake_functions_exist_in_pynvml():
 
 def test_short_bus_id_matches_kernel_form():
     assert short_bus_id("00000000:3B:00.0") == "0000:3b:00"
+
+
+def test_board_constants_are_read_once_and_failures_are_retried(h100):
+    profile = copy.deepcopy(h100)
+    fake = FakeNvml(profile)
+    fake.nvmlInit()
+    adapter = NvmlAdapter(fake)
+    ref = adapter.gpus()[0]
+    profile_errors = fake.profile.setdefault("nvml_errors", {})
+    profile_errors["nvmlDeviceGetMaxClockInfo"] = "Timeout"
+    assert adapter.telemetry(ref)["max_sm_clock_mhz"] is None  # a failure is not cached
+    profile_errors.clear()
+    fake.calls.clear()
+    first = adapter.telemetry(ref)
+    second = adapter.telemetry(ref)
+    assert first["max_sm_clock_mhz"] == second["max_sm_clock_mhz"] == profile["gpus"][0]["max_clocks"]["sm"]
+    assert fake.calls["nvmlDeviceGetMaxClockInfo"] == 2  # sm and memory, once each
+    assert fake.calls["nvmlDeviceGetTemperature"] == 2  # live readings are read every time
+    adapter.gpus(refresh=True)
+    adapter.telemetry(adapter.gpus()[0])
+    assert fake.calls["nvmlDeviceGetMaxClockInfo"] == 4  # a refresh forgets the constants

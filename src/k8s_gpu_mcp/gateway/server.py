@@ -13,7 +13,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import pydantic_core
 from mcp.server.mcpserver import Context, MCPServer
@@ -275,6 +275,21 @@ def log_call(summary: Summary) -> None:
     )
 
 
+def health_summary(result: dict[str, Any]) -> dict[str, Any]:
+    """One node's get_gpu_health, condensed to its verdicts (what a cluster-wide answer needs)."""
+    keep = ("index", "uuid", "status", "score", "summary", "action")
+    gpus = result.get("gpus")
+    return {
+        "node_status": result.get("node_status"),
+        "node_action": result.get("node_action"),
+        "mock": (result.get("source") or {}).get("mock"),
+        "gpus": [{k: g.get(k) for k in keep} for g in gpus if isinstance(g, dict)]
+        if isinstance(gpus, list)
+        else None,
+        "notes": result.get("notes") or [],
+    }
+
+
 def node_results(calls: list[NodeCall], keep_result: bool = True) -> list[dict[str, Any]]:
     """NodeResult-shaped dicts (built directly: a 1000-node result is ~10 MB, no model round trip)."""
     return [
@@ -357,13 +372,25 @@ def register_tools(gw: GatewayApp) -> None:
         nodes: NodesArg = None,
         node_selector: SelectorArg = None,
         gpus: GpuSelector = None,
+        detail: Annotated[
+            Literal["summary", "full"],
+            Field(
+                description="summary: node status/action and per-GPU status, score, summary, action; "
+                "full: each agent's whole get_gpu_health result (reasons with evidence)"
+            ),
+        ] = "summary",
     ) -> FanoutReply:
-        """get_gpu_health on each target node (default: every GPU node). A node whose agent predates
-        get_gpu_health answers error_kind=tool_missing; use find_unhealthy_gpus, which falls back to
-        telemetry for such nodes."""
+        """get_gpu_health on each target node (default: every GPU node). By default each node's answer
+        is condensed to its verdicts; ask detail="full" (best with node= or nodes=) for the reasons and
+        evidence. A node whose agent predates get_gpu_health answers error_kind=tool_missing; use
+        find_unhealthy_gpus, which falls back to telemetry for such nodes."""
         calls, summary = await gw.fan_out(
             "get_gpu_health", gpu_args(gpus), await gw.target(node, nodes, node_selector), ctx
         )
+        if detail == "summary":
+            for call in calls:
+                if call.ok and isinstance(call.result, dict):
+                    call.result = health_summary(call.result)
         return respond({"summary": summary.model_dump(), "nodes": node_results(calls)}, calls)
 
     async def call_node_tool(

@@ -99,6 +99,7 @@ class NvmlAdapter:
         self._lock = threading.Lock()
         self._refs: list[GpuRef] | None = None
         self.enumeration_error: str | None = None
+        self._constants: dict[tuple[int, str], Any] = {}
 
     # ---- system ----
     def system(self) -> dict[str, Any]:
@@ -118,6 +119,7 @@ class NvmlAdapter:
         with self._lock:
             if self._refs is None or refresh:
                 self._refs = self._enumerate()
+                self._constants.clear()
             return self._refs
 
     def _enumerate(self) -> list[GpuRef]:
@@ -203,6 +205,17 @@ class NvmlAdapter:
     def max_links(self) -> int:
         return int(getattr(self.nvml, "NVML_NVLINK_MAX_LINKS", 36))
 
+    def constant(self, r: FieldReader, ref: GpuRef, name: str, fn: str, *args: Any) -> Any:
+        """A per-board constant (thresholds, max clocks): read once per GPU, only a successful read
+        is kept; ``gpus(refresh=True)`` forgets them."""
+        key = (ref.index, name)
+        if key in self._constants:
+            return self._constants[key]
+        value = r.read(name, fn, *args)
+        if value is not None:
+            self._constants[key] = value
+        return value
+
     def telemetry(self, ref: GpuRef) -> dict[str, Any]:
         nvml = self.nvml
         r = FieldReader(nvml, ref.handle, dict(ref.unavailable))
@@ -213,7 +226,7 @@ class NvmlAdapter:
             ("shutdown_c", "NVML_TEMPERATURE_THRESHOLD_SHUTDOWN"),
             ("max_operating_c", "NVML_TEMPERATURE_THRESHOLD_GPU_MAX"),
         ):
-            out[key] = r.read(key, "nvmlDeviceGetTemperatureThreshold", getattr(nvml, const))
+            out[key] = self.constant(r, ref, key, "nvmlDeviceGetTemperatureThreshold", getattr(nvml, const))
         out["fan_percent"] = r.read("fan_percent", "nvmlDeviceGetFanSpeed")
         out["power_draw_w"] = _watts(r.read("power_draw_w", "nvmlDeviceGetPowerUsage"))
         out["power_limit_w"] = _watts(r.read("power_limit_w", "nvmlDeviceGetEnforcedPowerLimit"))
@@ -233,10 +246,12 @@ class NvmlAdapter:
         out["utilization_encoder_percent"] = enc[0] if enc is not None else None
         out["utilization_decoder_percent"] = dec[0] if dec is not None else None
         out["sm_clock_mhz"] = r.read("sm_clock_mhz", "nvmlDeviceGetClockInfo", nvml.NVML_CLOCK_SM)
-        out["max_sm_clock_mhz"] = r.read("max_sm_clock_mhz", "nvmlDeviceGetMaxClockInfo", nvml.NVML_CLOCK_SM)
+        out["max_sm_clock_mhz"] = self.constant(
+            r, ref, "max_sm_clock_mhz", "nvmlDeviceGetMaxClockInfo", nvml.NVML_CLOCK_SM
+        )
         out["memory_clock_mhz"] = r.read("memory_clock_mhz", "nvmlDeviceGetClockInfo", nvml.NVML_CLOCK_MEM)
-        out["max_memory_clock_mhz"] = r.read(
-            "max_memory_clock_mhz", "nvmlDeviceGetMaxClockInfo", nvml.NVML_CLOCK_MEM
+        out["max_memory_clock_mhz"] = self.constant(
+            r, ref, "max_memory_clock_mhz", "nvmlDeviceGetMaxClockInfo", nvml.NVML_CLOCK_MEM
         )
         pstate = r.read("pstate", "nvmlDeviceGetPerformanceState")
         out["pstate"] = f"P{pstate}" if pstate is not None and pstate != 32 else None
