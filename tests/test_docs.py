@@ -52,3 +52,11 @@ def test_readme_lists_every_tool():
     readme = (REPO / "README.md").read_text()
     for tool in gen._listed("operator"):
         assert f"`{tool.name}`" in readme, tool.name
+
+
+def test_every_bundled_scenario_has_a_row_in_docs_scenarios():
+    from k8s_gpu_mcp.gpu.fleet import list_scenarios
+
+    doc = (REPO / "docs" / "scenarios.md").read_text()
+    missing = [name for name in list_scenarios() if f"| `{name}` |" not in doc]
+    assert not missing, f"docs/scenarios.md lacks rows for {missing}"

@@ -96,3 +96,64 @@ def test_inspector_calls_a_tool_over_stdio(inspector):
     assert (
         gpu["throttling"]["category"] == "thermal" and result["structuredContent"]["source"]["mock"] is True
     )
+
+
+@pytest.fixture
+def http_agent(tmp_path):
+    """An agent serving streamable HTTP on a free loopback port, with a bearer token."""
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    token = tmp_path / "token"
+    token.write_text("inspector-token\n")
+    env = {k: v for k, v in os.environ.items() if k != "KUBERNETES_SERVICE_HOST"}
+    proc = subprocess.Popen(
+        [
+            AGENT[0],
+            "serve",
+            "--transport",
+            "http",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--nvml-mode",
+            "mock",
+            "--scenario",
+            "thermal-slowdown",
+            "--token-file",
+            str(token),
+            "--log-level",
+            "WARNING",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}/mcp", "inspector-token"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
+def test_inspector_lists_and_calls_tools_over_http(inspector, http_agent):
+    url, token = http_agent
+    target = [*inspector, url, "--transport", "http", "--header", f"Authorization: Bearer {token}"]
+    listed = run([*target, "--method", "tools/list"])
+    assert {"get_gpu_inventory", "get_gpu_health"} <= {t["name"] for t in listed["tools"]}
+    result = run(
+        [*target, "--method", "tools/call", "--tool-name", "get_gpu_telemetry", "--tool-arg", "gpus=[3]"]
+    )
+    assert result["structuredContent"]["gpus"][0]["throttling"]["category"] == "thermal"
