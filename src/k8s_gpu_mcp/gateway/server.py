@@ -338,6 +338,25 @@ def register_tools(gw: GatewayApp) -> None:
         ]
         return NodeList(discovery=gw.discovery.describe(), count=len(nodes), nodes=nodes)
 
+    async def per_node(
+        tool: str,
+        gpus: Any,
+        node: str | None,
+        nodes: list[str] | None,
+        node_selector: str | None,
+        ctx: Context,
+        condense: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    ) -> CallToolResult:
+        """Run one agent tool on the target nodes; optionally condense each node's answer."""
+        calls, summary = await gw.fan_out(
+            tool, gpu_args(gpus), await gw.target(node, nodes, node_selector), ctx
+        )
+        if condense is not None:
+            for call in calls:
+                if call.ok and isinstance(call.result, dict):
+                    call.result = condense(call.result)
+        return respond({"summary": summary.model_dump(), "nodes": node_results(calls)}, calls)
+
     async def get_gpu_inventory(
         ctx: Context,
         node: NodeArg = None,
@@ -347,10 +366,7 @@ def register_tools(gw: GatewayApp) -> None:
     ) -> FanoutReply:
         """get_gpu_inventory on each target node (default: every GPU node): models, UUIDs, serials, PCI
         ids, VBIOS, memory, limits, MIG/persistence mode, driver/CUDA versions. One entry per node."""
-        calls, summary = await gw.fan_out(
-            "get_gpu_inventory", gpu_args(gpus), await gw.target(node, nodes, node_selector), ctx
-        )
-        return respond({"summary": summary.model_dump(), "nodes": node_results(calls)}, calls)
+        return await per_node("get_gpu_inventory", gpus, node, nodes, node_selector, ctx)
 
     async def get_gpu_telemetry(
         ctx: Context,
@@ -361,10 +377,7 @@ def register_tools(gw: GatewayApp) -> None:
     ) -> FanoutReply:
         """get_gpu_telemetry on each target node (default: every GPU node): temperature against NVML
         thresholds, power, clocks, utilization, decoded throttle reasons. One entry per node."""
-        calls, summary = await gw.fan_out(
-            "get_gpu_telemetry", gpu_args(gpus), await gw.target(node, nodes, node_selector), ctx
-        )
-        return respond({"summary": summary.model_dump(), "nodes": node_results(calls)}, calls)
+        return await per_node("get_gpu_telemetry", gpus, node, nodes, node_selector, ctx)
 
     async def get_gpu_health(
         ctx: Context,
@@ -384,14 +397,8 @@ def register_tools(gw: GatewayApp) -> None:
         is condensed to its verdicts; ask detail="full" (best with node= or nodes=) for the reasons and
         evidence. A node whose agent predates get_gpu_health answers error_kind=tool_missing; use
         find_unhealthy_gpus, which falls back to telemetry for such nodes."""
-        calls, summary = await gw.fan_out(
-            "get_gpu_health", gpu_args(gpus), await gw.target(node, nodes, node_selector), ctx
-        )
-        if detail == "summary":
-            for call in calls:
-                if call.ok and isinstance(call.result, dict):
-                    call.result = health_summary(call.result)
-        return respond({"summary": summary.model_dump(), "nodes": node_results(calls)}, calls)
+        condense = health_summary if detail == "summary" else None
+        return await per_node("get_gpu_health", gpus, node, nodes, node_selector, ctx, condense)
 
     async def call_node_tool(
         ctx: Context,
