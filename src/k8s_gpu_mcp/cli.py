@@ -7,6 +7,7 @@ Every option also reads an environment variable, named in ``--help``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -314,6 +315,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return syringe.main(argv[1:])
     args = build_parser().parse_args(argv)
     settings = settings_from(args)
+    if (
+        args.command in ("call", "tools")
+        and args.log_level is None
+        and env_name("log_level") not in os.environ
+    ):
+        # one-shot shell commands: their answer is on stdout or in the error line; keep stderr quiet
+        settings = dataclasses.replace(settings, log_level="WARNING")
 
     from k8s_gpu_mcp.logs import configure_logging
 
