@@ -6,9 +6,10 @@ import copy
 
 import pytest
 
-from k8s_gpu_mcp.gpu.adapter import GpuLost, NvmlAdapter, short_bus_id
+from k8s_gpu_mcp.gpu.adapter import GpuLost, NvmlAdapter
 from k8s_gpu_mcp.gpu.fake_nvml import ERROR_CODES_BY_NAME, FakeNvml
 from k8s_gpu_mcp.gpu.fleet import load_profile
+from k8s_gpu_mcp.gpu.pci import short_bus_id
 
 
 @pytest.fixture(scope="module")

@@ -81,7 +81,7 @@ def test_corpus_line(record: dict) -> None:
     ],
 )
 def test_bus_id_normalisation_round_trip(text: str, nvml: str | None) -> None:
-    from k8s_gpu_mcp.xid.parse import kernel_bus_id, normalize_bus_id
+    from k8s_gpu_mcp.gpu.pci import kernel_bus_id, normalize_bus_id
 
     assert normalize_bus_id(text) == nvml
     if nvml:

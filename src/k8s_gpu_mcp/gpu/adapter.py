@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from k8s_gpu_mcp.gpu.pci import short_bus_id
+
 log = logging.getLogger(__name__)
 
 GPU_IS_LOST = 15
@@ -41,12 +43,6 @@ def error_name(exc: BaseException) -> str:
 
 def text(value: Any) -> str:
     return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
-
-
-def short_bus_id(bus_id: str) -> str:
-    """NVML ``00000000:3B:00.0`` -> the kernel log's ``0000:3b:00``."""
-    domain, bus, rest = bus_id.split(":")
-    return f"{int(domain, 16):04x}:{bus.lower()}:{rest.split('.')[0].lower()}"
 
 
 @dataclass

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from k8s_gpu_mcp.gpu.adapter import FieldReader, GpuLost, GpuRef, NvmlAdapter, error_name, short_bus_id, text
+from k8s_gpu_mcp.gpu.adapter import FieldReader, GpuLost, GpuRef, NvmlAdapter, error_name, text
+from k8s_gpu_mcp.gpu.pci import short_bus_id
 
 NOT_A_LINK = ("NotSupported", "InvalidArgument")
 REMOTE_TYPES = {0: "gpu", 1: "ibmnpu", 2: "switch", 0xFF: "unknown"}

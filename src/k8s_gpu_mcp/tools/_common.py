@@ -9,6 +9,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
 from pydantic import Field, StrictInt, StrictStr
 
+from k8s_gpu_mcp.gpu.pci import kernel_bus_id
 from k8s_gpu_mcp.models import ToolModel
 
 if TYPE_CHECKING:
@@ -53,15 +54,6 @@ def source(app: AgentApp) -> Source:
     return Source(**source_fields(app.backend))
 
 
-def _normal_bus_id(value: str) -> str | None:
-    from k8s_gpu_mcp.gpu.adapter import short_bus_id
-
-    try:
-        return short_bus_id(value if value.count(":") == 2 else f"0000:{value}")
-    except (ValueError, IndexError):
-        return None
-
-
 def select_gpus(app: AgentApp, gpus: list[int | str] | int | str | None) -> list[GpuRef]:
     """Resolve a selector to GPUs, or raise a ToolError that lists the valid choices."""
     refs = app.backend.adapter.gpus()
@@ -92,7 +84,7 @@ def _match(refs: list[GpuRef], item: int | str) -> GpuRef | None:
         for ref in refs:
             if ref.uuid and ref.uuid.lower() == wanted.lower():
                 return ref
-        short = _normal_bus_id(wanted)
+        short = kernel_bus_id(wanted)
         if short:
             return next((r for r in refs if r.short_bus_id == short), None)
     return None

@@ -9,11 +9,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from ..gpu.pci import normalize_bus_id
 from ..k8s.cgroup import read_cgroup
 from .catalog import SEVERITY_ORDER, lookup
 from .decode import decode
 from .models import SxidEvent, Verdict, XidAnalysis, XidEvent, XidSummary
-from .parse import KernelEvent, normalize_bus_id
+from .parse import KernelEvent
 from .parse import SxidEvent as RawSxid
 
 MERGE_WINDOW_S = 2.0  # the same XID on the same GPU seen by two sources

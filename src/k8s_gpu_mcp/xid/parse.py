@@ -17,6 +17,8 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from functools import lru_cache
 from typing import Literal
 
+from k8s_gpu_mcp.gpu.pci import normalize_bus_id
+
 TimestampKind = Literal["uptime", "kmsg", "ctime", "iso", "syslog", "nvml", "none"]
 EventKind = Literal["xid", "gpu_lost"]
 
@@ -31,10 +33,6 @@ _LOST_HEAD_RE = re.compile(
     r"NVRM: The NVIDIA GPU (?P<pci>[0-9A-Fa-f]{1,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}(?:\.[0-7])?)"
 )
 _LOST_TAIL = "fallen off the bus and is not responding to commands"
-_PCI_RE = re.compile(
-    r"^(?:PCI:)?(?:(?P<domain>[0-9A-Fa-f]{1,8}):)?(?P<bus>[0-9A-Fa-f]{1,2}):(?P<dev>[0-9A-Fa-f]{1,2})(?:\.(?P<fn>[0-7]))?$"
-)
-
 # ---- timestamp prefixes ------------------------------------------------------------------------
 _KMSG_RE = re.compile(r"^(?P<prio>\d+),(?P<seq>\d+),(?P<usec>\d+),[^;]*;")
 _UPTIME_RE = re.compile(r"\[\s*(?P<up>\d+\.\d+)\]")
@@ -106,25 +104,6 @@ class SxidEvent:
 
 # ---- PCI ids -----------------------------------------------------------------------------------
 @lru_cache(maxsize=1024)
-def normalize_bus_id(text: str | None) -> str | None:
-    """``PCI:0000:3b:00`` / ``3b:00`` / ``0000:3b:00.0`` -> NVML's ``00000000:3B:00.0``; None if not a bdf."""
-    if not text:
-        return None
-    m = _PCI_RE.match(text.strip())
-    if not m:
-        return None
-    domain = int(m["domain"] or "0", 16)
-    return f"{domain:08X}:{int(m['bus'], 16):02X}:{int(m['dev'], 16):02X}.{m['fn'] or '0'}"
-
-
-def kernel_bus_id(nvml_bus_id: str) -> str | None:
-    """Any bus id form -> the kernel's short form ``0000:3b:00`` (as in ``NVRM: Xid (PCI:...)``)."""
-    from k8s_gpu_mcp.gpu.adapter import short_bus_id
-
-    norm = normalize_bus_id(nvml_bus_id)
-    return short_bus_id(norm) if norm else None
-
-
 # ---- timestamps --------------------------------------------------------------------------------
 def _month(name: str) -> int | None:
     key = name.lower().rstrip(".")
