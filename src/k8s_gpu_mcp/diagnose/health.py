@@ -116,36 +116,14 @@ def thermal(i: HealthInputs) -> list[Reason]:
     if t is None:
         why = i.unreadable.get("temperature_c", "unreadable")
         return [Reason("thermal", "unknown", f"Temperature unknown ({why})", ev)]
-    if i.shutdown_c is not None and t >= i.shutdown_c:
-        return [
-            Reason(
-                "thermal",
-                "critical",
-                f"{t} C at or above NVML's shutdown threshold {i.shutdown_c} C",
-                ev,
-                COOLING_ACTION,
-            )
-        ]
-    if i.slowdown_c is not None and t >= i.slowdown_c:
-        return [
-            Reason(
-                "thermal",
-                "degraded",
-                f"{t} C at or above NVML's slowdown threshold {i.slowdown_c} C",
-                ev,
-                COOLING_ACTION,
-            )
-        ]
-    if i.max_operating_c is not None and t >= i.max_operating_c:
-        return [
-            Reason(
-                "thermal",
-                "warning",
-                f"{t} C at or above the max operating temperature {i.max_operating_c} C",
-                ev,
-                COOLING_ACTION,
-            )
-        ]
+    ladder = (
+        (i.shutdown_c, "critical", "NVML's shutdown threshold"),
+        (i.slowdown_c, "degraded", "NVML's slowdown threshold"),
+        (i.max_operating_c, "warning", "the max operating temperature"),
+    )
+    for threshold, level, name in ladder:
+        if threshold is not None and t >= threshold:
+            return [Reason("thermal", level, f"{t} C at or above {name} {threshold} C", ev, COOLING_ACTION)]
     if i.slowdown_c is not None and i.slowdown_c - t <= THERMAL_MARGIN_C:
         return [
             Reason(
