@@ -8,6 +8,8 @@ turns the attempt into a refusal.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from mcp.server.elicitation import AcceptedElicitation
@@ -98,6 +100,19 @@ class Auditor:
         except AuditError as exc:
             return ToolError(f"refused: {reason} (and the audit line could not be written: {exc})")
         return ToolError(f"refused: {reason}")
+
+    @contextmanager
+    def deciding(self) -> Iterator[None]:
+        """Around the checks and the approval line: a Refusal is audited and raised as a ToolError;
+        an audit line that cannot be written refuses the action."""
+        try:
+            yield
+        except Refusal as exc:
+            raise self.refuse(str(exc)) from None
+        except AuditError as exc:
+            raise ToolError(
+                f"refused: the audit line could not be written, so nothing was done: {exc}"
+            ) from None
 
     def final(self, outcome: str, **fields: Any) -> AuditRecord:
         """The line after an action was carried out: a failure is reported, not raised."""

@@ -20,7 +20,6 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.resolve import Elicit, Resolve
 from pydantic import Field, StrictBool, StrictInt, StrictStr
 
-from k8s_gpu_mcp.audit import AuditError
 from k8s_gpu_mcp.gpu.adapter import GpuLost, GpuRef
 from k8s_gpu_mcp.gpu.processes import MIB, NvmlProcess, read_process_lists
 from k8s_gpu_mcp.gpu.reset_state import read_reset_state
@@ -529,7 +528,7 @@ def register(app: "AgentApp") -> None:
             "confirm": confirm,
         }
         auditor = Auditor(app, "kill_gpu_process", args)
-        try:
+        with auditor.deciding():
             target = await anyio.to_thread.run_sync(plan_kill, app, pid, gpu, signal, grace_seconds)
             plan = target.plan(signal, grace_seconds)
             if dry_run:
@@ -543,12 +542,6 @@ def register(app: "AgentApp") -> None:
                 )
             how = confirmation(approval, confirm)
             auditor.record("approved", plan=plan.model_dump(mode="json"), confirmation=how)
-        except Refusal as exc:
-            raise auditor.refuse(str(exc)) from None
-        except AuditError as exc:
-            raise ToolError(
-                f"refused: the audit line could not be written, so nothing was done: {exc}"
-            ) from None
         result = KillResult(
             source=source(app),
             outcome="failed",
@@ -599,7 +592,7 @@ def register(app: "AgentApp") -> None:
         only after the user agreed; dry_run=true returns the checks and the method without acting. NVML
         state is read back afterwards. Every attempt is audited."""
         auditor = Auditor(app, "reset_gpu", {"gpu": gpu, "dry_run": dry_run, "confirm": confirm})
-        try:
+        with auditor.deciding():
             ref = _one_gpu(app, gpu)
             state = await anyio.to_thread.run_sync(read_reset_state, app.backend.nvml, ref)
             checks, method = reset_preconditions(app, ref, state)
@@ -629,12 +622,6 @@ def register(app: "AgentApp") -> None:
             if again.get("process_pids") != []:
                 raise Refusal(f"processes appeared on GPU {ref.index}: {again.get('process_pids')}")
             auditor.record("approved", target=target, confirmation=how)
-        except Refusal as exc:
-            raise auditor.refuse(str(exc)) from None
-        except AuditError as exc:
-            raise ToolError(
-                f"refused: the audit line could not be written, so nothing was done: {exc}"
-            ) from None
         assert method is not None
         ok, output = await anyio.to_thread.run_sync(host_reset.run_reset, method)
         after = await anyio.to_thread.run_sync(read_reset_state, app.backend.nvml, _find(app, ref))
