@@ -136,3 +136,16 @@ async def test_xid79_on_a_lost_gpu_is_attributed_to_it_by_elimination(make_app):
 async def test_bad_gpu_is_a_tool_error(make_app):
     result = await call(make_app(), "get_gpu_health", {"gpus": [42]})
     assert result.is_error and "valid GPUs" in result.content[0].text
+
+
+@pytest.mark.anyio
+async def test_a_crash_in_the_xid_analysis_costs_only_the_xid_part(make_app, monkeypatch):
+    import k8s_gpu_mcp.xid.analyze as analyze_module
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("parser bug")
+
+    monkeypatch.setattr(analyze_module, "analyze", boom)
+    data = await health(make_app(None, "thermal-slowdown"))
+    assert "parser bug" in data["unavailable"]["xids"]
+    assert by_index(data)[3]["status"] != "healthy"  # the thermal verdict still stands

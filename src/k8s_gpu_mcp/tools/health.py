@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.exceptions import UnexpectedToolError
 from pydantic import Field
 
 from k8s_gpu_mcp.diagnose import health
@@ -32,6 +33,9 @@ LINK_FINDINGS = {
     "uneven_pairs",
     "p2p_nvlink_unsupported",
 }
+
+
+log = logging.getLogger(__name__)
 
 
 class HealthReason(ToolModel):
@@ -69,13 +73,12 @@ async def recent_xids(app: AgentApp, since: str) -> tuple[list[health.XidFinding
     """Recent XIDs per GPU from analyze_xid_errors (kernel log + NVML events): findings, notes, unavailable."""
     if "analyze_xid_errors" not in app.tool_names:
         return [], [], {"xids": "analyze_xid_errors is not registered; recent XIDs were not checked"}
-    result = await app.server.call_tool("analyze_xid_errors", {"since": since})
+    try:  # a ToolError (such as a bad `since`) is the caller's to see; a crash only costs the XID part
+        result = await app.server.call_tool("analyze_xid_errors", {"since": since})
+    except UnexpectedToolError as exc:
+        log.warning("XID analysis crashed during get_gpu_health", exc_info=exc.__cause__)
+        return [], [], {"xids": f"XID analysis failed: {exc.__cause__!r}"}
     data = result.structured_content or {}
-    if result.is_error or not data:
-        text = result.content[0].text if result.content else "no result"
-        if "since" in text:
-            raise ToolError(text)
-        return [], [], {"xids": f"XID analysis failed: {text}"}
     findings = [xid_finding(s) for s in data.get("summary", [])]
     unavailable = {f"xids.{k}": v for k, v in (data.get("unavailable") or {}).items()}
     notes = [f"XID analysis: {n}" for n in data.get("notes", [])]
