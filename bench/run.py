@@ -21,18 +21,8 @@ from stdio_rpc import StdioPeer  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 PY = sys.executable
-AGENT = [
-    PY,
-    "-m",
-    "k8s_gpu_mcp",
-    "serve",
-    "--nvml-mode",
-    "mock",
-    "--profile",
-    "h100-sxm5-80gb-x8",
-    "--log-level",
-    "WARNING",
-]
+AGENT_BASE = [PY, "-m", "k8s_gpu_mcp", "serve", "--nvml-mode", "mock", "--log-level", "WARNING"]
+AGENT = [*AGENT_BASE, "--profile", "h100-sxm5-80gb-x8"]
 MINIMAL = [PY, str(Path(__file__).parent / "minimal_server.py")]
 ENV = {"NODE_NAME": "bench-node"}
 
@@ -103,7 +93,7 @@ READ_ONLY_TOOLS = [
 
 def tool_latencies(calls: int = 150) -> dict[str, Any]:
     """Every read-only tool on the 8-GPU profile with the XID 48 scenario, next to the trivial tool."""
-    argv = [*AGENT[:-4], "--scenario", "ecc-dbe-xid48", "--log-level", "WARNING"]
+    argv = [*AGENT_BASE, "--scenario", "ecc-dbe-xid48"]
     out: dict[str, Any] = {}
     for tool in READ_ONLY_TOOLS:
         r = round_trip(tool, {}, calls, argv)
