@@ -157,7 +157,8 @@ def _overlay_gpu(gpu: dict[str, Any], overlay: dict[str, Any], where: str) -> No
 
 def build_mock_node(profile: str | None, scenario_path: str | None, default_profile: str) -> MockNode:
     """Resolve the profile (flag, else the scenario's, else the default) and apply the scenario."""
-    scenario = read_scenario(scenario_path) if scenario_path else {}
+    path = resolve_scenario(scenario_path) if scenario_path else None
+    scenario = read_scenario(str(path)) if path else {}
     name, state = load_profile(profile or scenario.get("profile") or default_profile)
     state = copy.deepcopy(state)
     gpus = state["gpus"]
@@ -178,8 +179,7 @@ def build_mock_node(profile: str | None, scenario_path: str | None, default_prof
     return MockNode(
         profile_name=name,
         state=state,
-        scenario_name=scenario.get("name")
-        or (resolve_scenario(scenario_path).stem if scenario_path else None),
+        scenario_name=scenario.get("name") or (path.stem if path else None),
         scenario_path=scenario_path,
         kernel_log=[line for line in kernel_log if line.strip()],
         xid_events=list(scenario.get("xid_events") or []),
