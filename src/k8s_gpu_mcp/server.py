@@ -102,7 +102,3 @@ def build_tool(fn: Callable[..., Any], *, title: str, description: str, annotati
     tool.fn_metadata.output_model = inspect.signature(fn, eval_str=True).return_annotation
     tool.fn_metadata.output_schema = schema
     return tool
-
-
-def build_app(settings: Settings) -> AgentApp:
-    return AgentApp(settings)

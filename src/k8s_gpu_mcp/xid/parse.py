@@ -11,7 +11,7 @@ short-iso, remote-log collectors), syslog ``Mon DD HH:MM:SS host kernel:`` in an
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from functools import lru_cache
@@ -315,7 +315,3 @@ def parse_line(line: str | bytes, **kwargs: object) -> KernelEvent | None:
     """Parse one line; the XID or lost-GPU event it holds, else None. Never raises."""
     events = parse_lines([line], **kwargs).events  # type: ignore[arg-type]
     return events[0] if events else None
-
-
-def iter_events(parser: LineParser) -> Iterator[KernelEvent]:
-    yield from parser.events
