@@ -159,8 +159,7 @@ def build_mock_node(profile: str | None, scenario_path: str | None, default_prof
     """Resolve the profile (flag, else the scenario's, else the default) and apply the scenario."""
     path = resolve_scenario(scenario_path) if scenario_path else None
     scenario = read_scenario(str(path)) if path else {}
-    name, state = load_profile(profile or scenario.get("profile") or default_profile)
-    state = copy.deepcopy(state)
+    name, state = load_profile(profile or scenario.get("profile") or default_profile)  # freshly parsed: ours
     gpus = state["gpus"]
     for key, overlay in (scenario.get("gpus") or {}).items():
         try:
