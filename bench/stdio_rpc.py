@@ -55,6 +55,10 @@ class StdioPeer:
         self.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
         return elapsed
 
+    def elapsed(self) -> float:
+        """Seconds since the process was started."""
+        return time.perf_counter() - self.t0
+
     def call(self, tool: str, arguments: dict[str, Any]) -> float:
         req_id = self.next_id
         self.next_id += 1
