@@ -1,6 +1,7 @@
 """Render docs/tools.md from the live tools/list (read-only and operator mode), and write
-src/k8s_gpu_mcp/tools/output_schemas.json: the SDK's own output schema for every tool, which the
-agent reads at start instead of deriving it (see server.build_tool).
+src/k8s_gpu_mcp/tools/manifest.json: per tool module and mode the tools it registers, and per tool what
+the SDK itself derives for tools/list (the agent lists tools from it and imports a tool's module on its
+first call; see tools/_manifest.py).
 
 Usage: python scripts/gen_tools_doc.py. tests/test_docs.py fails when either file drifts.
 """
@@ -15,34 +16,44 @@ import anyio
 
 from k8s_gpu_mcp.config import Settings
 from k8s_gpu_mcp.server import AgentApp
+from k8s_gpu_mcp.tools._manifest import Manifest, tool_spec
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "tools.md"
-SCHEMAS = REPO / "src" / "k8s_gpu_mcp" / "tools" / "output_schemas.json"
+MANIFEST = REPO / "src" / "k8s_gpu_mcp" / "tools" / "manifest.json"
+MODES = ("read-only", "operator")
 
 
-def _listed(mode: str) -> list[Any]:
-    app = AgentApp(Settings(nvml_mode="mock", mode=mode, log_level="ERROR"))  # type: ignore[arg-type]
+def _app(mode: str, manifest: Manifest | None = None) -> AgentApp:
+    return AgentApp(Settings(nvml_mode="mock", mode=mode, log_level="ERROR"), manifest=manifest)  # type: ignore[arg-type]
+
+
+def _listed(mode: str, manifest: Manifest | None = None) -> list[Any]:
+    """tools/list as a client sees it; ``manifest={}`` has the SDK derive everything at start."""
+    app = _app(mode, manifest)
     try:
         return anyio.run(app.server.list_tools)
     finally:
         app.close()
 
 
-def sdk_output_schemas() -> dict[str, Any]:
-    """Every tool's output schema as the SDK derives it from the return annotation (no cache)."""
-    from k8s_gpu_mcp import server
+def manifest() -> Manifest:
+    """Every tool module registered eagerly in each mode, recorded as the SDK derives it."""
+    modules: dict[str, dict[str, list[str]]] = {}
+    tools: dict[str, Any] = {}
+    for mode in MODES:
+        app = _app(mode, manifest={})
+        try:
+            for name, tool in sorted(app.sdk_tools.items()):
+                modules.setdefault(app.module_of[name], {m: [] for m in MODES})[mode].append(name)
+                tools[name] = tool_spec(tool)
+        finally:
+            app.close()
+    return {"modules": dict(sorted(modules.items())), "tools": dict(sorted(tools.items()))}
 
-    original = server.cached_output_schemas
-    server.cached_output_schemas = lambda: {}  # type: ignore[assignment]
-    try:
-        return {t.name: t.output_schema for t in _listed("operator")}
-    finally:
-        server.cached_output_schemas = original  # type: ignore[assignment]
 
-
-def render_schemas() -> str:
-    return json.dumps(sdk_output_schemas(), indent=1) + "\n"
+def render_manifest() -> str:
+    return json.dumps(manifest(), indent=1) + "\n"
 
 
 def _params(schema: dict[str, Any]) -> list[str]:
@@ -106,10 +117,7 @@ def render() -> str:
 
 
 def main() -> int:
-    SCHEMAS.write_text(render_schemas())
-    from k8s_gpu_mcp import server
-
-    server.cached_output_schemas.cache_clear()
+    MANIFEST.write_text(render_manifest())
     DOC.write_text(render())
     return 0
 

@@ -22,19 +22,17 @@ def test_tools_md_matches_the_live_tools_list():
     )
 
 
-def test_cached_output_schemas_are_exactly_what_the_sdk_derives():
+def test_tool_manifest_is_exactly_what_the_sdk_derives():
     gen = _load(REPO / "scripts" / "gen_tools_doc.py")
-    assert (
-        REPO / "src" / "k8s_gpu_mcp" / "tools" / "output_schemas.json"
-    ).read_text() == gen.render_schemas(), (
-        "tools/output_schemas.json is stale: run `.venv/bin/python scripts/gen_tools_doc.py`"
+    assert (REPO / "src" / "k8s_gpu_mcp" / "tools" / "manifest.json").read_text() == gen.render_manifest(), (
+        "tools/manifest.json is stale: run `.venv/bin/python scripts/gen_tools_doc.py`"
     )
 
 
-def test_tools_list_publishes_the_same_output_schemas_with_and_without_the_cache():
+def test_tools_list_from_the_manifest_equals_the_sdks_own_in_every_mode():
     gen = _load(REPO / "scripts" / "gen_tools_doc.py")
-    live = {t.name: t.output_schema for t in gen._listed("operator")}
-    assert live == gen.sdk_output_schemas()
+    for mode in gen.MODES:
+        assert gen._listed(mode) == gen._listed(mode, manifest={}), mode
 
 
 def test_readme_names_every_cli_option_and_env_var():

@@ -84,12 +84,19 @@ class ToolMetrics:
     def in_flight(self) -> Any:
         return self._get().in_flight
 
+    def declare(self, tool: str) -> None:
+        """Publish a tool's series (at zero) before its first call; instrument() declares too."""
+        with self._lock:
+            if tool in self.tools:
+                return
+            self.tools.append(tool)
+        if self._series is not None:
+            self._publish(tool)
+
     def instrument(self, fn: Callable[..., Any], name: str | None = None) -> Callable[..., Any]:
         """Wrap a tool function; the wrapper keeps its name, docstring and signature (the SDK reads them)."""
         tool = name or fn.__name__
-        self.tools.append(tool)
-        if self._series is not None:
-            self._publish(tool)
+        self.declare(tool)
 
         def begin() -> tuple[_Series, float]:
             series = self._get()

@@ -106,3 +106,32 @@ def test_on_demand_drain_without_a_thread() -> None:
     nv.profile["nvml_errors"] = {}
     w.stop()
     assert nv._event_sets == []
+
+
+def _backend(tmp_path, scenario: dict):
+    import json
+
+    from k8s_gpu_mcp.config import Settings
+    from k8s_gpu_mcp.gpu.backend import open_backend
+
+    path = tmp_path / "scenario.json"
+    path.write_text(json.dumps({"profile": "h100-sxm5-80gb-x8", **scenario}))
+    return open_backend(Settings(nvml_mode="mock", scenario=str(path)))
+
+
+def test_start_watcher_delivers_the_scenarios_live_events_once_registered(tmp_path) -> None:
+    from k8s_gpu_mcp.xid.watcher import start_watcher
+
+    watcher = start_watcher(_backend(tmp_path, {"xid_events": [{"gpu": 3, "xid": 48}]}))
+    assert watcher is not None and not watcher.running  # mock: drained on demand
+    watcher.drain()
+    assert [(e.gpu_index, e.xid, e.bus_id) for e in watcher.events()] == [(3, 48, watcher.bus_ids[3])]
+    watcher.stop()
+
+
+def test_start_watcher_without_an_event_set_is_none_and_logged(tmp_path, caplog) -> None:
+    from k8s_gpu_mcp.xid.watcher import start_watcher
+
+    backend = _backend(tmp_path, {"nvml_errors": {"nvmlEventSetCreate": "NotSupported"}})
+    assert start_watcher(backend) is None
+    assert any(r.getMessage() == "NVML XID watcher not started" for r in caplog.records)

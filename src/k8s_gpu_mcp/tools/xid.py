@@ -16,7 +16,6 @@ from k8s_gpu_mcp.xid.models import XidAnalysis
 
 if TYPE_CHECKING:
     from k8s_gpu_mcp.server import AgentApp
-    from k8s_gpu_mcp.xid.watcher import XidWatcher
 
 log = logging.getLogger(__name__)
 SOURCES = ("auto", "kmsg", "journal", "dmesg", "nvml", "scenario")
@@ -25,29 +24,6 @@ MOCK_LAST_LINE_AGE = timedelta(minutes=5)
 
 class XidErrorsResult(XidAnalysis):
     source: Source
-
-
-def _start_watcher(app: AgentApp) -> XidWatcher | None:
-    """Start the NVML XID watcher with the backend; scenario xid_events are delivered after it registers."""
-    from k8s_gpu_mcp.xid.watcher import XidWatcher
-
-    refs = [r for r in app.backend.adapter.gpus() if r.handle is not None and not r.lost_reason]
-    try:
-        watcher = XidWatcher(
-            app.backend.nvml, [(r.index, r.handle) for r in refs], bus_ids={r.index: r.bus_id for r in refs}
-        )
-        watcher.start(background=app.backend.mock is None)  # mock: drained on demand, deterministic
-    except Exception as exc:  # noqa: BLE001 - no watcher is a degraded mode, not a failure
-        log.warning("NVML XID watcher not started", extra={"error": str(exc)})
-        return None
-    app.closers.append(watcher.stop)
-    mock = app.backend.mock
-    if mock is not None:
-        for ev in mock.xid_events:
-            app.backend.nvml.fake_emit_event(
-                int(ev["gpu"]), app.backend.nvml.nvmlEventTypeXidCriticalError, int(ev["xid"])
-            )
-    return watcher
 
 
 def _mock_boot_time(lines: list[str], now: datetime) -> datetime:
@@ -60,7 +36,7 @@ def _mock_boot_time(lines: list[str], now: datetime) -> datetime:
 
 
 def register(app: AgentApp) -> None:
-    watcher = _start_watcher(app)
+    watcher = app.xid_watcher
 
     def analyze_xid_errors(
         since: Annotated[str, Field(description='Window: "30m", "24h", "7d" or an RFC 3339 time')] = "24h",

@@ -14,9 +14,10 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .parse import KernelEvent
+if TYPE_CHECKING:
+    from .parse import KernelEvent
 
 log = logging.getLogger(__name__)
 WAIT_MS = 500
@@ -110,6 +111,8 @@ class XidWatcher:
             return list(self._events)
 
     def _record(self, kind: str, index: int | None, xid: int | None, text: str) -> None:
+        from .parse import KernelEvent
+
         bus_id = self.bus_ids.get(index) if index is not None else None
         event = KernelEvent(
             kind=kind,  # type: ignore[arg-type]
@@ -174,3 +177,23 @@ class XidWatcher:
                 self._record("gpu_lost", index, None, f"NVML: GPU {index} is lost (GpuIsLost)")
             except nv.NVMLError:
                 continue
+
+
+def start_watcher(backend: Any) -> XidWatcher | None:
+    """Start a watcher on every GPU the backend can watch; on the mock fleet, deliver the scenario's
+    ``xid_events`` once it has registered. None (with a warning) when NVML cannot watch."""
+    refs = [r for r in backend.adapter.gpus() if r.handle is not None and not r.lost_reason]
+    try:
+        watcher = XidWatcher(
+            backend.nvml, [(r.index, r.handle) for r in refs], bus_ids={r.index: r.bus_id for r in refs}
+        )
+        watcher.start(background=backend.mock is None)  # mock: drained on demand, deterministic
+    except Exception as exc:  # noqa: BLE001 - no watcher is a degraded mode, not a failure
+        log.warning("NVML XID watcher not started", extra={"error": str(exc)})
+        return None
+    if backend.mock is not None:
+        for ev in backend.mock.xid_events:
+            backend.nvml.fake_emit_event(
+                int(ev["gpu"]), backend.nvml.nvmlEventTypeXidCriticalError, int(ev["xid"])
+            )
+    return watcher
