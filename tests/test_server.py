@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -116,6 +117,28 @@ async def test_a_stale_tool_spec_is_logged_when_its_module_loads(monkeypatch, ca
         assert not result.is_error
         assert any(
             "manifest.json is stale" in r.getMessage() and r.tool == "get_gpu_inventory"
+            for r in caplog.records
+        )
+    finally:
+        app.close()
+
+
+async def test_a_tool_missing_from_a_listed_module_is_logged_when_the_module_loads(monkeypatch, caplog):
+    monkeypatch.setenv("NODE_NAME", "n")
+    manifest = load_manifest()
+    old = {
+        "modules": {**manifest["modules"], "cluster": {"read-only": ["describe_gpu_node"]}},
+        "tools": {k: v for k, v in manifest["tools"].items() if k != "get_pod_gpu_allocation"},
+    }
+    app = AgentApp(Settings(nvml_mode="mock"), manifest=old)
+    try:
+        assert "get_pod_gpu_allocation" not in app.tool_names
+        with caplog.at_level(logging.WARNING, logger="k8s_gpu_mcp.server"):
+            with contextlib.suppress(ToolError):  # no API server here; the module loads first
+                await app.server.call_tool("describe_gpu_node", {"node": "n"})
+        assert any(
+            "lists this tool's module but not the tool" in r.getMessage()
+            and r.tool == "get_pod_gpu_allocation"
             for r in caplog.records
         )
     finally:

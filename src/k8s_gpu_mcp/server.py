@@ -104,6 +104,12 @@ class AgentApp:
                 "tools/manifest.json is stale for this tool: run scripts/gen_tools_doc.py",
                 extra={"tool": tool.name},
             )
+        elif spec is None and self._registering in self.manifest.get("modules", {}):
+            log.warning(
+                "tools/manifest.json lists this tool's module but not the tool, so tools/list does not "
+                "show it: run scripts/gen_tools_doc.py",
+                extra={"tool": tool.name},
+            )
         self._built[tool.name] = tool
         self.module_of[tool.name] = self._registering or fn.__module__
 
