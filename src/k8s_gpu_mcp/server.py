@@ -47,7 +47,6 @@ class AgentApp:
         self.settings = settings
         self.backend = backend if backend is not None else open_backend(settings)
         self.metrics = ToolMetrics()
-        self.tool_names: list[str] = []
         self.closers: list[Callable[[], None]] = []
         self.manifest = load_manifest() if manifest is None else manifest
         self.module_of: dict[str, str] = {}  # tool name -> the tool module that registers it
@@ -67,7 +66,7 @@ class AgentApp:
             for name in names:
                 self.module_of[name] = module
                 listed.append(deferred_tool(name, self.manifest["tools"][name], self._loader(name)))
-        self.tool_names = sorted(t.name for t in listed)
+        self.tool_names: list[str] = sorted(t.name for t in listed)
         if settings.transport == "http":
             for name in self.tool_names:  # /metrics shows every tool at zero, loaded or not
                 self.metrics.declare(name)

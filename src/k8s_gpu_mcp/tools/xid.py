@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -17,7 +16,6 @@ from k8s_gpu_mcp.xid.models import XidAnalysis
 if TYPE_CHECKING:
     from k8s_gpu_mcp.server import AgentApp
 
-log = logging.getLogger(__name__)
 SOURCES = ("auto", "kmsg", "journal", "dmesg", "nvml", "scenario")
 MOCK_LAST_LINE_AGE = timedelta(minutes=5)
 

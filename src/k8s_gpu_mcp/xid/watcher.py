@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from k8s_gpu_mcp.gpu.backend import Backend
+
     from .parse import KernelEvent
 
 log = logging.getLogger(__name__)
@@ -179,7 +181,7 @@ class XidWatcher:
                 continue
 
 
-def start_watcher(backend: Any) -> XidWatcher | None:
+def start_watcher(backend: Backend) -> XidWatcher | None:
     """Start a watcher on every GPU the backend can watch; on the mock fleet, deliver the scenario's
     ``xid_events`` once it has registered. None (with a warning) when NVML cannot watch."""
     refs = [r for r in backend.adapter.gpus() if r.handle is not None and not r.lost_reason]
