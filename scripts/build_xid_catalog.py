@@ -1,7 +1,7 @@
 """Generate ``src/k8s_gpu_mcp/xid/catalog.json`` from the XID reference markdown.
 
 Usage: ``python scripts/build_xid_catalog.py [REFERENCE_MD] [OUTPUT_JSON]``.
-Default reference: ``../shared/reference/xid_catalog.md`` beside the repository.
+Default reference: ``tests/fixtures/reference/xid_catalog.md`` (a copy of ``../shared/reference/xid_catalog.md``).
 The JSON stores NVIDIA's buckets verbatim; severity and SRE action are derived in code
 (``k8s_gpu_mcp.xid.catalog.derive_action``), never stored.
 """
@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_REFERENCE = ROOT.parent / "shared" / "reference" / "xid_catalog.md"
+DEFAULT_REFERENCE = ROOT / "tests" / "fixtures" / "reference" / "xid_catalog.md"
 DEFAULT_OUTPUT = ROOT / "src" / "k8s_gpu_mcp" / "xid" / "catalog.json"
 MAX_CODE = 176
 ARCHITECTURES = ("A100", "H100", "B100", "GB200")

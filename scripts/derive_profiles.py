@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Derive the mock fleet (``src/k8s_gpu_mcp/gpu/profiles/*.json``) from real nvidia-smi captures.
 
-Stdlib only. Reads the captures described in ``../shared/fixtures/captures/README.md`` and writes
-one JSON file per profile in the schema of ``docs/profiles.md``. Output is deterministic (fixed
+Stdlib only. Reads the captures listed in ``tests/fixtures/captures/README.md`` (copied from
+``../shared/fixtures/captures/``) and writes one JSON file per profile in the schema of
+``docs/profiles.md``. Output is deterministic (fixed
 key order, compact scalar lists), so re-running the script on unchanged captures is diff-free.
 
 Parsers:
@@ -40,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_CAPTURES = REPO.parent / "shared" / "fixtures" / "captures"
+DEFAULT_CAPTURES = REPO / "tests" / "fixtures" / "captures"
 DEFAULT_OUT = REPO / "src" / "k8s_gpu_mcp" / "gpu" / "profiles"
 SCHEMA = 1
 MIB = 1024 * 1024

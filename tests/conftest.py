@@ -13,7 +13,7 @@ from k8s_gpu_mcp.config import Settings
 from k8s_gpu_mcp.server import AgentApp
 
 REPO = Path(__file__).resolve().parents[1]
-CAPTURES = REPO.parent / "shared" / "fixtures" / "captures"
+CAPTURES = REPO / "tests" / "fixtures" / "captures"
 
 
 @pytest.fixture

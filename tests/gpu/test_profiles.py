@@ -22,7 +22,7 @@ from k8s_gpu_mcp.gpu import fake_nvml
 from k8s_gpu_mcp.gpu.fake_nvml import FakeHandle, FakeNvml
 
 REPO = Path(__file__).resolve().parents[2]
-CAPTURES = REPO.parent / "shared" / "fixtures" / "captures"
+CAPTURES = REPO / "tests" / "fixtures" / "captures"
 PROFILES = REPO / "src" / "k8s_gpu_mcp" / "gpu" / "profiles"
 SCRIPT = REPO / "scripts" / "derive_profiles.py"
 MIB = 1024 * 1024
@@ -40,10 +40,6 @@ REQUIRED = {
     "tesla-k80-x4-retired",
     "v100-sxm2-32gb-x8-inactive-nvlinks",
 }
-
-needs_captures = pytest.mark.skipif(
-    not CAPTURES.is_dir(), reason=f"capture fixtures not found at {CAPTURES} (../shared beside the repo)"
-)
 
 
 def profile(name: str) -> dict[str, Any]:
@@ -104,7 +100,6 @@ def test_profile_header(name: str) -> None:
         assert all(p["topology"]["common_ancestor"][i][i] == 0 for i in range(n))
 
 
-@needs_captures
 @pytest.mark.parametrize("name", PROFILE_NAMES)
 def test_profile_captures_exist(name: str) -> None:
     for capture in profile(name)["captures"]:
@@ -112,7 +107,6 @@ def test_profile_captures_exist(name: str) -> None:
 
 
 # ---- 1. H100 -----------------------------------------------------------------------------------
-@needs_captures
 def test_h100_matches_capture() -> None:
     p = profile("h100-sxm5-80gb-x8")
     captured = xml_gpus("nvidia-smi-q-x_h100-sxm5-80gb-x8_nvk8stestinfra.xml")
@@ -133,7 +127,6 @@ def test_h100_matches_capture() -> None:
         assert gpu["fan_speed"] is None and el.findtext("fan_speed") == "N/A"
 
 
-@needs_captures
 def test_h100_tlimit_thermals_are_converted_to_absolute() -> None:
     el = xml_gpus("nvidia-smi-q-x_h100-sxm5-80gb-x8_nvk8stestinfra.xml")[0]
 
@@ -149,7 +142,6 @@ def test_h100_tlimit_thermals_are_converted_to_absolute() -> None:
     assert thresholds["gpu_max"] < thresholds["slowdown"] < thresholds["shutdown"]
 
 
-@needs_captures
 def test_h100_topology_from_nv18_matrix() -> None:
     topo = profile("h100-sxm5-80gb-x8")["topology"]
     text = (CAPTURES / "topo-m_8x-h100-sxm-spaces_mlengineering.txt").read_text(encoding="utf-8")
@@ -163,7 +155,6 @@ def test_h100_topology_from_nv18_matrix() -> None:
 
 
 # ---- 2. A100 x8 --------------------------------------------------------------------------------
-@needs_captures
 def test_a100_x8_matches_capture() -> None:
     p = profile("a100-sxm4-40gb-x8")
     blocks = text_blocks("nvidia-smi-q_a100-sxm4-40gb-x8-azure-ndv4_azhpcdiag.txt")
@@ -186,7 +177,6 @@ def test_a100_x8_matches_capture() -> None:
     assert [g["numa_node"] for g in p["gpus"]] == [3, 3, 1, 1, 7, 7, 5, 5]
 
 
-@needs_captures
 def test_a100_x8_pcie_level_bounded_by_shared_nic() -> None:
     rows = [
         line.split()
@@ -203,7 +193,6 @@ def test_a100_x8_pcie_level_bounded_by_shared_nic() -> None:
 
 
 # ---- 3-6. single-GPU profiles ------------------------------------------------------------------
-@needs_captures
 @pytest.mark.parametrize(
     ("name", "capture"),
     [
@@ -228,7 +217,6 @@ def test_no_nvlink_profiles() -> None:
     assert all(g["nvlinks"] == [] for g in profile("l40s")["gpus"] + profile("t4")["gpus"])
 
 
-@needs_captures
 def test_a100_mig_profile() -> None:
     (gpu,), (el,) = (
         profile("a100-sxm4-80gb-mig")["gpus"],
@@ -241,7 +229,6 @@ def test_a100_mig_profile() -> None:
     assert gpu["nvlinks"] is None
 
 
-@needs_captures
 def test_h200_profile() -> None:
     ((bus_id, block),) = text_blocks("nvidia-smi-q_h200_gls.txt").items()
     (gpu,) = profile("h200")["gpus"]
@@ -253,7 +240,6 @@ def test_h200_profile() -> None:
 
 
 # ---- 7-11. fault profiles ----------------------------------------------------------------------
-@needs_captures
 def test_v100_retired_pages_fault() -> None:
     (gpu,) = profile("v100-sxm3-32gb-retired-pages")["gpus"]
     (el,) = xml_gpus("nvidia-smi-q-x_v100-sxm3-32gb-retired-pages-ecc_openpai.xml")
@@ -277,7 +263,6 @@ def test_v100_retired_pages_fault() -> None:
     assert gpu["remapped_rows"] is None
 
 
-@needs_captures
 def test_a100_remap_pending_fault() -> None:
     blocks = text_blocks("nvidia-smi-q_a100-sxm4-80gb-x4-remapped-rows_gls.txt")
     gpus = {g["pci"]["bus_id"]: g for g in profile("a100-sxm4-80gb-x4-remap-pending")["gpus"]}
@@ -302,7 +287,6 @@ def test_a100_remap_pending_fault() -> None:
         assert {peers.count(b) for b in set(peers)} == {4}
 
 
-@needs_captures
 def test_gh200_dram_uncorrectable_fault() -> None:
     ((_, block),) = text_blocks("nvidia-smi-q_gh200-dram-uncorrectable_gls.txt").items()
     (gpu,) = profile("gh200-dram-uncorrectable")["gpus"]
@@ -312,7 +296,6 @@ def test_gh200_dram_uncorrectable_fault() -> None:
     assert gpu["ecc"]["volatile"]["uncorrected"]["dram"] == 0
 
 
-@needs_captures
 def test_k80_retired_pages() -> None:
     gpus = profile("tesla-k80-x4-retired")["gpus"]
     captured = xml_gpus("nvidia-smi-q-x_tesla-k80-x4-ecc-retired_openpai.xml")
@@ -328,7 +311,6 @@ def test_k80_retired_pages() -> None:
     assert sum(len(g["retired_pages"]["dbe"]) for g in gpus) == 2
 
 
-@needs_captures
 def test_v100_inactive_nvlinks_fault() -> None:
     gpus = profile("v100-sxm2-32gb-x8-inactive-nvlinks")["gpus"]
     captured = nvlink_states("nvlink-s_v100-sxm2-32gb-inactive-links_azhpcdiag.txt")
@@ -345,7 +327,6 @@ def test_v100_inactive_nvlinks_fault() -> None:
 
 
 # ---- topology fixtures (8x H200 matrices are parser fixtures, not profiles) --------------------
-@needs_captures
 @pytest.mark.parametrize(
     ("capture", "n", "numa"),
     [
@@ -364,7 +345,6 @@ def test_topo_parser_handles_ansi_and_nic_columns(capture: str, n: int, numa: li
 
 
 # ---- regeneration ------------------------------------------------------------------------------
-@needs_captures
 def test_derive_script_reproduces_committed_profiles(tmp_path: Path) -> None:
     subprocess.run(
         [sys.executable, str(SCRIPT), "--captures", str(CAPTURES), "--out", str(tmp_path)],
