@@ -23,7 +23,10 @@ def test_every_capture_has_a_row_in_the_source_list() -> None:
 def test_every_capture_is_read_by_a_test_or_a_profile() -> None:
     """Only the files the tests need are kept (the full set lives in ../shared/fixtures/captures)."""
     texts = [p.read_text(encoding="utf-8") for p in (REPO / "tests").rglob("*.py")]
-    texts += [p.read_text(encoding="utf-8") for p in (REPO / "src" / "k8s_gpu_mcp" / "gpu" / "profiles").glob("*.json")]
+    texts += [
+        p.read_text(encoding="utf-8")
+        for p in (REPO / "src" / "k8s_gpu_mcp" / "gpu" / "profiles").glob("*.json")
+    ]
     unused = {name for name in _capture_files() if not any(name in text for text in texts)}
     assert not unused
 

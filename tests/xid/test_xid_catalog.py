@@ -15,7 +15,9 @@ from k8s_gpu_mcp.xid import catalog
 from k8s_gpu_mcp.xid.catalog import UNKNOWN_ACTION, derive_action, lookup
 
 ROOT = Path(__file__).resolve().parents[2]
-REFERENCE = Path(os.environ.get("XID_REFERENCE_MD", ROOT / "tests" / "fixtures" / "reference" / "xid_catalog.md"))
+REFERENCE = Path(
+    os.environ.get("XID_REFERENCE_MD", ROOT / "tests" / "fixtures" / "reference" / "xid_catalog.md")
+)
 CATALOG_JSON = ROOT / "src" / "k8s_gpu_mcp" / "xid" / "catalog.json"
 
 
