@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from k8s_gpu_mcp.xid.catalog import derive_action, nvlink5_decode_rows
+from k8s_gpu_mcp.xid.catalog import derive_action, nvlink5_decode_rows, nvlink5_patterns
 from k8s_gpu_mcp.xid.decode import APP_CAUSED_WHY, decode
 
 ROWS = nvlink5_decode_rows()
@@ -130,3 +130,79 @@ def test_app_caused_flags(xid: int) -> None:
 @pytest.mark.parametrize("xid", [48, 79, 74, 94, 95, 154])
 def test_hardware_xids_not_flagged_as_app(xid: int) -> None:
     assert not decode(xid, "").app_caused
+
+
+PATTERN_ROWS = nvlink5_patterns()
+
+
+def _intr(pattern: str) -> int:
+    return int(pattern.replace("-", "0"), 2)
+
+
+@pytest.mark.parametrize(
+    "row", PATTERN_ROWS, ids=lambda r: f"{r['xid']}-{r['unit']}-{r['error_status']}-{r['intr_info_v1']}"
+)
+def test_nvlink5_decode_sheet_v1(row: dict) -> None:
+    """Every row of the sheet decodes from its V1 IntrInfo pattern (drivers before R575)."""
+    msg = f"{row['unit']} Nonfatal XC0 i0 Link 03 ({_intr(row['intr_info_v1']):#010x} {row['error_status']} 0x0 0x0 0x0 0x0)"
+    d = decode(row["xid"], msg)
+    assert row["unit"] in d.subcode.split(" or ")
+    assert d.investigatory_bucket == row["investigatory_bucket"]
+    assert d.bucket.split(" (alt:")[0] == row["immediate_bucket"]
+    from k8s_gpu_mcp.xid.decode import _mask_value
+
+    mask, value = _mask_value(row["intr_info_v2"])
+    also_v2 = _intr(row["intr_info_v1"]) & mask == value  # 150's watchdog word is all zero in both
+    assert "V1 (< R575)" in d.notes[-1] or also_v2
+
+
+def test_nvlink5_v1_and_v2_patterns_never_collide_across_rows() -> None:
+    """Decoding tries V2 then V1; that is safe only if no V1 word matches another row's V2 pattern."""
+    from k8s_gpu_mcp.xid.decode import _mask_value
+
+    for row in PATTERN_ROWS:
+        for mine, theirs in (("intr_info_v1", "intr_info_v2"), ("intr_info_v2", "intr_info_v1")):
+            word = _intr(row[mine])
+            for other in PATTERN_ROWS:
+                mask, value = _mask_value(other[theirs])
+                if other["xid"] == row["xid"] and word & mask == value and other is not row:
+                    assert other["error_status"] != row["error_status"] or other["unit"] == row["unit"]
+
+
+def test_nvlink5_patterns_agree_with_the_catalog_v2_sheet() -> None:
+    """The generated V1+V2 data and catalog.json's V2 sheet come from the same NVIDIA sheet."""
+    ours = {(r["xid"], r["unit"], r["intr_info_pattern"], r["error_status"]) for r in ROWS}
+    theirs = {(r["xid"], r["unit"], r["intr_info_v2"], r["error_status"]) for r in PATTERN_ROWS}
+    assert ours == theirs
+
+
+@pytest.mark.parametrize(
+    ("xid", "v1", "v2", "unit", "severity"),
+    [
+        # the subcodes where V1 and V2 differ (bits [9:5] with the unit family in [4:0] vs bits [6:0])
+        (149, 0b10001_00110, 0b0010011, "NETIR_BER_EVENT", "Info"),
+        (149, 0b10010_00110, 0b0010100, "NETIR_MFDE_EVENT", "Critical"),
+        (147, 0b01100_00100, 0b0001110, "TREX", "Info"),
+        (148, 0b00000_00101, 0b0001111, "NVLPW_CTRL/NVLPW", "Info"),
+    ],
+)
+def test_nvlink5_v1_subcodes_that_differ_from_v2(
+    xid: int, v1: int, v2: int, unit: str, severity: str
+) -> None:
+    status = "0x00000001" if unit != "TREX" and "NVLPW" not in unit else "0x80000000"
+    for word in (v1, v2):
+        d = decode(xid, f"{unit} Nonfatal XC0 i0 Link 03 ({word:#010x} {status} 0x0 0x0 0x0 0x0)")
+        assert (d.subcode, d.severity) == (unit, severity)
+
+
+def test_nvlink5_v1_ber_event_is_not_a_drain() -> None:
+    """Production NETIR_BER_EVENT on a pre-R575 driver: the sheet says ignore, not drain and reset."""
+    d = decode(149, "NETIR_BER_EVENT Nonfatal XC0 i0 Link 12 (0x00000226 0x00000000 0x0 0x0 0x0 0x0)")
+    assert d.subcode == "NETIR_BER_EVENT" and d.severity == "Info" and "V1" in d.notes[-1]
+
+
+def test_nvlink5_v1_tlw_pipes_share_a_pattern() -> None:
+    d = decode(146, "TLW_TX Fatal XC0 i0 Link 01 (0x00000163 0x00000004 0x0 0x0 0x0 0x0)")
+    assert d.subcode == "TLW_TX/TLW_TX_PIPE0 or TLW_TX/TLW_TX_PIPE1" and d.severity == "Critical"
+    d = decode(146, "TLW_TX Fatal XC0 i0 Link 01 (0x0000000d 0x00000004 0x0 0x0 0x0 0x0)")  # V2 pipe 1
+    assert d.subcode == "TLW_TX/TLW_TX_PIPE1"

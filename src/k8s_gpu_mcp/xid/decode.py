@@ -1,6 +1,6 @@
 """Message-level XID decoding: where NVIDIA's action depends on the message, not just the number.
 
-Covers XID 48 (+63/64 memory workflow), 74 (NVLink register bits), 144-150 (NVLink5 IntrInfo /
+Covers XID 48 (+63/64 memory workflow), 74 (NVLink register bits), 144-150 (NVLink5 V1 and V2 IntrInfo /
 ErrorStatus decode sheet), 154 (recovery action text), 45 (sympathetic teardown) and the XIDs
 NVIDIA's own device plugin treats as application errors (13, 31, 43, 45, 68, 109).
 """
@@ -11,8 +11,9 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from functools import cache
+from typing import Any
 
-from .catalog import SEVERITY_ORDER, Severity, derive_action, lookup, nvlink5_decode_rows
+from .catalog import SEVERITY_ORDER, Severity, derive_action, lookup, nvlink5_patterns
 
 APP_CAUSED_WHY: dict[int, str] = {
     13: "Graphics/compute exception: usually a kernel bug (out-of-bounds access, illegal instruction); "
@@ -27,10 +28,7 @@ APP_CAUSED_WHY: dict[int, str] = {
 }
 
 _NVLINK5_CODES = range(144, 151)
-# V1 IntrInfo (drivers < R575): bits [4:0] name the unit family, bits [9:5] the subcode.
-_V1_FAMILY = {144: 1, 145: 2, 146: 3, 147: 4, 148: 5, 149: 6, 150: 0}
-# V1 subcodes whose V2 number differs (from the catalog's worked examples); others are equal.
-_V1_TO_V2 = {(149, 0): 0b0011000, (149, 14): 0b0010001}
+_ENCODINGS = (("intr_info_v2", "V2 (>= R575)"), ("intr_info_v1", "V1 (< R575)"))
 _NVLINK5_RE = re.compile(r"\((?P<intr>0x[0-9a-fA-F]+)\s+(?P<status>0x[0-9a-fA-F]+)")
 _XID74_RE = re.compile(
     r"link\s*(?P<link>-?\d+)\s*\((?P<regs>0x[0-9a-fA-F]+(?:\s*,\s*0x[0-9a-fA-F]+)*)\)", re.I
@@ -186,29 +184,42 @@ def _xid74(out: Decoded, xid: int, message: str, related: set[int], caused_by: i
     out.notes.append(f"Link {m['link']} register 0 = {r0:#x}: " + ", ".join(c[2] for c in classes) + ".")
 
 
+def _mask_value(pattern: str) -> tuple[int, int]:
+    """A sheet pattern (32 chars, MSB first, '-' = any bit) as (mask, value) for ``intr & mask == value``."""
+    return int(pattern.replace("0", "1").replace("-", "0"), 2), int(pattern.replace("-", "0"), 2)
+
+
 @cache
-def _nvlink5_table() -> dict[tuple[int, int], list[dict]]:
-    table: dict[tuple[int, int], list[dict]] = {}
-    for row in nvlink5_decode_rows():
-        pattern = row["intr_info_pattern"]
-        sub = int(pattern[-7:], 2)
-        table.setdefault((int(row["xid"]), sub), []).append(row)
+def _nvlink5_table() -> dict[int, list[tuple[dict[str, Any], list[tuple[str, int, int]]]]]:
+    table: dict[int, list[tuple[dict[str, Any], list[tuple[str, int, int]]]]] = {}
+    for row in nvlink5_patterns():
+        encodings = [(label, *_mask_value(row[key])) for key, label in _ENCODINGS]
+        table.setdefault(int(row["xid"]), []).append((row, encodings))
     return table
 
 
-def _match_row(xid: int, sub: int, intr: int, status: int) -> dict | None:
-    reason = intr >> 20 & 0x3F
-    for row in _nvlink5_table().get((xid, sub), []):
-        pattern = row["intr_info_pattern"]
-        want_reason = int(pattern[6:12], 2)
-        if want_reason != reason:
-            continue
-        row_status = int(row["error_status"], 16)
-        if row_status == status or (
-            row_status == 0 and row["unit"].startswith(("NETIR/NETIR_INT", "NETIR_LINK_EVT"))
-        ):
-            return row
-    return None
+def _match_rows(xid: int, intr: int, status: int) -> tuple[list[dict[str, Any]], str]:
+    """The sheet rows whose IntrInfo pattern (V2 first, then V1) and ErrorStatus match, and the encoding.
+
+    NETIR interrupt and link-event rows carry ErrorStatus 0: the sheet does not check the status there.
+    No V1 pattern matches another row's V2 pattern (a test checks it), so trying V2 first only labels
+    the 150 watchdog row, whose two patterns are identical. Several rows match when V1 cannot tell
+    units apart (the TLW pipes share one V1 pattern)."""
+    for label_index in range(len(_ENCODINGS)):
+        rows = []
+        label = _ENCODINGS[label_index][1]
+        for row, encodings in _nvlink5_table().get(xid, []):
+            _, mask, value = encodings[label_index]
+            if intr & mask != value:
+                continue
+            row_status = int(row["error_status"], 16)
+            if row_status == status or (
+                row_status == 0 and row["unit"].startswith(("NETIR/NETIR_INT", "NETIR_LINK_EVT"))
+            ):
+                rows.append(row)
+        if rows:
+            return rows, label
+    return [], ""
 
 
 def _nvlink5(out: Decoded, xid: int, message: str, related: set[int], caused_by: int | None) -> None:
@@ -219,22 +230,25 @@ def _nvlink5(out: Decoded, xid: int, message: str, related: set[int], caused_by:
     intr, status = int(m["intr"], 16), int(m["status"], 16)
     if xid == 150 and status == 0xFFFFFFFF:  # "MSE Degraded" row of the catalog page
         status = 0
-    row, encoding = _match_row(xid, intr & 0x7F, intr, status), "V2 (>= R575)"
-    if row is None and (intr & 0x1F) == _V1_FAMILY[xid]:
-        v1 = intr >> 5 & 0x1F
-        row, encoding = _match_row(xid, _V1_TO_V2.get((xid, v1), v1), intr, status), "V1 (< R575)"
-    if row is None:
+    rows, encoding = _match_rows(xid, intr, status)
+    if not rows:
         out.notes.append(
             f"IntrInfo {intr:#010x} / ErrorStatus {status:#010x} not in NVIDIA's decode sheet: catalog default."
         )
         return
-    out.bucket, out.investigatory_bucket = row["immediate_bucket"], row["investigatory_bucket"]
-    out.severity, out.sre_action = derive_action(row["immediate_bucket"], row["investigatory_bucket"])
+    row = max(rows, key=lambda r: SEVERITY_ORDER[derive_action(r["immediate_bucket"])[0]])
+    immediate = row["immediate_bucket"]
+    if row.get("alt_immediate_bucket"):
+        immediate = f"{immediate} (alt: {row['alt_immediate_bucket']})"
+    out.bucket, out.investigatory_bucket = immediate, row["investigatory_bucket"]
+    out.severity, out.sre_action = derive_action(immediate, row["investigatory_bucket"])
     if row["severity"].startswith("Link Fatal") and out.severity == "Critical":
         out.sre_action = "Drain the GPU's workloads and reset the GPU"
-    out.subcode = row["unit"]
+    out.subcode = " or ".join(dict.fromkeys(r["unit"] for r in rows))
+    if len(rows) > 1:
+        out.notes.append(f"The {encoding} IntrInfo word does not tell {out.subcode} apart.")
     out.notes.append(
-        f"{row['unit']} ({encoding} IntrInfo {intr:#010x}, ErrorStatus {status:#010x}): {row['severity']}, "
+        f"{out.subcode} ({encoding} IntrInfo {intr:#010x}, ErrorStatus {status:#010x}): {row['severity']}, "
         f"{row['hw_sw']}; investigate: {row['investigatory_bucket']}."
     )
 
