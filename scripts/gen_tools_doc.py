@@ -1,9 +1,8 @@
-"""Render docs/tools.md from the live tools/list (read-only and operator mode), and write
-src/k8s_gpu_mcp/tools/manifest.json: per tool module and mode the tools it registers, and per tool what
-the SDK itself derives for tools/list (the agent lists tools from it and imports a tool's module on its
-first call; see tools/_manifest.py).
+"""Render docs/tools.md from the live tools/list (read-only and operator mode), and write the
+tools/list snapshot of each mode to tests/golden/tools_list.<mode>.json (golden test data: a change to a
+tool's name, arguments, annotations or output schema shows up as a diff there).
 
-Usage: python scripts/gen_tools_doc.py. tests/test_docs.py fails when either file drifts.
+Usage: python scripts/gen_tools_doc.py. tests/test_docs.py fails when any of these files drifts.
 """
 
 from __future__ import annotations
@@ -16,44 +15,29 @@ import anyio
 
 from k8s_gpu_mcp.config import Settings
 from k8s_gpu_mcp.server import AgentApp
-from k8s_gpu_mcp.tools._manifest import Manifest, tool_spec
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "tools.md"
-MANIFEST = REPO / "src" / "k8s_gpu_mcp" / "tools" / "manifest.json"
+GOLDEN = REPO / "tests" / "golden"
 MODES = ("read-only", "operator")
 
 
-def _app(mode: str, manifest: Manifest | None = None) -> AgentApp:
-    return AgentApp(Settings(nvml_mode="mock", mode=mode, log_level="ERROR"), manifest=manifest)  # type: ignore[arg-type]
-
-
-def _listed(mode: str, manifest: Manifest | None = None) -> list[Any]:
-    """tools/list as a client sees it; ``manifest={}`` has the SDK derive everything at start."""
-    app = _app(mode, manifest)
+def _listed(mode: str) -> list[Any]:
+    """tools/list as a client sees it."""
+    app = AgentApp(Settings(nvml_mode="mock", mode=mode, log_level="ERROR"))  # type: ignore[arg-type]
     try:
         return anyio.run(app.server.list_tools)
     finally:
         app.close()
 
 
-def manifest() -> Manifest:
-    """Every tool module registered eagerly in each mode, recorded as the SDK derives it."""
-    modules: dict[str, dict[str, list[str]]] = {}
-    tools: dict[str, Any] = {}
-    for mode in MODES:
-        app = _app(mode, manifest={})
-        try:
-            for name, tool in sorted(app.sdk_tools.items()):
-                modules.setdefault(app.module_of[name], {m: [] for m in MODES})[mode].append(name)
-                tools[name] = tool_spec(tool)
-        finally:
-            app.close()
-    return {"modules": dict(sorted(modules.items())), "tools": dict(sorted(tools.items()))}
+def snapshot_path(mode: str) -> Path:
+    return GOLDEN / f"tools_list.{mode}.json"
 
 
-def render_manifest() -> str:
-    return json.dumps(manifest(), indent=1) + "\n"
+def render_snapshot(mode: str) -> str:
+    tools = [t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in _listed(mode)]
+    return json.dumps(sorted(tools, key=lambda t: t["name"]), indent=1, sort_keys=True) + "\n"
 
 
 def _params(schema: dict[str, Any]) -> list[str]:
@@ -117,7 +101,9 @@ def render() -> str:
 
 
 def main() -> int:
-    MANIFEST.write_text(render_manifest())
+    GOLDEN.mkdir(exist_ok=True)
+    for mode in MODES:
+        snapshot_path(mode).write_text(render_snapshot(mode))
     DOC.write_text(render())
     return 0
 

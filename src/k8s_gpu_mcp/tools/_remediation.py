@@ -233,7 +233,7 @@ def plan_kill(app: "AgentApp", pid: Any, gpu: Any, signal: Any, grace_seconds: A
         raise Refusal(f"pid {pid} runs on {where}, not on GPU {wanted.index} ({wanted.uuid})")
     mock = app.backend.mock is not None
     if mock:
-        real = getattr(app.backend.nvml, "fake_real_pids", lambda: set())()
+        real: set[int] = getattr(app.backend.nvml, "fake_real_pids", lambda: set())()
         if pid not in real:
             raise Refusal(
                 f"pid {pid} is a simulated GPU process (mock backend); only processes registered with "
@@ -347,10 +347,11 @@ async def execute_kill(
         result.gpus_after.append(
             ProcessGpu(index=ref.index, uuid=ref.uuid, used_memory_mib=None, memory_used_mib=_mib(after))
         )
-        if before.get(ref.index) is None or after is None:
+        held = before.get(ref.index)
+        if held is None or after is None:
             known = False
         else:
-            freed += max(0, before[ref.index] - after)
+            freed += max(0, held - after)
     result.memory_freed_mib = freed // MIB if known else None
     if not known:
         result.notes.append("GPU memory could not be read back from NVML: memory_freed_mib is unknown")
@@ -485,9 +486,6 @@ def _find(app: "AgentApp", ref: GpuRef) -> GpuRef:
 
 # ---- registration ----------------------------------------------------------------------------
 def register(app: "AgentApp") -> None:
-    if not app.settings.operator:
-        return
-
     def ask_kill(
         pid: int, gpu: Any, signal: str, grace_seconds: int, dry_run: bool, ctx: Context
     ) -> Elicit[Approval] | str:

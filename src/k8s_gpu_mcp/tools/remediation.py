@@ -1,7 +1,7 @@
-"""kill_gpu_process and reset_gpu: registered in operator mode only (--mode=operator).
+"""kill_gpu_process and reset_gpu (implementation in ``_remediation.py``).
 
-The implementation lives in ``_remediation.py`` and is imported only when operator mode is on, so a
-read-only agent (the default) neither lists these tools nor loads their code.
+Both are destructive, so ``AgentApp.add_tool`` registers them only with ``--mode=operator``; a read-only
+agent (the default) never lists them.
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ if TYPE_CHECKING:
 
 
 def register(app: AgentApp) -> None:
-    if not app.settings.operator:
-        return
     from k8s_gpu_mcp.tools import _remediation
 
     _remediation.register(app)
