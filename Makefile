@@ -22,9 +22,11 @@ serve: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+## ruff (lint + format) and mypy (the type checker; configuration in pyproject.toml).
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench scripts
 	$(VENV)/bin/ruff format --check src tests bench scripts
+	$(VENV)/bin/mypy
 
 ## Performance report (not part of make test). Bytecode is compiled first, as the image build does
 ## (PYTHONDONTWRITEBYTECODE would otherwise make every agent start compile its modules from source).

@@ -5,6 +5,7 @@ XID facts come from the catalog data (``xid/catalog.json``), never from a hand-w
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -104,7 +105,7 @@ Conclude with what holds the memory and the safe next step. Never act without th
 {MOCK_NOTE}"""
 
 
-PROMPTS = {
+PROMPTS: dict[str, tuple[Callable[..., str], str, str]] = {
     "gpu-triage": (
         gpu_triage,
         "GPU triage for a node",

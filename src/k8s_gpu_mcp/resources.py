@@ -22,9 +22,10 @@ def register(app: AgentApp) -> None:
         description="This node's GPU inventory (same data as get_gpu_inventory), as JSON",
         mime_type="application/json",
     )
-    async def inventory() -> str:
-        result = await server.call_tool("get_gpu_inventory", {})
-        return json.dumps(result.structured_content)
+    def inventory() -> str:
+        from k8s_gpu_mcp.tools.inventory import collect_inventory
+
+        return collect_inventory(app).model_dump_json()
 
     @server.resource(
         "xid://catalog/{code}",
@@ -71,7 +72,8 @@ def register(app: AgentApp) -> None:
                     "captures": data.get("captures"),
                 }
             )
-        return json.dumps({"active": app.backend.mock.profile_name, "profiles": entries})
+        active = app.backend.mock.profile_name if app.backend.mock else None
+        return json.dumps({"active": active, "profiles": entries})
 
     @server.resource(
         "mock://scenarios",
@@ -93,4 +95,5 @@ def register(app: AgentApp) -> None:
                     "description": (data.get("description") or "").strip(),
                 }
             )
-        return json.dumps({"active": app.backend.mock.scenario_name, "scenarios": entries})
+        active = app.backend.mock.scenario_name if app.backend.mock else None
+        return json.dumps({"active": active, "scenarios": entries})

@@ -116,7 +116,7 @@ def thermal(i: HealthInputs) -> list[Reason]:
     if t is None:
         why = i.unreadable.get("temperature_c", "unreadable")
         return [Reason("thermal", "unknown", f"Temperature unknown ({why})", ev)]
-    ladder = (
+    ladder: tuple[tuple[float | None, Severity, str], ...] = (
         (i.shutdown_c, "critical", "NVML's shutdown threshold"),
         (i.slowdown_c, "degraded", "NVML's slowdown threshold"),
         (i.max_operating_c, "warning", "the max operating temperature"),

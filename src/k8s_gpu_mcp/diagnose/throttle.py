@@ -115,7 +115,7 @@ def interpret(i: ThrottleInputs) -> Throttling:
                 False, [], "none", "Throttling: None (GPU idle, clocks lowered because nothing runs)"
             )
         return Throttling(False, [], "none", f"Throttling: None ({_clock_text(i)})")
-    labels = []
+    labels: list[str] = []
     category: Category = "other"
     for name, cat, label in _PRIORITY:
         if name in causes:

@@ -297,7 +297,8 @@ def _p2p_findings(
                     )
                 )
             elif counts[i][j] == 0 and (read not in (None, 0) or write not in (None, 0)):
-                status = P2P_STATUS.get(read if read not in (None, 0) else write, "?")
+                code = read if read not in (None, 0) else write
+                status = P2P_STATUS.get(code, "?") if code is not None else "?"
                 pcie_gaps.append((idx[i], idx[j], status))
     if pcie_gaps:
         text = ", ".join(f"GPU{a}-GPU{b} ({status})" for a, b, status in pcie_gaps[:8])

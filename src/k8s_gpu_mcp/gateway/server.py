@@ -143,8 +143,8 @@ class GatewayApp:
             "k8s-gpu-mcp-gateway",
             version=__version__,
             instructions=INSTRUCTIONS,
-            log_level=settings.log_level.upper(),
-        )  # type: ignore[arg-type]
+            log_level=settings.log_level.upper(),  # type: ignore[arg-type]
+        )
         self.tool_names: list[str] = []
         register_tools(self)
 

@@ -13,7 +13,7 @@ import copy
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 # ---- constants (values identical to pynvml / nvml.h) -------------------------------------------
 NVML_SUCCESS = 0
@@ -336,6 +336,10 @@ class FakeNvml:
             raise AttributeError(name) from None
 
     # ---- helpers ----
+    @overload
+    def _check(self, fn: str) -> None: ...
+    @overload
+    def _check(self, fn: str, handle: FakeHandle) -> dict[str, Any]: ...
     def _check(self, fn: str, handle: FakeHandle | None = None) -> dict[str, Any] | None:
         self.calls[fn] = self.calls.get(fn, 0) + 1
         if not self._initialized:
@@ -354,12 +358,15 @@ class FakeNvml:
         return gpu
 
     @staticmethod
-    def _get(gpu: dict[str, Any], *path: str | int) -> Any:
+    def _get(gpu: dict[str, Any] | None, *path: str | int) -> Any:
         node: Any = gpu
         for key in path:
             if node is None:
                 break
-            node = node.get(key) if isinstance(node, dict) else (node[key] if key < len(node) else None)
+            if isinstance(node, dict):
+                node = node.get(key)
+            else:
+                node = node[key] if isinstance(key, int) and key < len(node) else None
         return _missing(node)
 
     # ---- system ----

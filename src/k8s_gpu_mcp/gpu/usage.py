@@ -16,7 +16,9 @@ def read_usage(adapter: NvmlAdapter, ref: GpuRef) -> dict[str, Any]:
     used = [p.used_memory for p in procs or []]
     return {
         "process_count": len({p.pid for p in procs}) if procs is not None else None,
-        "process_memory_mib": sum(used) // MIB if procs is not None and None not in used else None,
+        "process_memory_mib": sum(u for u in used if u is not None) // MIB
+        if procs is not None and None not in used
+        else None,
         "power_default_limit_w": round(default / 1000, 2) if default is not None else None,
         "unavailable": r.unavailable,
     }

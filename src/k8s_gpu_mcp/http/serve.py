@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-GRACEFUL_SHUTDOWN_S = 20.0  # under Kubernetes' default 30 s terminationGracePeriodSeconds
+GRACEFUL_SHUTDOWN_S = 20  # under Kubernetes' default 30 s terminationGracePeriodSeconds
 TLS_CHECK_INTERVAL_S = 5.0
 KEEP_ALIVE_S = 65  # idle keep-alive: the gateway reuses connections between sweeps (rpc.IDLE_KEEP_S)
 

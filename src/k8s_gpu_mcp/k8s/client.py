@@ -54,6 +54,8 @@ def load_config() -> tuple[Any, ApiInfo]:
             return _from_file(KubeConfig, explicit, context)
         if (sa_dir / "token").is_file() and os.environ.get("KUBERNETES_SERVICE_HOST"):
             single = KubeConfig.from_service_account(service_account=sa_dir).get()
+            if single is None:
+                raise K8sError(f"the service account in {sa_dir} yields no Kubernetes configuration")
             return single, ApiInfo(
                 single.cluster.server, "in-cluster service account", None, single.namespace
             )

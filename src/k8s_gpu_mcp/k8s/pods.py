@@ -31,7 +31,7 @@ class PodLookup:
 
 
 def _list_with_client_module(node: str) -> list[dict[str, Any]]:
-    from k8s_gpu_mcp.k8s.client import default_api  # type: ignore[import-not-found]
+    from k8s_gpu_mcp.k8s.client import default_api
 
     return default_api().list_pods(node=node)
 

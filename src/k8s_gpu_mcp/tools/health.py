@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from mcp.server.mcpserver.exceptions import UnexpectedToolError
+from mcp_types import CallToolResult
 from pydantic import Field
 
 from k8s_gpu_mcp.diagnose import health
@@ -78,7 +79,7 @@ async def recent_xids(app: AgentApp, since: str) -> tuple[list[health.XidFinding
     except UnexpectedToolError as exc:
         log.warning("XID analysis crashed during get_gpu_health", exc_info=exc.__cause__)
         return [], [], {"xids": f"XID analysis failed: {exc.__cause__!r}"}
-    data = result.structured_content or {}
+    data = (result.structured_content if isinstance(result, CallToolResult) else None) or {}
     findings = [xid_finding(s) for s in data.get("summary", [])]
     unavailable = {f"xids.{k}": v for k, v in (data.get("unavailable") or {}).items()}
     notes = [f"XID analysis: {n}" for n in data.get("notes", [])]

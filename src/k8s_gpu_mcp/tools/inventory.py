@@ -48,30 +48,35 @@ class InventoryResult(ToolModel):
     gpus: list[GpuInventory]
 
 
+def collect_inventory(app: AgentApp, gpus: list[int | str] | int | str | None = None) -> InventoryResult:
+    """The inventory of the selected GPUs (every GPU when ``gpus`` is None)."""
+    items = []
+    for ref in select_gpus(app, gpus):
+        base = {"index": ref.index, "name": ref.name, "uuid": ref.uuid, "pci_bus_id": ref.bus_id}
+        base["pci_bus_id_short"] = ref.short_bus_id
+        if ref.lost_reason:
+            items.append(GpuInventory(**base, lost=True, unavailable={"*": ref.lost_reason}))
+            continue
+        try:
+            items.append(GpuInventory(**base, **app.backend.adapter.inventory(ref)))
+        except GpuLost as lost:
+            items.append(GpuInventory(**base, lost=True, unavailable={"*": f"GpuIsLost: {lost}"}))
+    system = app.backend.system
+    return InventoryResult(
+        source=source(app),
+        driver_version=system.get("driver_version"),
+        cuda_version=system.get("cuda_version"),
+        nvml_version=system.get("nvml_version"),
+        gpu_count=len(app.backend.adapter.gpus()),
+        gpus=items,
+    )
+
+
 def register(app: AgentApp) -> None:
     def get_gpu_inventory(gpus: GpuSelector = None) -> InventoryResult:
         """List the node's NVIDIA GPUs: model, UUID, serial, PCI bus id (NVML and kernel-log forms),
         VBIOS, board part number, memory, compute capability, architecture, PCIe generation and width,
         power limits, MIG and persistence mode, NVLink count, and driver/CUDA/NVML versions."""
-        items = []
-        for ref in select_gpus(app, gpus):
-            base = {"index": ref.index, "name": ref.name, "uuid": ref.uuid, "pci_bus_id": ref.bus_id}
-            base["pci_bus_id_short"] = ref.short_bus_id
-            if ref.lost_reason:
-                items.append(GpuInventory(**base, lost=True, unavailable={"*": ref.lost_reason}))
-                continue
-            try:
-                items.append(GpuInventory(**base, **app.backend.adapter.inventory(ref)))
-            except GpuLost as lost:
-                items.append(GpuInventory(**base, lost=True, unavailable={"*": f"GpuIsLost: {lost}"}))
-        system = app.backend.system
-        return InventoryResult(
-            source=source(app),
-            driver_version=system.get("driver_version"),
-            cuda_version=system.get("cuda_version"),
-            nvml_version=system.get("nvml_version"),
-            gpu_count=len(app.backend.adapter.gpus()),
-            gpus=items,
-        )
+        return collect_inventory(app, gpus)
 
     app.add_tool(get_gpu_inventory, title="GPU inventory", annotations=READ_ONLY)

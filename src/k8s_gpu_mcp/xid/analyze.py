@@ -125,7 +125,7 @@ def _attribute_by_elimination(
 
 
 def analyze(
-    events: Iterable[KernelEvent],
+    events: Sequence[KernelEvent],
     gpu_map: Iterable[dict[str, Any] | Gpu],
     *,
     since: str | None = "24h",

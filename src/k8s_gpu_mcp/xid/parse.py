@@ -172,7 +172,8 @@ def _calendar(
     if month is None:
         return None, f"unrecognised month name {mon!r}"
     try:
-        naive = datetime(year, month, int(day), *map(int, hms.split(":")))
+        hour, minute, second = (int(part) for part in hms.split(":"))
+        naive = datetime(year, month, int(day), hour, minute, second)
     except ValueError as exc:
         return None, f"invalid date: {exc}"
     return (naive.replace(tzinfo=tz) if tz else naive.astimezone()), None

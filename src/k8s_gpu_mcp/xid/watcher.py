@@ -41,7 +41,7 @@ class XidWatcher:
         nvml: Any,
         devices: Sequence[tuple[int, Any]],
         *,
-        bus_ids: dict[int, str] | None = None,
+        bus_ids: dict[int, str | None] | None = None,
         maxlen: int = 1000,
         wait_ms: int = WAIT_MS,
         clock: Callable[[], float] = time.time,
