@@ -1,8 +1,10 @@
 """NvmlAdapter: reads NVML field by field, on the real ``pynvml`` module or on ``FakeNvml``.
 
 Each field is read on its own. ``NotSupported``, ``NoPermission`` and any other NVML error make
-that one field ``None`` and record why in ``unavailable``; ``GpuIsLost`` marks the whole GPU lost.
-Nothing here raises on a failing GPU: a diagnostic agent runs on nodes that are already failing.
+that one field ``None`` and record why in ``unavailable``. ``GpuIsLost`` is the one exception that
+leaves a per-GPU reading (``inventory``, ``telemetry``, the topic readers): it raises
+:class:`GpuLost`, and the tool marks that GPU lost and goes on with the others. Enumeration itself
+never raises: a diagnostic agent runs on nodes that are already failing.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from k8s_gpu_mcp.gpu.pci import short_bus_id
 log = logging.getLogger(__name__)
 
 GPU_IS_LOST = 15
+# nvmlValueType_t -> the member of the nvmlValue_t union that holds the value (nvml.h)
+_VALUE_MEMBERS = {0: "dVal", 1: "uiVal", 2: "ulVal", 3: "ullVal", 4: "sllVal", 5: "siVal", 6: "usVal"}
 ARCHITECTURES = {
     2: "Kepler",
     3: "Maxwell",
@@ -184,8 +188,20 @@ class NvmlAdapter:
         return out
 
     def _nvlink_count(self, r: FieldReader) -> int | None:
-        """Links NVML answers for, up to the binding's NVML_NVLINK_MAX_LINKS; never a model constant."""
-        probe = FieldReader(self.nvml, r.handle)
+        count, reason = self.nvlink_count(r.handle)
+        if reason:
+            r.unavailable["nvlink_count"] = reason
+        return count
+
+    def nvlink_count(self, handle: Any) -> tuple[int | None, str | None]:
+        """(links the GPU has, why unknown). NVML's own count (the NVLINK_LINK_COUNT field value)
+        first; where that field is not answered, the links whose state NVML answers, up to the
+        binding's NVML_NVLINK_MAX_LINKS. Probing alone over-counts on libraries that answer every
+        index below the maximum (NVIDIA's mock NVML does), so it is only the fallback."""
+        count, why_not = self.nvlink_field_count(handle)
+        if count is not None:
+            return count, None
+        probe = FieldReader(self.nvml, handle)
         count = 0
         for link in range(self.max_links):
             if probe.read("state", "nvmlDeviceGetNvLinkState", link) is not None:
@@ -193,9 +209,33 @@ class NvmlAdapter:
                 continue
             reason = probe.unavailable.pop("state")
             if not reason.startswith(("NotSupported", "InvalidArgument")):
-                r.unavailable["nvlink_count"] = f"{reason} (link {link})"
-                return None
-        return count
+                return None, f"{reason} (link {link}); {why_not}"
+        return count, None
+
+    def nvlink_field_count(self, handle: Any) -> tuple[int | None, str]:
+        """NVML's own link count (capped at the binding's maximum), or (None, why not)."""
+        count, why_not = self._field_value(handle, "NVML_FI_DEV_NVLINK_LINK_COUNT")
+        return (min(int(count), self.max_links), "") if count is not None else (None, why_not)
+
+    def _field_value(self, handle: Any, field_name: str) -> tuple[Any, str]:
+        """One ``nvmlDeviceGetFieldValues`` reading: (value, "") or (None, why not)."""
+        fn = "nvmlDeviceGetFieldValues"
+        field_id = getattr(self.nvml, field_name, None)
+        if field_id is None:
+            return None, f"FunctionNotFound: {field_name} is not in this NVML binding"
+        r = FieldReader(self.nvml, handle)
+        values = r.read("value", fn, [field_id])
+        if values is None:
+            return None, f"{r.unavailable['value']} ({field_name})"
+        value = values[0]
+        if value.nvmlReturn == GPU_IS_LOST:
+            raise GpuLost(f"{fn} ({field_name})")
+        if value.nvmlReturn != 0:  # the binding's own error class names the per-field code
+            return None, f"{error_name(self.nvml.NVMLError(int(value.nvmlReturn)))}: {fn} ({field_name})"
+        member = _VALUE_MEMBERS.get(int(value.valueType))
+        if member is None:
+            return None, f"Unknown: {fn} ({field_name}) returned value type {value.valueType}"
+        return getattr(value.value, member), ""
 
     @property
     def max_links(self) -> int:

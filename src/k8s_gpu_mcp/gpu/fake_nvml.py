@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, overload
 
 # ---- constants (values identical to pynvml / nvml.h) -------------------------------------------
@@ -86,6 +86,8 @@ NVML_NVLINK_DEVICE_TYPE_GPU = 0x00
 NVML_NVLINK_DEVICE_TYPE_IBMNPU = 0x01
 NVML_NVLINK_DEVICE_TYPE_SWITCH = 0x02
 NVML_NVLINK_DEVICE_TYPE_UNKNOWN = 0xFF
+NVML_FI_DEV_NVLINK_LINK_COUNT = 91
+NVML_VALUE_TYPE_UNSIGNED_INT = 1
 
 NVML_TOPOLOGY_INTERNAL = 0
 NVML_TOPOLOGY_SINGLE = 10
@@ -277,6 +279,24 @@ class c_nvmlEventData_t:
     eventData: int
     gpuInstanceId: int = 0xFFFFFFFF
     computeInstanceId: int = 0xFFFFFFFF
+
+
+@dataclass
+class c_nvmlValue_t:
+    """The value union; only the member the field's ``valueType`` names is meaningful."""
+
+    uiVal: int = 0
+
+
+@dataclass
+class c_nvmlFieldValue_t:
+    fieldId: int
+    scopeId: int = 0
+    timestamp: int = 0
+    latencyUsec: int = 0
+    valueType: int = NVML_VALUE_TYPE_UNSIGNED_INT
+    nvmlReturn: int = NVML_SUCCESS
+    value: c_nvmlValue_t = field(default_factory=c_nvmlValue_t)
 
 
 @dataclass(frozen=True)
@@ -610,6 +630,21 @@ class FakeNvml:
     def nvmlDeviceGetNvLinkErrorCounter(self, h: FakeHandle, link: int, counter: int) -> int:
         errors = _missing(self._link("nvmlDeviceGetNvLinkErrorCounter", h, link).get("errors"))
         return _missing(errors.get(_NVLINK_ERROR.get(counter, "?")))
+
+    def nvmlDeviceGetFieldValues(self, h: FakeHandle, field_ids: list[Any]) -> list[c_nvmlFieldValue_t]:
+        """Only NVML_FI_DEV_NVLINK_LINK_COUNT is served: the length of the profile's ``nvlinks``
+        (``[]`` or ``null``: no NVLink, 0). Any other field answers NotSupported in its own
+        ``nvmlReturn``, as NVML does per field."""
+        gpu = self._check("nvmlDeviceGetFieldValues", h)
+        values = []
+        for fid in field_ids:
+            fid, scope = fid if isinstance(fid, tuple) else (fid, 0)
+            if fid == NVML_FI_DEV_NVLINK_LINK_COUNT:
+                count = len(gpu.get("nvlinks") or [])
+                values.append(c_nvmlFieldValue_t(fid, scope, value=c_nvmlValue_t(uiVal=count)))
+            else:
+                values.append(c_nvmlFieldValue_t(fid, scope, nvmlReturn=NVML_ERROR_NOT_SUPPORTED))
+        return values
 
     # ---- topology ----
     def nvmlDeviceGetTopologyCommonAncestor(self, h1: FakeHandle, h2: FakeHandle) -> int:

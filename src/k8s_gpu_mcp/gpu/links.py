@@ -49,14 +49,29 @@ def _link_exists(nvml: Any, handle: Any, link: int) -> tuple[bool, int | None, s
     return True, None, f"{name}: nvmlDeviceGetNvLinkState (the link answers other NVLink calls)"
 
 
+def _link_state(nvml: Any, handle: Any, link: int) -> tuple[int | None, str | None]:
+    """(state, reason) of a link the GPU is known to have."""
+    r = FieldReader(nvml, handle)
+    state = r.read("state", "nvmlDeviceGetNvLinkState", link)
+    return state, r.unavailable.get("state")
+
+
 def read_nvlinks(adapter: NvmlAdapter, ref: GpuRef, bus_ids: dict[str, int]) -> list[dict[str, Any]]:
-    """Every link NVML reports, up to the binding's NVML_NVLINK_MAX_LINKS; ``bus_ids`` maps short bus id -> GPU."""
+    """The GPU's links; ``bus_ids`` maps short bus id -> GPU.
+
+    Where NVML gives the link count (``NVML_FI_DEV_NVLINK_LINK_COUNT``), links ``0..count-1`` are
+    read and nothing above: a library may answer a state at an index where the GPU has no link.
+    Otherwise every index up to the binding's NVML_NVLINK_MAX_LINKS is probed."""
     nvml = adapter.nvml
+    count, _ = adapter.nvlink_field_count(ref.handle)
     links = []
-    for link in range(adapter.max_links):
-        exists, state, reason = _link_exists(nvml, ref.handle, link)
-        if not exists:
-            continue
+    for link in range(count if count is not None else adapter.max_links):
+        if count is not None:
+            state, reason = _link_state(nvml, ref.handle, link)
+        else:
+            exists, state, reason = _link_exists(nvml, ref.handle, link)
+            if not exists:
+                continue
         r = FieldReader(nvml, ref.handle)
         if reason:
             r.unavailable["state"] = reason
@@ -65,9 +80,14 @@ def read_nvlinks(adapter: NvmlAdapter, ref: GpuRef, bus_ids: dict[str, int]) -> 
         rtype = r.read("remote_type", "nvmlDeviceGetNvLinkRemoteDeviceType", link)
         out["remote_type"] = REMOTE_TYPES.get(rtype, "unknown") if rtype is not None else None
         remote = None
-        if out["remote_type"] != "switch":
+        if out["remote_type"] == "switch":
+            r.unavailable["remote_bus_id"] = "NotRead: the link ends at an NVSwitch, not at a GPU"
+        else:
             pci = r.read("remote_bus_id", "nvmlDeviceGetNvLinkRemotePciInfo", link)
             remote = text(pci.busId) if pci is not None else None
+            if remote == "":  # an inactive link: NVML answers with an empty PCI info
+                remote = None
+                r.unavailable["remote_bus_id"] = "Empty: nvmlDeviceGetNvLinkRemotePciInfo gave no bus id"
         out["remote_bus_id"] = remote
         out["remote_gpu"] = bus_ids.get(short_bus_id(remote)) if remote else None
         if out["remote_type"] is None and out["remote_gpu"] is not None:
