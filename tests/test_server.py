@@ -6,7 +6,7 @@ import anyio
 import pytest
 
 from k8s_gpu_mcp.config import Settings
-from k8s_gpu_mcp.server import AgentApp
+from k8s_gpu_mcp.server import AgentApp, ToolsetError
 from k8s_gpu_mcp.tools import tool_module_names
 from k8s_gpu_mcp.tools._common import DESTRUCTIVE, READ_ONLY
 
@@ -68,3 +68,28 @@ def test_the_mode_filter_is_by_annotation_not_by_module(agent):
     listed = _listed(app)
     assert "wipe_something" not in listed and "wipe_something" in app.dropped
     assert "look_at_something" in listed
+
+
+def test_toolsets_limit_the_listed_tools(agent, monkeypatch):
+    monkeypatch.setenv("NODE_NAME", "n")
+    app = AgentApp(Settings(nvml_mode="mock", toolsets="xid, K8S", log_level="ERROR"))
+    try:
+        listed = _listed(app)
+        assert {app.module_of[name] for name in listed} == {"xid", "cluster"}
+        assert {"analyze_xid_errors", "describe_gpu_node"} <= set(listed) and "get_gpu_health" not in listed
+    finally:
+        app.close()
+
+
+def test_an_unknown_toolset_is_refused_with_the_valid_names():
+    with pytest.raises(
+        ToolsetError, match=r"unknown toolset 'gpus'; valid: core, k8s, processes, remediation, xid"
+    ):
+        AgentApp(Settings(nvml_mode="mock", toolsets="core,gpus"))
+
+
+def test_every_tool_module_declares_its_toolset():
+    import importlib
+
+    for name in tool_module_names():
+        assert hasattr(importlib.import_module(f"k8s_gpu_mcp.tools.{name}"), "TOOLSET"), name

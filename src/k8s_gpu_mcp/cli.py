@@ -36,6 +36,13 @@ AGENT_OPTIONS: list[tuple[str, str, tuple[str, ...] | None, str]] = [
         None,
         "read kernel messages from this file instead of /dev/kmsg, journalctl or dmesg",
     ),
+    (
+        "--toolsets",
+        "toolsets",
+        None,
+        "comma-separated toolsets to list (core, xid, processes, k8s, remediation); default: all of them "
+        "(remediation needs --mode operator)",
+    ),
     ("--audit-log", "audit_log", None, "append a JSON line per remediation attempt to this file"),
     ("--host-root", "host_root", None, "where the host's root filesystem is mounted (kubectl debug: /host)"),
     ("--proc-root", "proc_root", None, "the /proc to read process and cgroup data from"),
@@ -231,11 +238,11 @@ def _fail(message: str, code: int = 2) -> int:
 def _open_app(settings: Any) -> Any:
     from k8s_gpu_mcp.gpu.backend import BackendError
     from k8s_gpu_mcp.gpu.fleet import FleetError
-    from k8s_gpu_mcp.server import AgentApp
+    from k8s_gpu_mcp.server import AgentApp, ToolsetError
 
     try:
         return AgentApp(settings)
-    except (BackendError, FleetError) as exc:
+    except (BackendError, FleetError, ToolsetError) as exc:
         raise SystemExit(_fail(str(exc))) from None
 
 

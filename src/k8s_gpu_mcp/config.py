@@ -23,6 +23,7 @@ class Settings:
     profile: str | None = None
     scenario: str | None = None
     log_level: str = "INFO"
+    toolsets: str | None = None  # comma-separated (tools/__init__.py); None: every toolset
     kernel_log: str | None = None
     audit_log: str | None = None
     host_root: str = "/host"

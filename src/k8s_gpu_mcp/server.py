@@ -20,7 +20,7 @@ from k8s_gpu_mcp import __version__
 from k8s_gpu_mcp.config import Settings
 from k8s_gpu_mcp.gpu.backend import Backend, open_backend
 from k8s_gpu_mcp.metrics import ToolMetrics
-from k8s_gpu_mcp.tools import tool_module_names
+from k8s_gpu_mcp.tools import tool_module_names, toolset_of
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,8 @@ class AgentApp:
     """What tools see: the settings, the opened hardware backend, and the MCP server."""
 
     def __init__(self, settings: Settings, backend: Backend | None = None):
+        modules = [importlib.import_module(f"k8s_gpu_mcp.tools.{name}") for name in tool_module_names()]
+        chosen = chosen_toolsets(settings.toolsets, {toolset_of(m) for m in modules})  # before any I/O
         self.settings = settings
         self.backend = backend if backend is not None else open_backend(settings)
         self.metrics = ToolMetrics()
@@ -49,9 +51,10 @@ class AgentApp:
             log_level=settings.log_level.upper(),  # type: ignore[arg-type]
         )
         self.xid_watcher = _start_xid_watcher(self)
-        for module in tool_module_names():
-            self._registering = module
-            importlib.import_module(f"k8s_gpu_mcp.tools.{module}").register(self)
+        for module in modules:
+            if chosen is None or toolset_of(module) in chosen:
+                self._registering = module.__name__.rsplit(".", 1)[-1]
+                module.register(self)
         self.tool_names: list[str] = sorted(self.module_of)
         from k8s_gpu_mcp import prompts, resources
 
@@ -92,6 +95,24 @@ class AgentApp:
                 close()
             except Exception:  # shutdown must finish whatever one closer does
                 log.exception("closer failed")
+
+
+class ToolsetError(ValueError):
+    """``--toolsets`` names a toolset that no tool module declares."""
+
+
+def chosen_toolsets(wanted: str | None, known: set[str]) -> set[str] | None:
+    """The toolsets ``--toolsets`` names (None: all), or a clear error naming the valid ones."""
+    if wanted is None or not wanted.strip():
+        return None
+    chosen = {name.strip().lower() for name in wanted.split(",") if name.strip()}
+    unknown = sorted(chosen - known)
+    if unknown:
+        raise ToolsetError(
+            f"--toolsets: unknown toolset {', '.join(repr(u[:40]) for u in unknown[:5])}; "
+            f"valid: {', '.join(sorted(known))}"
+        )
+    return chosen
 
 
 def _start_xid_watcher(app: AgentApp) -> Any:

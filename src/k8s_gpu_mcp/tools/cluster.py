@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from k8s_gpu_mcp.k8s.client import KubeApi
     from k8s_gpu_mcp.server import AgentApp
 
+TOOLSET = "k8s"
+
 GPU_RESOURCE_PREFIX = "nvidia.com/"
 GPU_LABEL_PREFIX = "nvidia.com/"
 UUID_RE = re.compile(

@@ -24,6 +24,8 @@ from k8s_gpu_mcp.tools.telemetry import build_telemetry
 if TYPE_CHECKING:
     from k8s_gpu_mcp.server import AgentApp
 
+TOOLSET = "core"
+
 Status = Literal["healthy", "warning", "degraded", "critical", "lost"]
 # Topology findings that are about a GPU's own links (P2P limits of the PCIe layout are not health).
 LINK_FINDINGS = {

@@ -13,6 +13,8 @@ from k8s_gpu_mcp.tools._common import READ_ONLY, GpuSelector, Source, select_gpu
 if TYPE_CHECKING:
     from k8s_gpu_mcp.server import AgentApp
 
+TOOLSET = "core"
+
 
 class GpuInventory(ToolModel):
     index: int

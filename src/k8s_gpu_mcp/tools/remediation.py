@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from k8s_gpu_mcp.server import AgentApp
 
+TOOLSET = "remediation"
+
 
 def register(app: AgentApp) -> None:
     from k8s_gpu_mcp.tools import _remediation

@@ -16,6 +16,8 @@ from k8s_gpu_mcp.xid.models import XidAnalysis
 if TYPE_CHECKING:
     from k8s_gpu_mcp.server import AgentApp
 
+TOOLSET = "xid"
+
 SOURCES = ("auto", "kmsg", "journal", "dmesg", "nvml", "scenario")
 MOCK_LAST_LINE_AGE = timedelta(minutes=5)
 
