@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from mcp.server.mcpserver.exceptions import UnexpectedToolError
-from mcp_types import CallToolResult
+from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
 from k8s_gpu_mcp.diagnose import health
@@ -20,6 +18,7 @@ from k8s_gpu_mcp.tools import ecc as ecc_tool
 from k8s_gpu_mcp.tools import topology as topology_tool
 from k8s_gpu_mcp.tools._common import READ_ONLY, GpuSelector, Source, select_gpus, source
 from k8s_gpu_mcp.tools.telemetry import build_telemetry
+from k8s_gpu_mcp.xid.models import XidSummary
 
 if TYPE_CHECKING:
     from k8s_gpu_mcp.server import AgentApp
@@ -72,33 +71,33 @@ class HealthResult(ToolModel):
     unavailable: dict[str, str] = Field(default_factory=dict)
 
 
-async def recent_xids(app: AgentApp, since: str) -> tuple[list[health.XidFinding], list[str], dict[str, str]]:
-    """Recent XIDs per GPU from analyze_xid_errors (kernel log + NVML events): findings, notes, unavailable."""
-    if "analyze_xid_errors" not in app.tool_names:
-        return [], [], {"xids": "analyze_xid_errors is not registered; recent XIDs were not checked"}
+def recent_xids(app: AgentApp, since: str) -> tuple[list[health.XidFinding], list[str], dict[str, str]]:
+    """Recent XIDs per GPU from the XID analysis (kernel log + NVML events): findings, notes, unavailable."""
+    from k8s_gpu_mcp.tools.xid import collect_xids
+
     try:  # a ToolError (such as a bad `since`) is the caller's to see; a crash only costs the XID part
-        result = await app.server.call_tool("analyze_xid_errors", {"since": since})
-    except UnexpectedToolError as exc:
-        log.warning("XID analysis crashed during get_gpu_health", exc_info=exc.__cause__)
-        return [], [], {"xids": f"XID analysis failed: {exc.__cause__!r}"}
-    data = (result.structured_content if isinstance(result, CallToolResult) else None) or {}
-    findings = [xid_finding(s) for s in data.get("summary", [])]
-    unavailable = {f"xids.{k}": v for k, v in (data.get("unavailable") or {}).items()}
-    notes = [f"XID analysis: {n}" for n in data.get("notes", [])]
+        data = collect_xids(app, since=since)
+    except ToolError:
+        raise
+    except Exception as exc:
+        log.warning("XID analysis crashed during get_gpu_health", exc_info=exc)
+        return [], [], {"xids": f"XID analysis failed: {exc!r}"}
+    findings = [xid_finding(s) for s in data.summary]
+    unavailable = {f"xids.{k}": v for k, v in data.unavailable.items()}
+    notes = [f"XID analysis: {n}" for n in data.notes]
     return findings, notes, unavailable
 
 
-def xid_finding(summary: dict[str, Any]) -> health.XidFinding:
-    """One ``analyze_xid_errors`` summary row (per XID and GPU) as a health input."""
-    last = summary.get("last_seen")
+def xid_finding(summary: XidSummary) -> health.XidFinding:
+    """One XID analysis summary row (per XID and GPU) as a health input."""
     return health.XidFinding(
-        code=summary["xid"],
-        gpu_index=summary.get("gpu_index"),
-        severity=summary["severity"],
-        action=summary["sre_action"],
-        name=summary.get("name") or "",
-        count=summary.get("count", 1),
-        last_seen=datetime.fromisoformat(last.replace("Z", "+00:00")) if isinstance(last, str) else last,
+        code=summary.xid,
+        gpu_index=summary.gpu_index,
+        severity=summary.severity,
+        action=summary.sre_action,
+        name=summary.name or "",
+        count=summary.count,
+        last_seen=summary.last_seen,
     )
 
 
@@ -184,7 +183,7 @@ def _gpu(
 
 
 def register(app: AgentApp) -> None:
-    async def get_gpu_health(
+    def get_gpu_health(
         gpus: GpuSelector = None,
         since: Annotated[
             str, Field(description='window for recent XIDs: "30m", "24h", "7d" or RFC 3339')
@@ -196,7 +195,7 @@ def register(app: AgentApp) -> None:
         NVLink state and errors, and running processes; then the node's status and the SRE action
         (e.g. drain and reset GPU 3, or cordon and RMA). Unreadable signals are reported, never assumed fine."""
         refs = select_gpus(app, gpus)
-        xids, notes, unavailable = await recent_xids(app, since)
+        xids, notes, unavailable = recent_xids(app, since)
         topology = topology_tool.inspect(app, app.backend.adapter.gpus())
         unavailable.update({f"topology.{k}": v for k, v in topology.unavailable.items()})
         items = []

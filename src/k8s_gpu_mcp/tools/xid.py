@@ -35,9 +35,115 @@ def _mock_boot_time(lines: list[str], now: datetime) -> datetime:
     return now - MOCK_LAST_LINE_AGE - timedelta(seconds=latest)
 
 
-def register(app: AgentApp) -> None:
-    watcher = app.xid_watcher
+def collect_xids(
+    app: AgentApp,
+    *,
+    since: str = "24h",
+    gpus: list[int | str] | int | str | None = None,
+    min_severity: str | None = None,
+    limit: int = 200,
+    source: str | None = None,
+) -> XidErrorsResult:
+    """The XID analysis behind analyze_xid_errors (also used by get_gpu_health); ToolError on bad input."""
+    from k8s_gpu_mcp.xid.analyze import analyze
+    from k8s_gpu_mcp.xid.sources import read_kernel_log
 
+    settings, mock, watcher = app.settings, app.backend.mock, app.xid_watcher
+    chosen = source or "auto"
+    if chosen not in SOURCES and not Path(chosen).is_file():
+        raise ToolError(
+            f"invalid source {chosen!r}: use one of {', '.join(SOURCES)} or an existing file path"
+        )
+    indexes = [r.index for r in select_gpus(app, gpus)] if gpus is not None else None
+    now = datetime.now(UTC)
+    if chosen == "auto" and settings.kernel_log:
+        chosen = settings.kernel_log
+    elif chosen == "auto" and mock is not None:
+        chosen = "scenario"
+    if mock is not None and chosen in ("kmsg", "journal", "dmesg"):
+        raise ToolError(
+            f"source {chosen!r} reads this machine's kernel, but the agent serves the mock fleet; "
+            "use 'scenario', 'nvml' or a file path"
+        )
+    events: list[Any] = []
+    sxids: list[Any] = []
+    used: list[str] = []
+    notes: list[str] = []
+    unavailable: dict[str, str] = {}
+    if chosen != "nvml":
+        lines = mock.kernel_log if mock is not None else []
+        boot = _mock_boot_time(lines, now) if chosen == "scenario" and mock is not None else None
+        if chosen == "scenario" and mock is None:
+            raise ToolError("source 'scenario' needs the mock fleet (--profile/--scenario)")
+        journal = Path(settings.host_root) / "var" / "log" / "journal"
+        try:
+            klog = read_kernel_log(
+                chosen,
+                since=None,
+                lines=lines,
+                proc_root=settings.proc_root,
+                journal_dir=str(journal) if journal.is_dir() else None,
+                boot_time=boot,
+                now=now,
+            )
+        except ValueError as exc:
+            raise ToolError(str(exc)) from exc
+        unavailable.update({f"kernel_log.{k}": v for k, v in klog.unavailable.items()})
+        if klog.source is None:
+            notes.append("No kernel log source could be read; only live NVML events are included.")
+        else:
+            used.append(klog.source)
+            for ev in klog.parser.events:
+                ev.source = klog.source
+            events.extend(klog.parser.events)
+            sxids.extend(klog.parser.sxids)
+        if boot is not None:
+            notes.append(
+                "Mock fleet: scenario uptime stamps are dated as if the last line were 5 minutes old."
+            )
+    if watcher is not None:
+        watcher.drain()
+        live = watcher.events()
+        events.extend(live)
+        used.append("nvml")
+        notes.append(
+            f"Live XID events come from an NVML event set (nvmlEventSetWait_v2) registered when the agent "
+            f"started: {len(live)} so far; earlier XIDs are only in the kernel log."
+        )
+        unavailable.update({f"nvml.gpu{i}": why for i, why in watcher.unwatched.items()})
+        if watcher.last_error:
+            unavailable["nvml"] = watcher.last_error
+    else:
+        unavailable["nvml"] = "NVML XID watcher not running"
+    refs = app.backend.adapter.gpus()
+    if app.backend.adapter.enumeration_error:
+        unavailable["gpus"] = app.backend.adapter.enumeration_error
+    for ref in refs:
+        if ref.lost_reason:
+            unavailable[f"gpu{ref.index}"] = ref.lost_reason
+        unavailable.update({f"gpu{ref.index}.{k}": v for k, v in ref.unavailable.items()})
+    gpu_map = [{"index": r.index, "uuid": r.uuid, "bus_id": r.bus_id} for r in refs]
+    try:
+        result = analyze(
+            events,
+            gpu_map,
+            since=since,
+            gpus=indexes,
+            min_severity=min_severity,
+            limit=limit,
+            sxids=sxids,
+            sources=used,
+            proc_root=settings.proc_root if mock is None else None,
+            now=now,
+            notes=notes,
+            unavailable=unavailable,
+        )
+    except ValueError as exc:
+        raise ToolError(str(exc)) from exc
+    return XidErrorsResult(**result.model_dump(), source=_common.source(app))
+
+
+def register(app: AgentApp) -> None:
     def analyze_xid_errors(
         since: Annotated[str, Field(description='Window: "30m", "24h", "7d" or an RFC 3339 time')] = "24h",
         gpus: GpuSelector = None,
@@ -57,101 +163,8 @@ def register(app: AgentApp) -> None:
         NVIDIA's action depends on it: 45, 48, 74, 144-150, 154), the GPU index/UUID/PCI id, pid and process;
         a per-GPU summary, a node verdict (worst severity) and one recommendation naming GPUs and actions.
         Use it for stuck or crashed GPU jobs. SXids (NVSwitch) are listed separately."""
-        from k8s_gpu_mcp.xid.analyze import analyze
-        from k8s_gpu_mcp.xid.sources import read_kernel_log
-
-        settings, mock = app.settings, app.backend.mock
-        chosen = source or "auto"
-        if chosen not in SOURCES and not Path(chosen).is_file():
-            raise ToolError(
-                f"invalid source {chosen!r}: use one of {', '.join(SOURCES)} or an existing file path"
-            )
-        indexes = [r.index for r in select_gpus(app, gpus)] if gpus is not None else None
-        now = datetime.now(UTC)
-        if chosen == "auto" and settings.kernel_log:
-            chosen = settings.kernel_log
-        elif chosen == "auto" and mock is not None:
-            chosen = "scenario"
-        if mock is not None and chosen in ("kmsg", "journal", "dmesg"):
-            raise ToolError(
-                f"source {chosen!r} reads this machine's kernel, but the agent serves the mock fleet; "
-                "use 'scenario', 'nvml' or a file path"
-            )
-        events: list[Any] = []
-        sxids: list[Any] = []
-        used: list[str] = []
-        notes: list[str] = []
-        unavailable: dict[str, str] = {}
-        if chosen != "nvml":
-            lines = mock.kernel_log if mock is not None else []
-            boot = _mock_boot_time(lines, now) if chosen == "scenario" and mock is not None else None
-            if chosen == "scenario" and mock is None:
-                raise ToolError("source 'scenario' needs the mock fleet (--profile/--scenario)")
-            journal = Path(settings.host_root) / "var" / "log" / "journal"
-            try:
-                klog = read_kernel_log(
-                    chosen,
-                    since=None,
-                    lines=lines,
-                    proc_root=settings.proc_root,
-                    journal_dir=str(journal) if journal.is_dir() else None,
-                    boot_time=boot,
-                    now=now,
-                )
-            except ValueError as exc:
-                raise ToolError(str(exc)) from exc
-            unavailable.update({f"kernel_log.{k}": v for k, v in klog.unavailable.items()})
-            if klog.source is None:
-                notes.append("No kernel log source could be read; only live NVML events are included.")
-            else:
-                used.append(klog.source)
-                for ev in klog.parser.events:
-                    ev.source = klog.source
-                events.extend(klog.parser.events)
-                sxids.extend(klog.parser.sxids)
-            if boot is not None:
-                notes.append(
-                    "Mock fleet: scenario uptime stamps are dated as if the last line were 5 minutes old."
-                )
-        if watcher is not None:
-            watcher.drain()
-            live = watcher.events()
-            events.extend(live)
-            used.append("nvml")
-            notes.append(
-                f"Live XID events come from an NVML event set (nvmlEventSetWait_v2) registered when the agent "
-                f"started: {len(live)} so far; earlier XIDs are only in the kernel log."
-            )
-            unavailable.update({f"nvml.gpu{i}": why for i, why in watcher.unwatched.items()})
-            if watcher.last_error:
-                unavailable["nvml"] = watcher.last_error
-        else:
-            unavailable["nvml"] = "NVML XID watcher not running"
-        refs = app.backend.adapter.gpus()
-        if app.backend.adapter.enumeration_error:
-            unavailable["gpus"] = app.backend.adapter.enumeration_error
-        for ref in refs:
-            if ref.lost_reason:
-                unavailable[f"gpu{ref.index}"] = ref.lost_reason
-            unavailable.update({f"gpu{ref.index}.{k}": v for k, v in ref.unavailable.items()})
-        gpu_map = [{"index": r.index, "uuid": r.uuid, "bus_id": r.bus_id} for r in refs]
-        try:
-            result = analyze(
-                events,
-                gpu_map,
-                since=since,
-                gpus=indexes,
-                min_severity=min_severity,
-                limit=limit,
-                sxids=sxids,
-                sources=used,
-                proc_root=settings.proc_root if mock is None else None,
-                now=now,
-                notes=notes,
-                unavailable=unavailable,
-            )
-        except ValueError as exc:
-            raise ToolError(str(exc)) from exc
-        return XidErrorsResult(**result.model_dump(), source=_common.source(app))
+        return collect_xids(
+            app, since=since, gpus=gpus, min_severity=min_severity, limit=limit, source=source
+        )
 
     app.add_tool(analyze_xid_errors, title="Analyze XID errors", annotations=READ_ONLY)
