@@ -132,3 +132,43 @@ async def test_kube_discovery_keeps_ready_pods_with_an_ip_and_attaches_node_labe
     assert fake.calls[0] == ("Pod", "k8s-gpu-mcp", label)
     await disc.agents()  # cached
     assert len(fake.calls) == 2
+
+
+@pytest.mark.parametrize(
+    ("selector", "labels", "expected"),
+    [
+        ("  a  ,  !b  ", {"a": "1"}, True),
+        ("a in (x),b notin (y, z)", {"a": "x", "b": "z"}, False),
+        ("a=", {"a": ""}, True),
+        ("my_key=v_1", {"my_key": "v_1"}, True),
+    ],
+)
+def test_more_selectors(selector, labels, expected):
+    assert selector_matches(parse_selector(selector), labels) is expected
+
+
+@pytest.mark.parametrize(
+    "selector", ["a in ()", "a in (x", "a in (x,)", "a notin x", "a = b c", "!a=b", "a=b/c", "a b", "=b", "!"]
+)
+def test_malformed_selectors_are_refused(selector):
+    with pytest.raises(ValueError, match="bad label selector term"):
+        parse_selector(selector)
+
+
+def test_selector_limits_and_clipped_errors():
+    with pytest.raises(ValueError, match="too long: 100000 characters"):
+        parse_selector(" " * 100_000)
+    with pytest.raises(ValueError, match="65 terms"):
+        parse_selector(",".join(f"k{i}" for i in range(65)))
+    with pytest.raises(ValueError) as err:
+        parse_selector("a=" + "(" * 4000)
+    assert len(str(err.value)) < 300 and "(4002 chars)" in str(err.value)
+
+
+def test_node_name_lists_are_bounded():
+    agents = [Agent("a", "u")]
+    with pytest.raises(ValueError, match="5001 node names given"):
+        select_agents(agents, None, [f"n{i}" for i in range(5001)], None)
+    with pytest.raises(ValueError) as err:
+        select_agents(agents, "x" * 1_000_000, None, None)
+    assert len(str(err.value)) < 300

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,10 +32,27 @@ class Discovery(Protocol):
 
 
 # --- label selectors (the Kubernetes syntax: a=b, a==b, a!=b, a, !a, a in (x,y), a notin (x)) ---
+#
+# A hand-written scanner, one pass over the text: a regex with optional whitespace on both sides of
+# a greedy key backtracks quadratically on long runs of spaces, and this runs on the event loop.
 
-_SET_RE = re.compile(r"^\s*([\w./-]+)\s+(in|notin)\s+\(([^)]*)\)\s*$")
-_EQ_RE = re.compile(r"^\s*([\w./-]+)\s*(==|=|!=)\s*([\w.-]*)\s*$")
-_EXISTS_RE = re.compile(r"^\s*(!?)\s*([\w./-]+)\s*$")
+MAX_SELECTOR_CHARS = 4096
+MAX_SELECTOR_TERMS = 64
+MAX_SET_VALUES = 256
+MAX_NODE_NAMES = (
+    5000  # Kubernetes' documented largest cluster (kubernetes.io "Considerations for large clusters")
+)
+MAX_NODE_NAME_CHARS = 253  # a DNS-1123 subdomain
+_ECHO_CHARS = 80
+
+_WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._/-_")
+_OPERATORS = ("==", "!=", "=")
+
+
+def _clip(text: str, limit: int = _ECHO_CHARS) -> str:
+    """repr() of caller input, cut short: an error must not echo a long selector back."""
+    shown = repr(text if len(text) <= limit else text[:limit])
+    return shown if len(text) <= limit else f"{shown}... ({len(text)} chars)"
 
 
 @dataclass(frozen=True)
@@ -56,33 +72,97 @@ class Requirement:
 
 
 def _split_terms(selector: str) -> list[str]:
-    terms, depth, current = [], 0, ""
-    for char in selector:
-        depth += {"(": 1, ")": -1}.get(char, 0)
-        if char == "," and depth == 0:
-            terms.append(current)
-            current = ""
-        else:
-            current += char
-    terms.append(current)
+    """Split on the commas outside parentheses (``a in (x,y),b`` is two terms)."""
+    terms, depth, begin = [], 0, 0
+    for i, char in enumerate(selector):
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == "," and depth == 0:
+            terms.append(selector[begin:i])
+            begin = i + 1
+    terms.append(selector[begin:])
     return [t for t in terms if t.strip()]
 
 
+class _Scanner:
+    """Tokens of one term: words (keys, values, ``in``/``notin``), operators, parentheses, commas."""
+
+    def __init__(self, text: str):
+        self.text, self.pos = text, 0
+
+    def _skip_space(self) -> None:
+        while self.pos < len(self.text) and self.text[self.pos].isspace():
+            self.pos += 1
+
+    def at_end(self) -> bool:
+        self._skip_space()
+        return self.pos >= len(self.text)
+
+    def word(self) -> str | None:
+        self._skip_space()
+        begin = self.pos
+        while self.pos < len(self.text) and self.text[self.pos] in _WORD_CHARS:
+            self.pos += 1
+        return self.text[begin : self.pos] or None
+
+    def take(self, *symbols: str) -> str | None:
+        self._skip_space()
+        for symbol in symbols:
+            if self.text.startswith(symbol, self.pos):
+                self.pos += len(symbol)
+                return symbol
+        return None
+
+
+def _parse_term(term: str) -> Requirement | None:
+    scan = _Scanner(term)
+    if scan.take("!"):
+        key = scan.word()
+        return Requirement(key, "!exists") if key and scan.at_end() else None
+    key = scan.word()
+    if not key:
+        return None
+    if scan.at_end():
+        return Requirement(key, "exists")
+    if op := scan.take(*_OPERATORS):
+        value = scan.word() or ""
+        if not scan.at_end() or "/" in value:
+            return None
+        return Requirement(key, "notin" if op == "!=" else "in", frozenset([value]))
+    set_op = scan.word()
+    if set_op not in ("in", "notin") or not scan.take("("):
+        return None
+    values: list[str] = []
+    while True:
+        item = scan.word()
+        if not item or "/" in item or len(values) >= MAX_SET_VALUES:
+            return None
+        values.append(item)
+        if scan.take(")"):
+            break
+        if not scan.take(","):
+            return None
+    return Requirement(key, set_op, frozenset(values)) if scan.at_end() else None
+
+
 def parse_selector(selector: str | None) -> list[Requirement]:
-    """Parse a label selector; raise ValueError naming the bad term."""
+    """Parse a label selector in linear time; raise ValueError naming the bad term (clipped)."""
+    selector = selector or ""
+    if len(selector) > MAX_SELECTOR_CHARS:
+        raise ValueError(
+            f"label selector too long: {len(selector)} characters (at most {MAX_SELECTOR_CHARS})"
+        )
+    terms = _split_terms(selector)
+    if len(terms) > MAX_SELECTOR_TERMS:
+        raise ValueError(f"label selector has {len(terms)} terms (at most {MAX_SELECTOR_TERMS})")
     requirements = []
-    for term in _split_terms(selector or ""):
-        if m := _SET_RE.match(term):
-            values = frozenset(v.strip() for v in m.group(3).split(",") if v.strip())
-            requirements.append(Requirement(m.group(1), m.group(2), values))
-        elif m := _EQ_RE.match(term):
-            requirements.append(
-                Requirement(m.group(1), "notin" if m.group(2) == "!=" else "in", frozenset([m.group(3)]))
-            )
-        elif m := _EXISTS_RE.match(term):
-            requirements.append(Requirement(m.group(2), "!exists" if m.group(1) else "exists"))
-        else:
-            raise ValueError(f"bad label selector term {term.strip()!r} in {selector!r}")
+    for term in terms:
+        requirement = _parse_term(term)
+        if requirement is None:
+            raise ValueError(f"bad label selector term {_clip(term.strip())} in {_clip(selector)}")
+        requirements.append(requirement)
     return requirements
 
 
@@ -231,8 +311,14 @@ class KubeDiscovery:
 def select_agents(
     agents: list[Agent], node: str | None, nodes: list[str] | None, node_selector: str | None
 ) -> tuple[list[Agent], list[str]]:
-    """Agents for a target (all of them when none is given) and the named nodes that have no agent."""
+    """Agents for a target (all of them when none is given) and the named nodes that have no agent.
+
+    Raises ValueError (clipped) past MAX_NODE_NAMES names or on a name no node can have."""
     names = ([node] if node else []) + list(nodes or [])
+    if len(names) > MAX_NODE_NAMES:
+        raise ValueError(f"{len(names)} node names given (at most {MAX_NODE_NAMES})")
+    if bad := next((n for n in names if not n or len(n) > MAX_NODE_NAME_CHARS), None):
+        raise ValueError(f"not a node name: {_clip(bad)} (1 to {MAX_NODE_NAME_CHARS} characters)")
     requirements = parse_selector(node_selector)
     by_node = {a.node: a for a in agents}
     if names:
