@@ -61,12 +61,12 @@ def metric(text: str, name: str, **labels: str) -> float:
     raise KeyError(f"{name}{{{want}}} not in /metrics")
 
 
-def test_probes_are_open_and_readyz_reports_the_backend(serve_http):
+def test_probes_are_open_and_readyz_says_only_ready(serve_http):
     agent = serve_http(env={"K8S_GPU_MCP_TOKEN": TOKEN})
     assert get(agent.base + "/healthz")[0] == 200
     status, body = get(agent.base + "/readyz")
     assert status == 200
-    assert json.loads(body) == {"ready": True, "backend": "mock", "mock": True, "gpus": 8}
+    assert json.loads(body) == {"ready": True}  # no backend, GPU count or NVML error text to anyone
 
 
 def test_token_is_required_on_mcp_and_metrics(serve_http):
@@ -92,6 +92,18 @@ def test_wrong_host_is_rejected_with_421(serve_http):
     assert post(agent.url, CALL, {**AUTH, "host": "evil.example:80"})[0] == 421
     assert post(agent.url, CALL, {**AUTH, "origin": "http://evil.example"})[0] == 403
     assert post(agent.url, CALL, {**AUTH, "host": f"localhost:{agent.port}"})[0] == 200
+    for host in (
+        "localhost:80.evil.com",
+        "localhost:",
+        "localhost:80:81",
+        "localhost.evil.com",
+        "127.0.0.1@e",
+    ):
+        assert post(agent.url, CALL, {**AUTH, "host": host})[0] in (400, 421), host
+    for origin in ("http://localhost:80.evil.com", "http://localhost.evil.com", "http://localhost:1/x"):
+        assert post(agent.url, CALL, {**AUTH, "origin": origin})[0] == 403, origin
+    assert post(agent.url, CALL, {**AUTH, "origin": f"http://localhost:{agent.port}"})[0] == 200
+    assert post(agent.url, CALL, {**AUTH, "origin": "http://127.0.0.1"})[0] == 200
 
 
 def test_pod_ip_is_an_allowed_host_in_a_pod(serve_http):

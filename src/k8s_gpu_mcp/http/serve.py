@@ -16,6 +16,7 @@ import uvicorn
 
 from k8s_gpu_mcp.http.app import HttpOptions, HttpState, Readiness, build_http_app
 from k8s_gpu_mcp.http.auth import Token, TokenError
+from k8s_gpu_mcp.http.limits import MAX_HEADER_BYTES, bounded_protocol, quiet_loop_errors, socket_budget
 from k8s_gpu_mcp.http.security import HttpConfigError, require_auth_rule
 from k8s_gpu_mcp.http.tls import ReloadingTls, TlsError
 
@@ -95,6 +96,7 @@ async def serve_async(
     asgi: ASGIApp, settings: Settings, state: HttpState, tls: ReloadingTls | None, **uvicorn_kw: Any
 ) -> None:
     """Serve until SIGTERM/SIGINT; on a signal stop accepting, finish in-flight requests, return."""
+    cap, backlog = socket_budget()
     config = uvicorn.Config(
         asgi,
         host=settings.host,
@@ -105,12 +107,18 @@ async def serve_async(
         server_header=False,
         proxy_headers=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
-        timeout_keep_alive=KEEP_ALIVE_S,
+        timeout_keep_alive=KEEP_ALIVE_S,  # the idle timeout between requests
+        # header/body read timeout and connection cap (http/limits.py); uvicorn's limit_concurrency
+        # is not used: it answers 503 by connection count, where evicting an idle socket is better
+        http=bounded_protocol(cap),
+        backlog=backlog,
+        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
         ssl_certfile=settings.tls_cert if tls else None,
         ssl_keyfile=settings.tls_key if tls else None,
         **uvicorn_kw,
     )
     config.load()
+    quiet_loop_errors(asyncio.get_running_loop())
     _keep_sse_replies_on_shutdown()
     watcher: asyncio.Task[None] | None = None
     if tls is not None:
