@@ -26,13 +26,19 @@ XID_RE = re.compile(r"NVRM: Xid \((?P<pci>[^)]*)\): (?P<xid>\d+)(?:,|$)(?P<rest>
 SXID_RE = re.compile(
     r"nvidia-nvswitch(?P<switch>\d+): SXid \((?P<pci>[^)]*)\): (?P<sxid>\d+)(?:,|$)\s*(?P<rest>.*)"
 )
-_PID_RE = re.compile(r"^\s*pid=(?P<pid>'<unknown>'|<unknown>|<n/a>|'<n/a>'|-?\d+)\s*(?:,|$)")
+_PID_RE = re.compile(r"^\s*pid=(?P<pid>'[^',]*'|<unknown>|<n/a>|-?\d+)\s*(?:,|$)")
 _NAME_RE = re.compile(r"^\s*name=(?P<name>.*?)(?:, |,$|$)")
 _CAUSED_BY_RE = re.compile(r"caused by previous Xid (\d+)")
 _LOST_HEAD_RE = re.compile(
     r"NVRM: The NVIDIA GPU (?P<pci>[0-9A-Fa-f]{1,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}(?:\.[0-7])?)"
 )
 _LOST_TAIL = "fallen off the bus and is not responding to commands"
+# The one-line form the driver prints whether or not an XID 79 follows.
+_LOST_LINE_RE = re.compile(
+    r"NVRM: GPU (?:at )?(?:PCI:)?(?P<pci>[0-9A-Fa-f]{1,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}(?:\.[0-7])?): "
+    r"GPU has fallen off the bus"
+)
+LOST_SECONDS_APART = 10.0  # a lost-GPU report and its XID 79 are printed together, within this time
 # ---- timestamp prefixes ------------------------------------------------------------------------
 _KMSG_RE = re.compile(r"^(?P<prio>\d+),(?P<seq>\d+),(?P<usec>\d+),[^;]*;")
 _UPTIME_RE = re.compile(r"\[\s*(?P<up>\d+\.\d+)\]")
@@ -185,6 +191,7 @@ def _split_pid_name(rest: str) -> tuple[int | None, str | None, str]:
     name: str | None = None
     if m := _PID_RE.match(rest):
         raw = m["pid"]
+        raw = raw.strip("'")
         pid = int(raw) if raw.lstrip("-").isdigit() and int(raw) > 0 else None
         rest = rest[m.end() :]
         if m := _NAME_RE.match(rest):
@@ -195,7 +202,8 @@ def _split_pid_name(rest: str) -> tuple[int | None, str | None, str]:
 
 
 class LineParser:
-    """Stateful parser: feed lines in order; it joins the multi-line lost-GPU report."""
+    """Stateful parser: feed lines in order. It joins the multi-line lost-GPU report, folds a lost-GPU
+    report into the XID 79 printed with it, and dates the continuation lines of a multi-line record."""
 
     def __init__(
         self, *, boot_time: datetime | None = None, now: datetime | None = None, tz: tzinfo | None = None
@@ -205,9 +213,24 @@ class LineParser:
         self.sxids: list[SxidEvent] = []
         self._lost_head: tuple[str, Timestamp, str, int] | None = None  # pci, ts, raw, lines since
         self._seen = 0
+        self._record: tuple[int, Timestamp] | None = None  # last dated line: (line number, its stamp)
+        self._losses: dict[str, int] = {}  # GPU -> index in events of its last XID 79 / lost report
+        self._last: dict[str, int] = {}  # GPU -> index in events of its last event
 
     def _ts(self, prefix: str) -> Timestamp:
         return parse_prefix(prefix, boot_time=self.boot_time, now=self.now, tz=self.tz)
+
+    def _stamp(self, prefix: str, continuation: bool) -> Timestamp:
+        """A continuation line (a later line of a kmsg record, or journald's indented lines of one
+        message) has no stamp of its own: it takes the stamp of its record's line just before it."""
+        if (continuation or (prefix and not prefix.strip())) and self._record is not None:
+            line_no, ts = self._record
+            if line_no >= self._seen - 1:
+                self._record = (self._seen, ts)
+                return ts
+        ts = self._ts(prefix)
+        self._record = (self._seen, ts)
+        return ts
 
     def feed(self, line: str | bytes) -> None:
         try:
@@ -220,47 +243,94 @@ class LineParser:
             line = line.decode("utf-8", "replace")
         line = line.rstrip("\r\n").replace("\\x0a", "\n")
         self._seen += 1
-        for part in line.split("\n") if "\n" in line else (line,):
-            self._feed_one(part, line)
+        if line[:1] in (" ", "\t") and self._record is not None and self._record[0] == self._seen - 1:
+            self._record = (self._seen, self._record[1])  # an indented line continues the record
+        if "\n" not in line:
+            self._feed_one(line, line, False)
+            return
+        for i, part in enumerate(line.split("\n")):
+            self._feed_one(part, line, i > 0)
 
-    def _feed_one(self, line: str, raw: str) -> None:
+    def _feed_one(self, line: str, raw: str, continuation: bool) -> None:
         pos = line.find("NVRM: ")
         if pos >= 0:
             m = XID_RE.search(line, pos)
             if m:
-                self._xid(m, line)
+                self._xid(m, line, self._stamp(line[: m.start()], continuation))
+                return
+            if one := _LOST_LINE_RE.search(line, pos):
+                self._lost(one["pci"], self._stamp(line[:pos], continuation), line)
                 return
             if h := _LOST_HEAD_RE.search(line, pos):
-                self._lost_head = (h["pci"], self._ts(line[:pos]), raw, self._seen)
+                self._lost_head = (h["pci"], self._stamp(line[:pos], continuation), raw, self._seen)
                 if _LOST_TAIL not in line:
                     return
             if _LOST_TAIL in line and self._lost_head and self._seen - self._lost_head[3] <= 2:
                 pci, ts, head_raw, _ = self._lost_head
                 self._lost_head = None
-                text = head_raw if head_raw == raw else f"{head_raw}\n{raw}"
-                self.events.append(
-                    KernelEvent(
-                        kind="gpu_lost", xid=None, pci=pci, bus_id=normalize_bus_id(pci), pid=None, process=None,
-                        message="GPU has fallen off the bus and is not responding (no XID line)", raw=text,
-                        timestamp=ts.wall, uptime_s=ts.uptime_s, timestamp_kind=ts.kind, timestamp_note=ts.note,
-                    )
-                )  # fmt: skip
+                self._lost(pci, ts, head_raw if head_raw == raw else f"{head_raw}\n{raw}")
             return
         if "SXid" in line and (m := SXID_RE.search(line)):
             self._sxid(m, line)
 
-    def _xid(self, m: re.Match[str], line: str) -> None:
-        ts = self._ts(line[: m.start()])
+    def _recent_loss(self, key: str, ts: Timestamp) -> int | None:
+        """Index of this GPU's XID 79 or lost-GPU event printed with this report: its last event, at
+        about the same time (by wall clock or uptime; two undated lines count as together)."""
+        index = self._losses.get(key)
+        if index is None or self._last.get(key) != index:
+            return None
+        ev = self.events[index]
+        if ev.timestamp is not None and ts.wall is not None:
+            return index if abs((ev.timestamp - ts.wall).total_seconds()) <= LOST_SECONDS_APART else None
+        if ev.uptime_s is not None and ts.uptime_s is not None:
+            return index if abs(ev.uptime_s - ts.uptime_s) <= LOST_SECONDS_APART else None
+        return index if ev.timestamp is ts.wall is ev.uptime_s is ts.uptime_s is None else None
+
+    def _lost(self, pci: str, ts: Timestamp, raw: str) -> None:
+        """A lost-GPU report: folded into the XID 79 (or earlier report) of the same GPU next to it."""
+        bus_id = normalize_bus_id(pci)
+        key = bus_id or pci
+        index = self._recent_loss(key, ts)
+        if index is not None:
+            ev = self.events[index]
+            if raw not in ev.raw:
+                ev.raw = f"{ev.raw}\n{raw}"
+            return
+        self.events.append(
+            KernelEvent(
+                kind="gpu_lost", xid=None, pci=pci, bus_id=bus_id, pid=None, process=None,
+                message="GPU has fallen off the bus and is not responding (no XID line)", raw=raw,
+                timestamp=ts.wall, uptime_s=ts.uptime_s, timestamp_kind=ts.kind, timestamp_note=ts.note,
+            )
+        )  # fmt: skip
+        self._losses[key] = self._last[key] = len(self.events) - 1
+
+    def _xid(self, m: re.Match[str], line: str, ts: Timestamp) -> None:
         pid, name, message = _split_pid_name(m["rest"])
         xid = int(m["xid"])
         caused = _CAUSED_BY_RE.search(message) if xid == 45 else None
-        self.events.append(
-            KernelEvent(
-                kind="xid", xid=xid, pci=m["pci"], bus_id=normalize_bus_id(m["pci"]), pid=pid, process=name,
-                message=message, raw=line, timestamp=ts.wall, uptime_s=ts.uptime_s, timestamp_kind=ts.kind,
-                timestamp_note=ts.note, caused_by_xid=int(caused[1]) if caused else None, sympathetic=caused is not None,
-            )
+        ev = KernelEvent(
+            kind="xid", xid=xid, pci=m["pci"], bus_id=normalize_bus_id(m["pci"]), pid=pid, process=name,
+            message=message, raw=line, timestamp=ts.wall, uptime_s=ts.uptime_s, timestamp_kind=ts.kind,
+            timestamp_note=ts.note, caused_by_xid=int(caused[1]) if caused else None, sympathetic=caused is not None,
         )  # fmt: skip
+        key = ev.bus_id or ev.pci or ""
+        if xid != 79:
+            self.events.append(ev)
+            self._last[key] = len(self.events) - 1
+            return
+        index = self._recent_loss(key, ts)
+        if index is not None and self.events[index].kind == "gpu_lost":  # the XID line names the event
+            lost = self.events[index]
+            ev.raw = f"{lost.raw}\n{line}"
+            if ev.timestamp is None and lost.timestamp is not None:
+                ev.timestamp, ev.uptime_s = lost.timestamp, lost.uptime_s
+                ev.timestamp_kind, ev.timestamp_note = lost.timestamp_kind, lost.timestamp_note
+            self.events[index] = ev
+        else:
+            self.events.append(ev)
+            index = len(self.events) - 1
+        self._losses[key] = self._last[key] = index
 
     def _sxid(self, m: re.Match[str], line: str) -> None:
         """Consecutive lines of one SXid (Data, Fatal/Non-fatal header, Severity) form one report."""
@@ -283,7 +353,7 @@ class LineParser:
             else:
                 last.details.append(rest)
             return
-        ts = self._ts(line[: m.start()])
+        ts = self._stamp(line[: m.start()], False)
         self.sxids.append(
             SxidEvent(
                 sxid=sxid, switch=switch, pci=m["pci"], bus_id=normalize_bus_id(m["pci"]),

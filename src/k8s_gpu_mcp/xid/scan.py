@@ -18,6 +18,7 @@ from .parse import LineParser
 
 CHUNK_SIZE = 8 << 20
 _LOST = b"fallen off the bus"
+_RECORD_LINES = 8  # continuation lines of one journald record looked back over
 _MAX_MISSES = 4096  # per chunk, before switching from memchr('X') to find(b"Xid")
 
 
@@ -26,6 +27,17 @@ def _line_bounds(buf: bytearray, start: int, end: int, i: int) -> tuple[int, int
     ls = max(ls, start)
     le = buf.find(b"\n", i, end)
     return ls, (end if le == -1 else le)
+
+
+def _record_head(buf: bytearray, found: dict[int, bytes], ls: int, floor: int) -> None:
+    """An indented candidate line continues a multi-line record (journald): keep the lines back to
+    the record's first line, which carries the timestamp."""
+    for _ in range(_RECORD_LINES):
+        if ls <= floor or buf[ls] not in b" \t":
+            return
+        ps = max(buf.rfind(b"\n", floor, ls - 1) + 1, floor)
+        found[ps] = bytes(buf[ps : ls - 1])
+        ls = ps
 
 
 def _candidates(buf: bytearray, start: int, end: int, ctx: int = 0) -> list[tuple[int, bytes]]:
@@ -38,6 +50,8 @@ def _candidates(buf: bytearray, start: int, end: int, ctx: int = 0) -> list[tupl
         if buf.startswith(b"Xid", i):
             ls, le = _line_bounds(buf, start, end, i)
             found[ls] = bytes(buf[ls:le])
+            if buf[ls] in b" \t":
+                _record_head(buf, found, ls, ctx)
             i = find(anchor, le, end)
         else:
             misses += 1
