@@ -100,8 +100,58 @@ def measure() -> dict[str, float | int]:
     }
 
 
+WORST_MIB = 256  # issue 20: a file with no newline, full of 'X', once took the agent to GBs of RSS
+_CHILD = """
+import resource, sys, time
+sys.path.insert(0, {src!r})
+from k8s_gpu_mcp.xid.scan import scan_file
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+t = time.perf_counter()
+if {scan}:
+    scan_file({path!r})
+print(before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.perf_counter() - t)
+"""
+
+
+def _child(path: Path, scan: bool) -> tuple[float, float, float]:
+    """(peak RSS MiB before the scan, after it, scan seconds) of a fresh interpreter."""
+    src = str(Path(__file__).resolve().parent.parent / "src")
+    code = _CHILD.format(src=src, path=str(path), scan=scan)
+    out = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, check=True, text=True)
+    before, after, seconds = out.stdout.split()
+    return int(before) / 1024, int(after) / 1024, float(seconds)
+
+
+def measure_worst_case() -> dict[str, float | int]:
+    """Peak RSS and time of scanning a WORST_MIB file with no newline, next to the same interpreter
+    without the scan (RSS reference) and ``grep -F -c`` over the same file (time reference)."""
+    with tempfile.TemporaryDirectory(prefix="xid-bench-worst-") as tmp:
+        path = Path(tmp) / "no-newline.log"
+        block = b"Xid X" * ((1 << 20) // 5)
+        with open(path, "wb") as f:
+            for _ in range(WORST_MIB):
+                f.write(block)
+        subprocess.run(["grep", "-F", "-c", "NVRM: Xid", str(path)], stdout=subprocess.PIPE, check=False)
+        _, idle_rss, _ = _child(path, scan=False)
+        _, peak_rss, scan_s = _child(path, scan=True)
+        t = time.perf_counter()
+        subprocess.run(["grep", "-F", "-c", "NVRM: Xid", str(path)], stdout=subprocess.PIPE, check=False)
+        grep_s = time.perf_counter() - t
+    return {
+        "worst_file_mib": WORST_MIB,
+        "worst_peak_rss_mib": round(peak_rss, 1),
+        "worst_idle_rss_mib": round(idle_rss, 1),
+        "worst_rss_growth_mib": round(peak_rss - idle_rss, 1),
+        "worst_rss_growth_vs_file": round((peak_rss - idle_rss) / WORST_MIB, 3),
+        "worst_scan_s": round(scan_s, 3),
+        "worst_grep_s": round(grep_s, 3),
+        "worst_ratio_vs_grep": round(grep_s / scan_s, 2) if scan_s else None,
+    }
+
+
 def main() -> int:
     sys.stdout.write(json.dumps(measure()) + "\n")
+    sys.stdout.write(json.dumps(measure_worst_case()) + "\n")
     return 0
 
 

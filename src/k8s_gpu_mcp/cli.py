@@ -43,6 +43,20 @@ AGENT_OPTIONS: list[tuple[str, str, tuple[str, ...] | None, str]] = [
         "comma-separated toolsets to list (core, xid, processes, k8s, remediation); default: all of them "
         "(remediation needs --mode operator)",
     ),
+    (
+        "--xid-log-files",
+        "xid_log_files",
+        None,
+        "comma-separated kernel log files a client may name in analyze_xid_errors(source=...); "
+        "no other file is read",
+    ),
+    (
+        "--boot-time",
+        "boot_time",
+        None,
+        "boot time (RFC 3339 or epoch seconds) of the host and boot that wrote --kernel-log and "
+        "--xid-log-files, to date their uptime stamps; default: only the log's own wall-clock lines",
+    ),
     ("--audit-log", "audit_log", None, "append a JSON line per remediation attempt to this file"),
     ("--host-root", "host_root", None, "where the host's root filesystem is mounted (kubectl debug: /host)"),
     ("--proc-root", "proc_root", None, "the /proc to read process and cgroup data from"),

@@ -25,6 +25,8 @@ class Settings:
     log_level: str = "INFO"
     toolsets: str | None = None  # comma-separated (tools/__init__.py); None: every toolset
     kernel_log: str | None = None
+    xid_log_files: str | None = None  # comma-separated files analyze_xid_errors(source=...) may read
+    boot_time: str | None = None  # boot time of the host that wrote --kernel-log / xid_log_files
     audit_log: str | None = None
     host_root: str = "/host"
     proc_root: str = "/proc"

@@ -92,6 +92,66 @@ async def test_bad_arguments_are_tool_errors(make_app, args, needle):
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        ({"since": "99999999999w"}, "invalid since"),  # OverflowError inside timedelta arithmetic
+        ({"since": "9" * 5000 + "d"}, "invalid since"),
+        ({"since": "x" * 2_000_000}, "invalid since"),
+        ({"min_severity": "y" * 2_000_000}, "invalid min_severity"),
+        ({"source": "/" + "a" * 300}, "invalid source"),  # would be ENAMETOOLONG if it were opened
+        ({"source": "z" * 2_000_000}, "invalid source"),
+    ],
+)
+async def test_hostile_arguments_are_clear_clipped_errors(make_app, args, needle):
+    result = await call(make_app(), "analyze_xid_errors", args)
+    text = result.content[0].text
+    assert result.is_error and needle in text
+    assert len(text) < 1000 and "Traceback" not in text
+
+
+@pytest.mark.anyio
+async def test_a_file_the_operator_did_not_name_is_refused_unread(make_app, tmp_path):
+    secret = tmp_path / "secret.log"
+    secret.write_text("[ 10.0] NVRM: Xid (PCI:0000:ee:00): 13, pid=1, name=a, x\n")
+    named = tmp_path / "kern.log"
+    named.write_text("")
+    app = make_app(kernel_log=str(named))
+    for path in (str(secret), str(tmp_path / "x" / ".." / "secret.log"), "/etc/shadow", "/proc/self/environ"):
+        result = await call(app, "analyze_xid_errors", {"source": path})
+        assert result.is_error, path
+        assert "operator named" in result.content[0].text and str(named) in result.content[0].text
+
+
+@pytest.mark.anyio
+async def test_files_on_the_allow_list_are_read(make_app, tmp_path):
+    a, b = tmp_path / "a.log", tmp_path / "b.log"
+    a.write_text("[ 10.0] NVRM: Xid (PCI:0000:ee:00): 31, pid=1, name=a, x\n")
+    b.write_text("2026-11-21T10:00:00Z gpu-7 kernel: NVRM: Xid (PCI:0000:ee:00): 43, pid=1, name=a, x\n")
+    app = make_app(xid_log_files=f"{a}, {b}")
+    for path, xid in ((str(a), 31), (f"{tmp_path}/./b.log", 43)):
+        data = (await call(app, "analyze_xid_errors", {"source": path, "since": "3650d"})).structured_content
+        assert data["sources"] == ["file", "nvml"] and [e["xid"] for e in data["events"]] == [xid]
+    b.unlink()
+    result = await call(app, "analyze_xid_errors", {"source": str(b)})
+    assert result.is_error and "cannot read kernel log" in result.content[0].text
+
+
+@pytest.mark.anyio
+async def test_file_uptime_needs_the_boot_time_of_its_host(make_app, tmp_path):
+    log = tmp_path / "kern.log"
+    log.write_text("[ 3600.0] NVRM: Xid (PCI:0000:ee:00): 13, pid=1, name=a, x\n")
+    data = (await call(make_app(kernel_log=str(log)), "analyze_xid_errors")).structured_content
+    (ev,) = data["events"]
+    assert ev["timestamp"] is None and ev["uptime_s"] == 3600.0 and "--boot-time" in ev["timestamp_note"]
+    app = make_app(kernel_log=str(log), boot_time="2026-11-21T09:00:00Z")
+    (ev,) = (await call(app, "analyze_xid_errors", {"since": "3650d"})).structured_content["events"]
+    assert ev["timestamp"].startswith("2026-11-21T10:00:00")
+    result = await call(make_app(kernel_log=str(log), boot_time="soon"), "analyze_xid_errors")
+    assert result.is_error and "--boot-time" in result.content[0].text
+
+
+@pytest.mark.anyio
 async def test_catalog_resource(make_app):
     from mcp.client import Client
 

@@ -77,3 +77,72 @@ def test_parser_never_raises_on_xid_like_noise(noise: str) -> None:
 @given(st.binary(max_size=3000), st.integers(min_value=8, max_value=512))
 def test_scanner_never_raises(data: bytes, chunk: int) -> None:
     scan_bytes(data, chunk_size=chunk)
+
+
+# ---- bounds: memory, line length, file size, event count --------------------------------------
+def _write_no_newline(path, mib: int, block: bytes) -> None:
+    chunk = block * ((1 << 20) // len(block))
+    with open(path, "wb") as f:
+        f.write(b"[ 1.0] NVRM: Xid (PCI:0000:3b:00): 13, pid=1, name=a, ")
+        for _ in range(mib):
+            f.write(chunk)
+
+
+def test_no_newline_file_keeps_memory_bounded(tmp_path) -> None:
+    """Issue 20: a 128 MiB file with no newline (full of 'X') once doubled the buffer to GBs."""
+    import tracemalloc
+
+    from k8s_gpu_mcp.xid.scan import CHUNK_SIZE, MAX_CONTEXT, MAX_LINE, scan_file
+
+    path = tmp_path / "no-newline.log"
+    _write_no_newline(path, 128, b"Xid X")
+    tracemalloc.start()
+    try:
+        parser = scan_file(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    bound = CHUNK_SIZE + MAX_LINE + MAX_CONTEXT + (4 << 20)  # the buffer, plus 4 MiB for everything else
+    assert peak < bound, (peak, bound)
+    (ev,) = parser.events  # the line's first MAX_LINE bytes are still parsed
+    assert ev.xid == 13 and len(ev.raw) <= MAX_LINE
+    assert any(f"longer than {MAX_LINE} bytes" in n for n in parser.notes)
+
+
+def test_long_line_is_cut_and_the_next_lines_are_still_read() -> None:
+    from k8s_gpu_mcp.xid.scan import MAX_LINE
+
+    text = b"A" * (3 * MAX_LINE) + b"\n[ 2.0] NVRM: Xid (PCI:0000:3b:00): 31, pid=2, name=b, x\n"
+    for chunk in (1000, 1 << 20):
+        parser = scan_bytes(text, chunk_size=chunk)
+        assert [e.xid for e in parser.events] == [31], chunk
+        assert bool(parser.notes) == (chunk < MAX_LINE)  # cut while reading only when past the buffer
+
+
+def test_big_file_is_read_from_its_tail(tmp_path) -> None:
+    from k8s_gpu_mcp.xid.scan import scan_file
+
+    path = tmp_path / "big.log"
+    old = "[ 1.0] NVRM: Xid (PCI:0000:3b:00): 13, pid=1, name=a, old\n"
+    new = "[ 9.0] NVRM: Xid (PCI:0000:3b:00): 31, pid=1, name=a, new\n"
+    path.write_text(old + "filler line\n" * 10_000 + new)
+    parser = scan_file(path, max_bytes=4096)
+    assert [e.xid for e in parser.events] == [31]
+    assert any("last 0 MiB" in n or "only its last" in n for n in parser.notes)
+
+
+def test_scan_stops_at_its_deadline() -> None:
+    parser = scan_stream(io.BytesIO(b"[ 1.0] NVRM: Xid (PCI:0000:3b:00): 13, x\n" * 100), deadline_s=-1)
+    assert parser.events == [] and "deadline" in parser.notes[0]
+
+
+def test_event_count_is_capped_keeping_the_newest() -> None:
+    from k8s_gpu_mcp.xid.parse import MAX_EVENTS
+
+    lines = [
+        f"[ {i}.0] NVRM: Xid (PCI:0000:3b:00): 13, pid={i + 1}, name=a, x" for i in range(2 * MAX_EVENTS + 5)
+    ]
+    parser = parse_lines(lines)
+    assert len(parser.events) <= 2 * MAX_EVENTS
+    assert parser.events[-1].pid == 2 * MAX_EVENTS + 5 and parser.dropped == MAX_EVENTS
+    assert "event cap" in parser.notes[-1]

@@ -110,6 +110,80 @@ def test_file_and_scenario_sources(tmp_path: Path, proc: Path) -> None:
     assert (log.source, log.parser.events[0].xid) == ("scenario", 31)
 
 
-def test_invalid_source_names_the_choices(proc: Path) -> None:
-    with pytest.raises(ValueError, match="auto, kmsg, journal, dmesg"):
+def test_missing_file_is_an_os_error(proc: Path) -> None:
+    with pytest.raises(FileNotFoundError):
         read_kernel_log("/no/such/file", proc_root=proc)
+
+
+XID13 = "NVRM: Xid (PCI:0000:18:00): 13, pid=1, name=a, Graphics SM Warp Exception on (GPC 1, TPC 0, SM 0)"
+NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+
+
+def _file(tmp_path: Path, *lines: str) -> str:
+    f = tmp_path / "other-host.log"
+    f.write_text("\n".join(lines) + "\n")
+    return str(f)
+
+
+def test_file_uptime_is_not_dated_with_this_machines_boot(tmp_path: Path, proc: Path) -> None:
+    """A file may come from another host or boot: /proc/stat's btime must not date it."""
+    path = _file(tmp_path, "[ 1.0] eth0: up", f"[ 3600.5] {XID13}")
+    (ev,) = read_kernel_log(path, proc_root=proc, now=NOW).parser.events
+    assert ev.timestamp is None and ev.uptime_s == 3600.5
+    assert "--boot-time" in ev.timestamp_note
+
+
+def test_file_uptime_dated_with_the_operators_boot_time(tmp_path: Path, proc: Path) -> None:
+    boot = datetime(2026, 11, 20, tzinfo=UTC)
+    path = _file(tmp_path, f"[ 3600.5] {XID13}")
+    (ev,) = read_kernel_log(path, proc_root=proc, log_boot_time=boot, now=NOW).parser.events
+    assert ev.timestamp == boot + timedelta(seconds=3600.5)
+
+
+def test_file_uptime_dated_from_its_own_wall_clock_line(tmp_path: Path, proc: Path) -> None:
+    """kern.log style lines carry both a syslog time and the uptime: they give the boot time of the log."""
+    path = _file(
+        tmp_path,
+        f"[ 3600.5] {XID13}",
+        "Nov 21 10:00:00 gpu-7 kernel: [ 7200.000000] NVRM: Xid (PCI:0000:18:00): 31, pid=2, name=b, x",
+    )
+    first, second = read_kernel_log(path, proc_root=proc, now=NOW).parser.events
+    local_boot = second.timestamp - timedelta(seconds=7200)
+    assert first.timestamp == local_boot + timedelta(seconds=3600.5)
+    assert "wall-clock line" in first.timestamp_note
+
+
+def test_file_uptime_dated_from_the_rtc_line_of_its_boot_only(tmp_path: Path, proc: Path) -> None:
+    path = _file(
+        tmp_path,
+        "[    1.500000] rtc_cmos 00:00: setting system clock to 2026-11-21T09:00:01 UTC (1795251601)",
+        f"[ 3600.5] {XID13}",
+        "[    0.000000] Linux version 6.8.0 (a reboot: the uptime goes back)",
+        f"[   99.0] {XID13}",
+    )
+    dated, after_reboot = read_kernel_log(
+        path, proc_root=proc, now=datetime(2026, 11, 21, 12, tzinfo=UTC)
+    ).parser.events
+    boot = datetime.fromtimestamp(1795251601, UTC) - timedelta(seconds=1.5)
+    assert dated.timestamp == boot + timedelta(seconds=3600.5)
+    assert after_reboot.timestamp is None and after_reboot.uptime_s == 99.0
+
+
+def test_a_time_in_the_future_is_never_reported(tmp_path: Path, proc: Path) -> None:
+    path = _file(tmp_path, f"2027-06-01T00:00:00+00:00 gpu-7 kernel: {XID13}")
+    (ev,) = read_kernel_log(path, proc_root=proc, now=NOW).parser.events
+    assert ev.timestamp is None and "future" in ev.timestamp_note
+    boot = datetime(2026, 11, 21, 11, 59, tzinfo=UTC)  # a wrong boot time pushes uptime past now
+    (ev,) = read_kernel_log(_file(tmp_path, f"[ 3600.5] {XID13}"), log_boot_time=boot, now=NOW).parser.events
+    assert ev.timestamp is None and "future" in ev.timestamp_note
+
+
+def test_parse_boot_time_forms() -> None:
+    from k8s_gpu_mcp.xid.sources import parse_boot_time
+
+    assert parse_boot_time("2026-11-21T09:00:00Z") == datetime(2026, 11, 21, 9, tzinfo=UTC)
+    assert parse_boot_time("1795251601") == datetime.fromtimestamp(1795251601, UTC)
+    with pytest.raises(ValueError, match="RFC 3339"):
+        parse_boot_time("yesterday")
+    with pytest.raises(ValueError, match="RFC 3339"):
+        parse_boot_time("9" * 400)

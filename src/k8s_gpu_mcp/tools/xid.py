@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -10,7 +11,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
 from k8s_gpu_mcp.tools import _common
-from k8s_gpu_mcp.tools._common import READ_ONLY, GpuSelector, Source, select_gpus
+from k8s_gpu_mcp.tools._common import READ_ONLY, GpuSelector, Source, clip, select_gpus
 from k8s_gpu_mcp.xid.models import XidAnalysis
 
 if TYPE_CHECKING:
@@ -20,6 +21,39 @@ TOOLSET = "xid"
 
 SOURCES = ("auto", "kmsg", "journal", "dmesg", "nvml", "scenario")
 MOCK_LAST_LINE_AGE = timedelta(minutes=5)
+MAX_PATH_CHARS = 4096  # PATH_MAX: a longer source cannot name a file the operator listed
+
+
+def allowed_files(settings: Any) -> dict[str, str]:
+    """The files a client may name as ``source``: --kernel-log and --xid-log-files, by normalised path."""
+    names = [settings.kernel_log or "", *(settings.xid_log_files or "").split(",")]
+    return {os.path.normpath(n.strip()): n.strip() for n in names if n.strip()}
+
+
+def _file_source(settings: Any, source: str) -> str:
+    """The operator-named file ``source`` refers to, or a ToolError; the filesystem is not touched."""
+    allowed = allowed_files(settings)
+    key = os.path.normpath(source) if len(source) <= MAX_PATH_CHARS and "\0" not in source else None
+    if key is None or key not in allowed:
+        listed = ", ".join(sorted(allowed.values())) or "none (the operator named no file)"
+        raise ToolError(
+            f"invalid source {clip(source)}: use one of {', '.join(SOURCES)}, or a kernel log file the "
+            f"operator named at start-up (--kernel-log, --xid-log-files): {listed}"
+        )
+    return allowed[key]
+
+
+def _check_filters(since: str, min_severity: str | None) -> None:
+    """Bad ``since``/``min_severity`` as a ToolError that echoes the input clipped."""
+    from k8s_gpu_mcp.xid.analyze import SINCE_HELP, parse_since
+    from k8s_gpu_mcp.xid.catalog import SEVERITY_ORDER
+
+    try:
+        parse_since(since, datetime.now(UTC))
+    except (ValueError, OverflowError):
+        raise ToolError(f"invalid since {clip(since)}: use {SINCE_HELP}") from None
+    if min_severity is not None and min_severity not in SEVERITY_ORDER:
+        raise ToolError(f"invalid min_severity {clip(min_severity)}; valid: {', '.join(SEVERITY_ORDER)}")
 
 
 class XidErrorsResult(XidAnalysis):
@@ -46,14 +80,17 @@ def collect_xids(
 ) -> XidErrorsResult:
     """The XID analysis behind analyze_xid_errors (also used by get_gpu_health); ToolError on bad input."""
     from k8s_gpu_mcp.xid.analyze import analyze
-    from k8s_gpu_mcp.xid.sources import read_kernel_log
+    from k8s_gpu_mcp.xid.sources import parse_boot_time, read_kernel_log
 
     settings, mock, watcher = app.settings, app.backend.mock, app.xid_watcher
     chosen = source or "auto"
-    if chosen not in SOURCES and not Path(chosen).is_file():
-        raise ToolError(
-            f"invalid source {chosen!r}: use one of {', '.join(SOURCES)} or an existing file path"
-        )
+    if chosen not in SOURCES:
+        chosen = _file_source(settings, chosen)
+    _check_filters(since, min_severity)
+    try:
+        log_boot = parse_boot_time(settings.boot_time) if settings.boot_time else None
+    except ValueError as exc:
+        raise ToolError(f"--boot-time {clip(settings.boot_time)}: {exc}") from None
     indexes = [r.index for r in select_gpus(app, gpus)] if gpus is not None else None
     now = datetime.now(UTC)
     if chosen == "auto" and settings.kernel_log:
@@ -84,10 +121,14 @@ def collect_xids(
                 proc_root=settings.proc_root,
                 journal_dir=str(journal) if journal.is_dir() else None,
                 boot_time=boot,
+                log_boot_time=log_boot,
                 now=now,
             )
+        except OSError as exc:
+            raise ToolError(f"cannot read kernel log {clip(chosen)}: {exc.strerror or exc}") from None
         except ValueError as exc:
             raise ToolError(str(exc)) from exc
+        notes.extend(klog.parser.notes)
         unavailable.update({f"kernel_log.{k}": v for k, v in klog.unavailable.items()})
         if klog.source is None:
             notes.append("No kernel log source could be read; only live NVML events are included.")
@@ -154,7 +195,8 @@ def register(app: AgentApp) -> None:
         source: Annotated[
             str | None,
             Field(
-                description="auto (default), kmsg, journal, dmesg, nvml, scenario, or a kernel log file path"
+                description="auto (default), kmsg, journal, dmesg, nvml, scenario, or a kernel log file "
+                "the operator named at start-up (--kernel-log, --xid-log-files)"
             ),
         ] = None,
     ) -> XidErrorsResult:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import reprlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,6 +24,8 @@ RELATED_WINDOW_S = 300.0  # "nearby" XIDs for message decoding (48 with 63/64, 4
 RECURRING_COUNT = 3  # the same hardware XID this often on one GPU -> replace the GPU
 REPLACE_ACTION = "Drain the node and replace the GPU (recurring hardware XID; contact NVIDIA support)"
 _DURATION_RE = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+_ECHO = reprlib.Repr()  # caller input in errors is echoed cut short
+_ECHO.maxstring = _ECHO.maxother = 60
 SINCE_HELP = 'a duration like "30m", "24h", "7d", "1h30m" or an RFC 3339 time like "2026-11-21T10:00:00Z"'
 
 
@@ -38,14 +41,14 @@ def parse_since(since: str | None, now: datetime) -> datetime | None:
     if since is None or since == "":
         return None
     text = since.strip()
-    m = _DURATION_RE.match(text)
-    if m and any(m.groups()):
-        w, d, h, mi, s = (int(g or 0) for g in m.groups())
-        return now - timedelta(weeks=w, days=d, hours=h, minutes=mi, seconds=s)
+    m = _DURATION_RE.match(text) if len(text) <= 64 else None
     try:
+        if m and any(m.groups()):
+            w, d, h, mi, s = (int(g or 0) for g in m.groups())
+            return now - timedelta(weeks=w, days=d, hours=h, minutes=mi, seconds=s)
         ts = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"invalid since {since!r}: use {SINCE_HELP}") from None
+    except (ValueError, OverflowError):  # OverflowError: a duration reaching before year 1
+        raise ValueError(f"invalid since {_ECHO.repr(since)}: use {SINCE_HELP}") from None
     return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
@@ -142,7 +145,9 @@ def analyze(
     """Analyse XID events. Raises ValueError (with the valid choices) on bad arguments."""
     now = now or datetime.now(UTC)
     if min_severity is not None and min_severity not in SEVERITY_ORDER:
-        raise ValueError(f"invalid min_severity {min_severity!r}; valid: {', '.join(SEVERITY_ORDER)}")
+        raise ValueError(
+            f"invalid min_severity {_ECHO.repr(min_severity)}; valid: {', '.join(SEVERITY_ORDER)}"
+        )
     if limit < 1:
         raise ValueError("limit must be >= 1")
     lower = parse_since(since, now)
@@ -222,6 +227,7 @@ def _event(
     return XidEvent(
         timestamp=ev.timestamp,
         timestamp_note=ev.timestamp_note,
+        uptime_s=ev.uptime_s,
         kind=ev.kind,
         xid=code,
         name=name,

@@ -16,6 +16,7 @@ Verdict = Literal["OK", "Info", "Warning", "Critical", "Fatal"]
 class XidEvent(ToolModel):
     timestamp: datetime | None = Field(description="Wall clock (UTC); null when the line could not be dated")
     timestamp_note: str | None = Field(None, description="Why timestamp is null or approximate")
+    uptime_s: float | None = Field(None, description="Seconds since boot as printed (dmesg, kmsg), if any")
     kind: Literal["xid", "gpu_lost"] = Field(
         description="gpu_lost: no-XID 'fallen off the bus' report or NVML GpuIsLost"
     )

@@ -38,6 +38,13 @@ _LOST_LINE_RE = re.compile(
     r"NVRM: GPU (?:at )?(?:PCI:)?(?P<pci>[0-9A-Fa-f]{1,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}(?:\.[0-7])?): "
     r"GPU has fallen off the bus"
 )
+FUTURE_SLACK = timedelta(minutes=5)  # clock skew tolerated before a time counts as in the future
+NO_BOOT_NOTE = (
+    "uptime stamp; the boot time of the host and boot that wrote this log is unknown "
+    "(give --boot-time, or the log has no wall-clock line to date it from)"
+)
+_RTC_RE = re.compile(r"setting system clock to \S+ \S+ \((?P<epoch>\d+)\)")
+MAX_EVENTS = 10_000  # kept per parser (the newest): a log of nothing but XID lines stays bounded
 LOST_SECONDS_APART = 10.0  # a lost-GPU report and its XID 79 are printed together, within this time
 # ---- timestamp prefixes ------------------------------------------------------------------------
 _KMSG_RE = re.compile(r"^(?P<prio>\d+),(?P<seq>\d+),(?P<usec>\d+),[^;]*;")
@@ -89,6 +96,7 @@ class KernelEvent:
     sympathetic: bool = False
     source: str = "kernel"
     gpu_index: int | None = None  # known when the source is NVML, else resolved from bus_id
+    boot_segment: int = 0  # which boot of the log (a smaller uptime than the line before starts the next)
 
 
 @dataclass(slots=True)
@@ -206,11 +214,24 @@ class LineParser:
     report into the XID 79 printed with it, and dates the continuation lines of a multi-line record."""
 
     def __init__(
-        self, *, boot_time: datetime | None = None, now: datetime | None = None, tz: tzinfo | None = None
+        self,
+        *,
+        boot_time: datetime | None = None,
+        now: datetime | None = None,
+        tz: tzinfo | None = None,
+        derive_boot: bool = False,
     ) -> None:
+        """``boot_time`` dates uptime stamps; without it and with ``derive_boot`` (a log from another
+        host or boot), each boot of the log is dated from its own wall-clock lines (see finish())."""
         self.boot_time, self.now, self.tz = boot_time, now, tz
+        self.derive_boot = derive_boot and boot_time is None
+        self._segment = 0
+        self._last_uptime = -1.0
+        self._anchors: dict[int, datetime] = {}  # boot segment -> boot time read from the log itself
         self.events: list[KernelEvent] = []
         self.sxids: list[SxidEvent] = []
+        self.notes: list[str] = []  # what was cut or dropped (scan bounds, event cap)
+        self.dropped = 0  # oldest events dropped to stay under MAX_EVENTS
         self._lost_head: tuple[str, Timestamp, str, int] | None = None  # pci, ts, raw, lines since
         self._seen = 0
         self._record: tuple[int, Timestamp] | None = None  # last dated line: (line number, its stamp)
@@ -218,7 +239,43 @@ class LineParser:
         self._last: dict[str, int] = {}  # GPU -> index in events of its last event
 
     def _ts(self, prefix: str) -> Timestamp:
-        return parse_prefix(prefix, boot_time=self.boot_time, now=self.now, tz=self.tz)
+        ts = parse_prefix(prefix, boot_time=self.boot_time, now=self.now, tz=self.tz)
+        if ts.uptime_s is not None:
+            if ts.uptime_s < self._last_uptime:
+                self._segment += 1  # the uptime went back: the log continues after a reboot
+            self._last_uptime = ts.uptime_s
+            if ts.wall is not None and ts.kind in ("syslog", "iso", "ctime") and self.derive_boot:
+                self._anchors.setdefault(self._segment, ts.wall - timedelta(seconds=ts.uptime_s))
+            elif ts.wall is None and self.boot_time is None and ts.kind in ("uptime", "kmsg"):
+                ts.note = NO_BOOT_NOTE
+        if ts.wall is not None and self.now is not None and ts.wall > self.now + FUTURE_SLACK:
+            ts.note = (
+                f"the line's time {ts.wall.isoformat()} is in the future: the log is from another host "
+                "or boot, or its clock is wrong; time left unknown"
+            )
+            ts.wall = None
+        return ts
+
+    def _rtc(self, line: str) -> None:
+        """``rtc_cmos ...: setting system clock to <time> UTC (<epoch>)`` at boot: wall clock + uptime."""
+        m = _RTC_RE.search(line)
+        ts = self._ts(line[: line.find("]") + 1]) if m else None
+        if m and ts is not None and ts.uptime_s is not None and self.derive_boot:
+            wall = datetime.fromtimestamp(int(m["epoch"]), UTC)
+            self._anchors[self._segment] = wall - timedelta(seconds=ts.uptime_s)
+
+    def finish(self) -> LineParser:
+        """Date the uptime stamps of each boot of the log from that boot's own wall-clock line."""
+        for ev in self.events:
+            anchor = self._anchors.get(ev.boot_segment)
+            if ev.timestamp is None and ev.uptime_s is not None and anchor is not None:
+                wall = anchor + timedelta(seconds=ev.uptime_s)
+                if self.now is None or wall <= self.now + FUTURE_SLACK:
+                    ev.timestamp = wall
+                    ev.timestamp_note = (
+                        f"uptime dated from the log's own wall-clock line (boot at {anchor.isoformat()})"
+                    )
+        return self
 
     def _stamp(self, prefix: str, continuation: bool) -> Timestamp:
         """A continuation line (a later line of a kmsg record, or journald's indented lines of one
@@ -252,6 +309,9 @@ class LineParser:
             self._feed_one(part, line, i > 0)
 
     def _feed_one(self, line: str, raw: str, continuation: bool) -> None:
+        if "system clock to" in line:
+            self._rtc(line)
+            return
         pos = line.find("NVRM: ")
         if pos >= 0:
             m = XID_RE.search(line, pos)
@@ -272,6 +332,19 @@ class LineParser:
             return
         if "SXid" in line and (m := SXID_RE.search(line)):
             self._sxid(m, line)
+
+    def _append(self, ev: KernelEvent) -> None:
+        """Keep at most 2 x MAX_EVENTS events: past that, drop the oldest MAX_EVENTS (said in a note)."""
+        ev.boot_segment = self._segment
+        self.events.append(ev)
+        if len(self.events) < 2 * MAX_EVENTS:
+            return
+        del self.events[:MAX_EVENTS]
+        self.dropped += MAX_EVENTS
+        self._losses = {k: i - MAX_EVENTS for k, i in self._losses.items() if i >= MAX_EVENTS}
+        self._last = {k: i - MAX_EVENTS for k, i in self._last.items() if i >= MAX_EVENTS}
+        self.notes[:] = [n for n in self.notes if not n.endswith("(event cap)")]
+        self.notes.append(f"the {self.dropped} oldest kernel events were dropped (event cap)")
 
     def _recent_loss(self, key: str, ts: Timestamp) -> int | None:
         """Index of this GPU's XID 79 or lost-GPU event printed with this report: its last event, at
@@ -296,7 +369,7 @@ class LineParser:
             if raw not in ev.raw:
                 ev.raw = f"{ev.raw}\n{raw}"
             return
-        self.events.append(
+        self._append(
             KernelEvent(
                 kind="gpu_lost", xid=None, pci=pci, bus_id=bus_id, pid=None, process=None,
                 message="GPU has fallen off the bus and is not responding (no XID line)", raw=raw,
@@ -316,7 +389,7 @@ class LineParser:
         )  # fmt: skip
         key = ev.bus_id or ev.pci or ""
         if xid != 79:
-            self.events.append(ev)
+            self._append(ev)
             self._last[key] = len(self.events) - 1
             return
         index = self._recent_loss(key, ts)
@@ -328,7 +401,7 @@ class LineParser:
                 ev.timestamp_kind, ev.timestamp_note = lost.timestamp_kind, lost.timestamp_note
             self.events[index] = ev
         else:
-            self.events.append(ev)
+            self._append(ev)
             index = len(self.events) - 1
         self._losses[key] = self._last[key] = index
 
@@ -354,6 +427,8 @@ class LineParser:
                 last.details.append(rest)
             return
         ts = self._stamp(line[: m.start()], False)
+        if len(self.sxids) >= 2 * MAX_EVENTS:
+            del self.sxids[:MAX_EVENTS]
         self.sxids.append(
             SxidEvent(
                 sxid=sxid, switch=switch, pci=m["pci"], bus_id=normalize_bus_id(m["pci"]),
@@ -379,7 +454,7 @@ def parse_lines(
     parser = LineParser(boot_time=boot_time, now=now, tz=tz)
     for line in lines:
         parser.feed(line)
-    return parser
+    return parser.finish()
 
 
 def parse_line(line: str | bytes, **kwargs: object) -> KernelEvent | None:

@@ -1,8 +1,11 @@
 """Kernel log sources: /dev/kmsg, journalctl, dmesg, a file, or lines supplied directly.
 
 ``auto`` tries /dev/kmsg (read from the start of the ring, non-blocking, until EAGAIN), then
-``journalctl -k``, then ``dmesg``. Uptime stamps are converted to wall clock with the boot time
-from ``/proc/stat`` (``btime``). Roots, paths, boot time and the PATH are injectable for tests.
+``journalctl -k``, then ``dmesg``. Uptime stamps of this boot's live log are converted to wall
+clock with the boot time from ``/proc/stat`` (``btime``). A file may come from another host or an
+earlier boot: its uptime stamps are dated only with the boot time the operator gave for it, or
+from the file's own wall-clock lines; otherwise they stay uptime, with a null time and a note.
+Roots, paths, boot time and the PATH are injectable for tests.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from pathlib import Path
 from k8s_gpu_mcp.host.procfs import boot_time
 
 from .parse import LineParser
-from .scan import scan_bytes, scan_file
+from .scan import scan_file, scan_stream
 
 KERNEL_SOURCES = ("auto", "kmsg", "journal", "dmesg", "scenario")
 _KMSG_RECORD = 16384  # larger than any printk record (the kernel caps them at 1 KiB of text + dict)
@@ -80,22 +83,36 @@ def read_kmsg(
     return records
 
 
-def _run(argv: Sequence[str], timeout: float, env: dict[str, str] | None) -> bytes:
+def _run(argv: Sequence[str], timeout: float, env: dict[str, str] | None, **opts: object) -> LineParser:
+    """Scan a command's output as it streams (bounded like a file), within ``timeout`` seconds."""
     exe = shutil.which(argv[0], path=(env or os.environ).get("PATH"))
     if exe is None:
         raise FileNotFoundError(f"{argv[0]} not found on PATH")
-    proc = subprocess.run(
-        [exe, *argv[1:]],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        timeout=timeout,
-        env=env,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"{argv[0]} exited with status {proc.returncode}")
-    return proc.stdout
+    with subprocess.Popen(
+        [exe, *argv[1:]], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env
+    ) as proc:
+        assert proc.stdout is not None
+        try:
+            parser = scan_stream(proc.stdout, deadline_s=timeout, **opts)  # type: ignore[arg-type]
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        status = proc.wait()
+    if status != 0 and not parser.events and not parser.notes:
+        raise RuntimeError(f"{argv[0]} exited with status {status}")
+    return parser
+
+
+def parse_boot_time(text: str) -> datetime:
+    """``--boot-time``: RFC 3339 (``2026-11-21T09:00:00Z``) or epoch seconds. Raises ValueError."""
+    value = text.strip()
+    try:
+        if value.replace(".", "", 1).isdigit():
+            return datetime.fromtimestamp(float(value), UTC)
+        stamp = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except (ValueError, OverflowError, OSError):
+        raise ValueError("invalid boot time: use RFC 3339 (2026-11-21T09:00:00Z) or epoch seconds") from None
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
 
 
 def journal_argv(since: datetime | None, journal_dir: str | None = None) -> list[str]:
@@ -116,39 +133,44 @@ def read_kernel_log(
     proc_root: str | Path = "/proc",
     journal_dir: str | None = None,
     boot_time: datetime | None = None,
+    log_boot_time: datetime | None = None,
     env: dict[str, str] | None = None,
     timeout: float = 20.0,
     now: datetime | None = None,
 ) -> KernelLog:
-    """Read and parse the kernel log from ``source`` (see KERNEL_SOURCES, or a file path)."""
-    boot = boot_time or read_boot_time(proc_root)
-    opts = {"boot_time": boot, "now": now}
+    """Read and parse the kernel log from ``source`` (see KERNEL_SOURCES, or a file path the caller
+    has already checked against the operator's list). ``boot_time``: of this boot's live log
+    (default: ``/proc/stat``); ``log_boot_time``: of the host and boot that wrote a file. Raises
+    OSError when a file cannot be read."""
     unavailable: dict[str, str] = {}
     if source == "scenario":
-        parser = LineParser(**opts)  # type: ignore[arg-type]
+        parser = LineParser(boot_time=boot_time, now=now)
         for line in lines or ():
             parser.feed(line)
-        return KernelLog("scenario", parser, unavailable, boot)
+        return KernelLog("scenario", parser.finish(), unavailable, boot_time)
     if source not in KERNEL_SOURCES:
         path = Path(source)
-        if not path.is_file():
-            raise ValueError(
-                f"invalid source {source!r}: use one of {', '.join(KERNEL_SOURCES)}, 'nvml' or a file path"
-            )
-        return KernelLog("file", scan_file(path, **opts), unavailable, boot)
+        if path.is_char_device():  # /dev/kmsg given as --kernel-log: this boot's live log
+            source, kmsg_path = "kmsg", path
+        else:
+            parser = scan_file(path, boot_time=log_boot_time, now=now, derive_boot=True)
+            return KernelLog("file", parser, unavailable, log_boot_time)
+    boot = boot_time or read_boot_time(proc_root)
+    opts = {"boot_time": boot, "now": now}
     order = ("kmsg", "journal", "dmesg") if source == "auto" else (source,)
     for name in order:
         try:
             if name == "kmsg":
-                parser = LineParser(**opts)  # type: ignore[arg-type]
+                parser = LineParser(boot_time=boot, now=now)
                 for record in read_kmsg(kmsg_path):
                     parser.feed(record)
+                parser.finish()
             elif name == "journal":
-                parser = scan_bytes(_run(journal_argv(since, journal_dir), timeout, env), **opts)
+                parser = _run(journal_argv(since, journal_dir), timeout, env, **opts)
             else:
-                parser = scan_bytes(_run(["dmesg"], timeout, env), **opts)
+                parser = _run(["dmesg"], timeout, env, **opts)
         except (OSError, RuntimeError, subprocess.TimeoutExpired) as exc:
             unavailable[name] = f"{type(exc).__name__}: {exc}"
             continue
         return KernelLog(name, parser, unavailable, boot)
-    return KernelLog(None, LineParser(**opts), unavailable, boot)  # type: ignore[arg-type]
+    return KernelLog(None, LineParser(boot_time=boot, now=now), unavailable, boot)
