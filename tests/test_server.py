@@ -10,7 +10,7 @@ from k8s_gpu_mcp.server import AgentApp, ToolsetError
 from k8s_gpu_mcp.tools import tool_module_names
 from k8s_gpu_mcp.tools._common import DESTRUCTIVE, READ_ONLY
 
-REMEDIATION = {"kill_gpu_process", "reset_gpu"}
+REMEDIATION = {"kill_gpu_process", "reset_gpu", "cordon_node", "uncordon_node", "drain_gpu_node"}
 
 
 def _listed(app: AgentApp) -> dict:
@@ -35,7 +35,10 @@ def test_every_tool_module_registers_at_start(agent):
     app = agent()
     listed = _listed(app)
     assert set(listed) == set(app.tool_names)
-    assert set(app.module_of.values()) == set(tool_module_names()) - {"remediation"}
+    assert set(app.module_of.values()) == set(tool_module_names()) - {
+        "remediation",
+        "node_ops",
+    }  # operator only
     assert {"get_gpu_health", "analyze_xid_errors", "get_gpu_telemetry"} <= set(listed)
 
 

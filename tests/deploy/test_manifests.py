@@ -44,11 +44,12 @@ def test_base_is_read_only_and_covers_the_tools() -> None:
     assert not any(o["kind"] == "ClusterRoleBinding" and "operator" in o["metadata"]["name"] for o in objs)
 
 
-def test_operator_role_adds_remediation_verbs_only() -> None:
+def test_operator_role_grants_exactly_what_the_operator_tools_call() -> None:
+    """cordon_node/uncordon_node/drain_gpu_node (k8s/drain.py): get + patch the node, evict pods."""
     objs = render(KUSTOMIZE / "base")
     role = by_kind(objs, "ClusterRole", "k8s-gpu-mcp-operator")
     verbs = {(r, v) for rule in role["rules"] for r in rule["resources"] for v in rule["verbs"]}
-    assert {("nodes", "patch"), ("pods/eviction", "create"), ("pods", "delete")} <= verbs
+    assert verbs == {("nodes", "get"), ("nodes", "patch"), ("pods/eviction", "create")}
     assert not any(v in ("*", "escalate", "bind", "impersonate") for _, v in verbs)
     assert not any(r in ("secrets", "*") for r, _ in verbs)
 

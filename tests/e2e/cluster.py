@@ -26,7 +26,12 @@ ADMIN_TOKEN = "e2e-admin-token"
 VIEWER_TOKEN = "e2e-viewer-token"  # authenticated, no RBAC grants at all
 SRE_TOKEN = "e2e-sre-token"  # user sre-alice in group `sre`: gets only what docs/kubernetes.md binds
 # Service accounts the test kubelet can "mount" into pods: (namespace, name).
-SERVICE_ACCOUNTS = [("default", "default"), ("k8s-gpu-mcp", "default"), ("k8s-gpu-mcp", "k8s-gpu-mcp")]
+SERVICE_ACCOUNTS = [
+    ("default", "default"),
+    ("k8s-gpu-mcp", "default"),
+    ("k8s-gpu-mcp", "k8s-gpu-mcp"),
+    ("node-ops-e2e", "operator"),  # tests/e2e/test_node_ops_e2e.py binds it to the shipped operator roles
+]
 
 
 def cache_dir() -> Path:

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from mcp.server.elicitation import AcceptedElicitation
 from mcp.server.mcpserver.exceptions import ToolError
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from k8s_gpu_mcp.audit import AuditError, AuditLog
 
@@ -22,6 +22,12 @@ if TYPE_CHECKING:
     from mcp.server.mcpserver import Context
 
     from k8s_gpu_mcp.server import AgentApp
+
+DryRun = Annotated[StrictBool, Field(description="return the plan (or the checks) and do nothing")]
+Confirm = Annotated[
+    StrictBool,
+    Field(description="the user agreed; required when the client cannot elicit (ignored when it can)"),
+]
 
 # What a confirmation resolver returns when it does not ask the human.
 NOT_NEEDED = "not-needed"  # dry run: nothing will be done

@@ -18,7 +18,7 @@ from mcp.server.elicitation import ElicitationResult
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.resolve import Elicit, Resolve
-from pydantic import Field, StrictBool, StrictInt, StrictStr
+from pydantic import Field, StrictInt, StrictStr
 
 from k8s_gpu_mcp.gpu.adapter import GpuLost, GpuRef
 from k8s_gpu_mcp.gpu.processes import MIB, NvmlProcess, read_process_lists
@@ -43,6 +43,8 @@ from k8s_gpu_mcp.tools._confirm import (
     Approval,
     Auditor,
     AuditRecord,
+    Confirm,
+    DryRun,
     Refusal,
     can_elicit,
     confirmation,
@@ -57,11 +59,6 @@ KILL_WAIT_S = 5.0  # after SIGKILL, how long to wait for the exit
 RELEASE_WAIT_S = 5.0  # after the exit, how long to wait for NVML to drop the process
 POLL_S = 0.1
 
-DryRun = Annotated[StrictBool, Field(description="return the plan (or the checks) and do nothing")]
-Confirm = Annotated[
-    StrictBool,
-    Field(description="the user agreed; required when the client cannot elicit (ignored when it can)"),
-]
 OneGpu = Annotated[
     StrictInt | StrictStr | None,
     Field(description="GPU index, UUID or PCI bus id"),
