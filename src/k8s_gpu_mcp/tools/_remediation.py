@@ -75,6 +75,10 @@ class ProcessGpu(ToolModel):
 
 class KillPlan(ToolModel):
     pid: int
+    start_time: str | None = Field(
+        description="when the process started (UTC): with the pid, the process the approval covers"
+    )
+    start_ticks: int | None = Field(description="its start time in clock ticks after boot (/proc/PID/stat)")
     command: str | None
     user: str | None
     state: str | None
@@ -139,6 +143,8 @@ class KillTarget:
         cg = info.cgroup if info else None
         return KillPlan(
             pid=self.pid,
+            start_time=info.start_time.isoformat(timespec="seconds") if info and info.start_time else None,
+            start_ticks=info.start_ticks if info else None,
             command=info.cmdline if info else None,
             user=info.user if info else None,
             state=info.state_name if info else None,
@@ -270,8 +276,11 @@ def kill_question(app: "AgentApp", target: KillTarget, signal: str, grace: int) 
     plan = target.plan(signal, grace)
     gpus = ", ".join(f"GPU {g.index} ({g.uuid}, {g.used_memory_mib} MiB)" for g in plan.gpus)
     then = f", then SIGKILL if it is still running after {grace}s" if plan.then_kill else ""
+    started = f"started {plan.start_time or 'at an unknown time'}, start ticks {plan.start_ticks}"
     return (
-        f"Send SIG{signal} to pid {plan.pid} on node {app.backend.node_name}{then}?\n"
+        f"Send SIG{signal} to pid {plan.pid} ({started}) on node {app.backend.node_name}{then}?\n"
+        f"This approval covers only that process: if pid {plan.pid} now names another one (a "
+        "different start time), nothing is sent.\n"
         f"command: {plan.command}\nuser: {plan.user}\npod: {plan.pod or plan.pod_uid or 'not in a pod'}\n"
         f"GPU memory: {gpus}"
     )
@@ -306,6 +315,8 @@ async def execute_kill(
     """Re-verify, signal, escalate, and read NVML back into ``result``."""
     pid, proc_root = target.pid, app.settings.proc_root
     ticks = target.info.start_ticks if target.info else None
+    if ticks is None:
+        raise Refusal(f"pid {pid}: its start time is unreadable, so the approval cannot be bound to it")
     refs = [ref for ref, _ in target.holders]
     before = {ref.index: _memory_used(app, ref) for ref in refs}
     with signals.pidfd(pid) as fd:
@@ -483,22 +494,34 @@ def _find(app: "AgentApp", ref: GpuRef) -> GpuRef:
 
 # ---- registration ----------------------------------------------------------------------------
 def register(app: "AgentApp") -> None:
+    def identify_kill(pid: int, gpu: Any, signal: str, grace_seconds: int) -> Any:
+        """The one plan per call: the question names its pid and start time, and the tool acts on
+        that same plan (re-verified right before the signal), so an approval never carries over to
+        a process that reused the pid. A Refusal is returned, for the tool to audit and raise."""
+        try:
+            return plan_kill(app, pid, gpu, signal, grace_seconds)
+        except Refusal as exc:
+            return exc
+
     def ask_kill(
-        pid: int, gpu: Any, signal: str, grace_seconds: int, dry_run: bool, ctx: Context
+        target: Annotated[Any, Resolve(identify_kill)],
+        signal: str,
+        grace_seconds: int,
+        dry_run: bool,
+        ctx: Context,
     ) -> Elicit[Approval] | str:
         if dry_run:
             return NOT_NEEDED
         if not can_elicit(ctx):
             return NO_ELICITATION
-        try:
-            target = plan_kill(app, pid, gpu, signal, grace_seconds)
-        except Refusal:
+        if isinstance(target, Refusal):
             return INVALID
         return Elicit(kill_question(app, target, signal, grace_seconds), Approval)
 
     async def kill_gpu_process(
         pid: Annotated[StrictInt, Field(description="host pid, as list_gpu_processes shows it")],
         approval: Annotated[ElicitationResult[Approval], Resolve(ask_kill)],
+        asked: Annotated[Any, Resolve(identify_kill)],
         gpu: OneGpu = None,
         signal: Annotated[
             StrictStr,
@@ -524,7 +547,9 @@ def register(app: "AgentApp") -> None:
         }
         auditor = Auditor(app, "kill_gpu_process", args)
         with auditor.deciding():
-            target = await anyio.to_thread.run_sync(plan_kill, app, pid, gpu, signal, grace_seconds)
+            if isinstance(asked, Refusal):
+                raise asked
+            target: KillTarget = asked
             plan = target.plan(signal, grace_seconds)
             if dry_run:
                 record = auditor.record("dry-run", plan=plan.model_dump(mode="json"))
