@@ -17,6 +17,8 @@ from typing import Any
 from k8s_gpu_mcp.diagnose.throttle import mask_from_names
 
 PROFILE_DIR = "profiles"
+MAX_FILE_BYTES = 2 * 1024 * 1024  # the largest bundled profile is ~55 KB
+MAX_DEPTH = 32  # profiles nest 5 levels deep, scenarios 6
 SCENARIO_KEYS = {"name", "description", "profile", "gpus", "kernel_log", "xid_events", "nvml_errors"}
 GPU_OVERLAY_KEYS = {
     "temperature",
@@ -55,6 +57,88 @@ class MockNode:
     xid_events: list[dict[str, int]] = field(default_factory=list)
 
 
+# --- bounded file loading: a hostile or broken file is a FleetError, never a traceback ---
+
+
+def _read_text(path: Path | Any, what: str) -> str:
+    """The file's text, refused past MAX_FILE_BYTES or when it is not UTF-8."""
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise FleetError(f"{what}: cannot read it: {exc}") from exc
+    if len(data) > MAX_FILE_BYTES:
+        raise FleetError(f"{what}: larger than {MAX_FILE_BYTES} bytes")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FleetError(f"{what}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
+def _check_depth(data: Any, what: str) -> None:
+    """Refuse nesting deeper than MAX_DEPTH (walked without recursion)."""
+    stack = [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise FleetError(f"{what}: nested deeper than {MAX_DEPTH} levels")
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        stack.extend((child, depth + 1) for child in children)
+
+
+def _parse_json(text: str, what: str) -> Any:
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        raise FleetError(f"{what}: nested deeper than {MAX_DEPTH} levels") from None
+    except ValueError as exc:
+        raise FleetError(f"{what} is not valid json: {exc}") from None
+    _check_depth(data, what)
+    return data
+
+
+def _yaml_loader() -> type:
+    """yaml.SafeLoader without aliases (a billion-laughs file expands through them) and with a depth
+    limit enforced while composing (before a deep document can exhaust the stack)."""
+    import yaml
+
+    class BoundedSafeLoader(yaml.SafeLoader):
+        depth = 0
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                event = self.peek_event()
+                raise yaml.YAMLError(f"YAML aliases (*{event.anchor}) are not allowed, {event.start_mark}")
+            self.depth += 1
+            try:
+                if self.depth > MAX_DEPTH:
+                    raise yaml.YAMLError(f"nested deeper than {MAX_DEPTH} levels")
+                return super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
+
+    return BoundedSafeLoader
+
+
+def _parse_yaml(text: str, what: str) -> Any:
+    import yaml
+
+    try:
+        return yaml.load(text, Loader=_yaml_loader())  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise FleetError(f"{what} is not valid yaml: {str(exc)[:300]}") from None
+    except RecursionError:
+        raise FleetError(f"{what}: nested too deeply") from None
+
+
+def _profile_shape(data: Any, what: str) -> dict[str, Any]:
+    if not isinstance(data, dict) or not isinstance(data.get("gpus"), list):
+        raise FleetError(f"{what}: a profile is a mapping with a 'gpus' list (docs/profiles.md)")
+    if not all(isinstance(g, dict) for g in data["gpus"]):
+        raise FleetError(f"{what}: every entry of 'gpus' must be a mapping")
+    return data
+
+
 def list_profiles() -> list[str]:
     folder = resources.files("k8s_gpu_mcp.gpu") / PROFILE_DIR
     return sorted(p.name.removesuffix(".json") for p in folder.iterdir() if p.name.endswith(".json"))
@@ -64,13 +148,16 @@ def load_profile(name_or_path: str) -> tuple[str, dict[str, Any]]:
     """Load a bundled profile by name, or a profile JSON file by path."""
     path = Path(name_or_path)
     if path.suffix == ".json" and path.is_file():
-        return path.stem, json.loads(path.read_text())
+        what = f"profile {path}"
+        return path.stem, _profile_shape(_parse_json(_read_text(path, what), what), what)
     resource = resources.files("k8s_gpu_mcp.gpu") / PROFILE_DIR / f"{name_or_path}.json"
-    if not resource.is_file():
+    if len(name_or_path) > 255 or not resource.is_file():
         raise FleetError(
-            f"unknown profile {name_or_path!r}; valid profiles: {', '.join(list_profiles())} or a path to a .json file"
+            f"unknown profile {name_or_path[:80]!r}; valid profiles: {', '.join(list_profiles())} "
+            "or a path to a .json file"
         )
-    return name_or_path, json.loads(resource.read_text())
+    what = f"profile {name_or_path}"
+    return name_or_path, _profile_shape(_parse_json(_read_text(resource, what), what), what)
 
 
 def list_scenarios() -> list[str]:
@@ -80,9 +167,14 @@ def list_scenarios() -> list[str]:
 
 def resolve_scenario(name_or_path: str) -> Path:
     """A path to a scenario file, or the name of a bundled scenario."""
+    if len(name_or_path) > 4096:
+        raise FleetError(f"scenario path too long: {len(name_or_path)} characters")
     path = Path(name_or_path)
-    if path.is_file():
-        return path
+    try:
+        if path.is_file():
+            return path
+    except OSError as exc:  # ENAMETOOLONG on one component, ELOOP...
+        raise FleetError(f"scenario {name_or_path[:80]!r}: {exc.strerror}") from None
     for suffix in (".yaml", ".json"):
         bundled = resources.files("k8s_gpu_mcp") / "scenarios" / f"{name_or_path}{suffix}"
         if bundled.is_file():
@@ -94,16 +186,9 @@ def resolve_scenario(name_or_path: str) -> Path:
 
 def read_scenario(path: str) -> dict[str, Any]:
     p = resolve_scenario(path)
-    text = p.read_text()
-    try:
-        if p.suffix in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text)
-        else:
-            data = json.loads(text)
-    except Exception as exc:  # yaml.YAMLError / json.JSONDecodeError
-        raise FleetError(f"scenario {path} is not valid {p.suffix.lstrip('.') or 'JSON'}: {exc}") from exc
+    what = f"scenario {path}"
+    text = _read_text(p, what)
+    data = _parse_yaml(text, what) if p.suffix in (".yaml", ".yml") else _parse_json(text, what)
     if not isinstance(data, dict):
         raise FleetError(f"scenario {path} must be a mapping at the top level")
     unknown = set(data) - SCENARIO_KEYS
@@ -156,7 +241,22 @@ def _overlay_gpu(gpu: dict[str, Any], overlay: dict[str, Any], where: str) -> No
 
 
 def build_mock_node(profile: str | None, scenario_path: str | None, default_profile: str) -> MockNode:
-    """Resolve the profile (flag, else the scenario's, else the default) and apply the scenario."""
+    """Resolve the profile (flag, else the scenario's, else the default) and apply the scenario.
+
+    A value of the wrong type anywhere in the files is a FleetError naming them, not a traceback."""
+    try:
+        return _build_mock_node(profile, scenario_path, default_profile)
+    except (TypeError, AttributeError, KeyError, IndexError, ValueError) as exc:
+        if isinstance(exc, FleetError):
+            raise
+        where = f"scenario {scenario_path}" if scenario_path else f"profile {profile or default_profile}"
+        raise FleetError(
+            f"{where}: a value has the wrong type or shape ({type(exc).__name__}: {str(exc)[:200]}); "
+            "see docs/scenarios.md and docs/profiles.md"
+        ) from None
+
+
+def _build_mock_node(profile: str | None, scenario_path: str | None, default_profile: str) -> MockNode:
     path = resolve_scenario(scenario_path) if scenario_path else None
     scenario = read_scenario(str(path)) if path else {}
     name, state = load_profile(profile or scenario.get("profile") or default_profile)  # freshly parsed: ours
