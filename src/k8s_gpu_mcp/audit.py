@@ -13,6 +13,11 @@ import os
 from datetime import UTC, datetime
 from typing import Any
 
+MAX_FIELD_CHARS = 512  # a command line or an NVML message fits; a caller's megabyte does not
+MAX_ITEMS = 64  # per list or mapping: a plan names at most a node's GPUs (8-16)
+MAX_DEPTH = 6
+MAX_LINE_BYTES = 16 * 1024
+
 log = logging.getLogger("k8s_gpu_mcp.audit")
 log.setLevel(logging.INFO)  # audit lines pass whatever --log-level the operator picked
 
@@ -34,9 +39,15 @@ class AuditLog:
             "outcome": outcome,
             "node": self.node,
             "agent_pid": os.getpid(),
-            **fields,
+            **{key: bounded(value) for key, value in fields.items()},
         }
         line = json.dumps(record, default=str, sort_keys=True)
+        if len(line) > MAX_LINE_BYTES:  # many fields, each under the limits: keep the identity
+            identity: tuple[str, ...] = ("ts", "tool", "outcome", "node", "agent_pid", "reason")
+            keep = {k: record[k] for k in identity if k in record}
+            record = {**keep, "truncated": f"{len(line)} bytes of fields cut to fit {MAX_LINE_BYTES}"}
+            record["fields"] = line[: MAX_LINE_BYTES // 2]
+            line = json.dumps(record, sort_keys=True)
         if self.path:
             try:
                 _append(self.path, line + "\n")
@@ -45,6 +56,31 @@ class AuditLog:
                 raise AuditError(f"cannot write the audit log {self.path}: {exc}") from exc
         log.info("audit", extra={"audit": record})
         return record
+
+
+def bounded(value: Any, depth: int = 0) -> Any:
+    """``value`` with long strings, long lists and deep nesting clipped, so that no caller input
+    makes an audit line (written and fsync'd on every refusal) large."""
+    if isinstance(value, str):
+        return (
+            value if len(value) <= MAX_FIELD_CHARS else f"{value[:MAX_FIELD_CHARS]}... ({len(value)} chars)"
+        )
+    if isinstance(value, (bool, int, float)) or value is None:
+        return value
+    if depth >= MAX_DEPTH:
+        return bounded(repr(value)[:MAX_FIELD_CHARS], depth)
+    if isinstance(value, dict):
+        items = list(value.items())
+        out = {bounded(str(k)): bounded(v, depth + 1) for k, v in items[:MAX_ITEMS]}
+        if len(items) > MAX_ITEMS:
+            out["..."] = f"{len(items) - MAX_ITEMS} more entries"
+        return out
+    if isinstance(value, (list, tuple)):
+        out_list = [bounded(v, depth + 1) for v in value[:MAX_ITEMS]]
+        if len(value) > MAX_ITEMS:
+            out_list.append(f"... {len(value) - MAX_ITEMS} more items")
+        return out_list
+    return bounded(str(value), depth)
 
 
 def _append(path: str, data: str) -> None:

@@ -35,7 +35,7 @@ from k8s_gpu_mcp.host.procfs import (
 )
 from k8s_gpu_mcp.k8s.pods import PodRef, lookup_pods
 from k8s_gpu_mcp.models import ToolModel
-from k8s_gpu_mcp.tools._common import DESTRUCTIVE, Source, select_gpus, source, valid_choices
+from k8s_gpu_mcp.tools._common import DESTRUCTIVE, Source, clip, select_gpus, source, valid_choices
 from k8s_gpu_mcp.tools._confirm import (
     INVALID,
     NO_ELICITATION,
@@ -199,7 +199,7 @@ def _holders(app: "AgentApp", pid: int) -> tuple[list[tuple[GpuRef, NvmlProcess]
 
 def check_kill_args(pid: Any, signal: Any, grace_seconds: Any) -> None:
     if isinstance(pid, bool) or not isinstance(pid, int):
-        raise Refusal(f"pid must be an integer, got {pid!r}")
+        raise Refusal(f"pid must be an integer, got {clip(pid)}")
     if pid <= 1:
         raise Refusal(
             f"pid {pid}: must be greater than 1 (1 is init; 0 and negatives address process groups)"
@@ -211,13 +211,13 @@ def check_kill_args(pid: Any, signal: Any, grace_seconds: Any) -> None:
     if pid == os.getppid():
         raise Refusal(f"pid {pid} is this agent's parent")
     if signal not in signals.SIGNALS:
-        raise Refusal(f"signal {signal!r}: valid signals: {', '.join(signals.SIGNALS)}")
+        raise Refusal(f"signal {clip(signal)}: valid signals: {', '.join(signals.SIGNALS)}")
     if (
         isinstance(grace_seconds, bool)
         or not isinstance(grace_seconds, int)
         or not 0 <= grace_seconds <= MAX_GRACE_S
     ):
-        raise Refusal(f"grace_seconds {grace_seconds!r}: must be an integer from 0 to {MAX_GRACE_S}")
+        raise Refusal(f"grace_seconds {clip(grace_seconds)}: must be an integer from 0 to {MAX_GRACE_S}")
 
 
 def plan_kill(app: "AgentApp", pid: Any, gpu: Any, signal: Any, grace_seconds: Any) -> KillTarget:
