@@ -279,6 +279,7 @@ FIELDS: dict[str, PathSpec] = {
         ["pci/pci_gpu_link_info/link_widths/current_link_width"],
         [("PCI", "GPU Link Info", "Link Width", "Current")],
     ),
+    "pcie_replay": (["pci/replay_counter"], [("PCI", "Replays Since Reset")]),
     # nvmlDeviceGetPowerUsage: the instantaneous reading where the driver prints both.
     "power_usage": (
         [
@@ -800,6 +801,7 @@ def build_gpu(src: GpuSource, index: int) -> dict[str, Any]:
             "max_link_width": integer(v("pcie_max_width")),
             "curr_link_gen": integer(v("pcie_curr_gen")),
             "curr_link_width": integer(v("pcie_curr_width")),
+            "replay_counter": integer(v("pcie_replay")),
         },
         "power": {
             "usage_mw": watts_to_mw(v("power_usage")),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -100,6 +101,7 @@ class NvmlAdapter:
         self._refs: list[GpuRef] | None = None
         self.enumeration_error: str | None = None
         self._constants: dict[tuple[int, str], Any] = {}
+        self._replays: dict[int, tuple[float, int]] = {}  # GPU index -> (monotonic s, counter) last read
 
     # ---- system ----
     def system(self) -> dict[str, Any]:
@@ -296,6 +298,26 @@ class NvmlAdapter:
         out["clock_event_reasons_mask"] = r.read(
             "clock_event_reasons", "nvmlDeviceGetCurrentClocksEventReasons"
         )
+        out["unavailable"] = r.unavailable
+        return out
+
+    def pcie(self, ref: GpuRef) -> dict[str, Any]:
+        """Current and max PCIe link generation and width, and the replay counter with the previous
+        reading of it (``replay_previous``: (monotonic seconds, count) or None) for a rate."""
+        r = FieldReader(self.nvml, ref.handle, dict(ref.unavailable))
+        out: dict[str, Any] = {
+            "link_gen": r.read("link_gen", "nvmlDeviceGetCurrPcieLinkGeneration"),
+            "max_link_gen": self.constant(r, ref, "max_link_gen", "nvmlDeviceGetMaxPcieLinkGeneration"),
+            "link_width": r.read("link_width", "nvmlDeviceGetCurrPcieLinkWidth"),
+            "max_link_width": self.constant(r, ref, "max_link_width", "nvmlDeviceGetMaxPcieLinkWidth"),
+            "replay_counter": r.read("replay_counter", "nvmlDeviceGetPcieReplayCounter"),
+            "replay_at": time.monotonic(),
+            "replay_previous": None,
+        }
+        if out["replay_counter"] is not None:
+            with self._lock:
+                out["replay_previous"] = self._replays.get(ref.index)
+                self._replays[ref.index] = (out["replay_at"], out["replay_counter"])
         out["unavailable"] = r.unavailable
         return out
 

@@ -346,6 +346,7 @@ class FakeNvml:
         self._event_sets: list[FakeEventSet] = []
         self._lock = threading.Lock()
         self.calls: dict[str, int] = {}
+        self._started = time.monotonic()
         self._has_real = bool(self.fake_real_pids())
 
     def __getattr__(self, name: str) -> Any:
@@ -474,6 +475,14 @@ class FakeNvml:
 
     def nvmlDeviceGetCurrPcieLinkWidth(self, h: FakeHandle) -> int:
         return self._get(self._check("nvmlDeviceGetCurrPcieLinkWidth", h), "pcie", "curr_link_width")
+
+    def nvmlDeviceGetPcieReplayCounter(self, h: FakeHandle) -> int:
+        """Profile ``pcie.replay_counter``; a scenario's ``pcie.replay_per_min`` makes it grow with
+        wall time since the fake started, as a link that keeps replaying does."""
+        pcie = self._get(self._check("nvmlDeviceGetPcieReplayCounter", h), "pcie")
+        base = _missing(pcie.get("replay_counter"))
+        rate = pcie.get("replay_per_min") or 0
+        return int(base + rate * (time.monotonic() - self._started) / 60)
 
     def nvmlDeviceGetPersistenceMode(self, h: FakeHandle) -> int:
         return self._get(self._check("nvmlDeviceGetPersistenceMode", h), "persistence_mode")
