@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from k8s_gpu_mcp.diagnose.ecc import EccState, judge
-from k8s_gpu_mcp.diagnose.health import HealthInputs, XidFinding, assess, node_verdict
+from k8s_gpu_mcp.diagnose.health import HealthInputs, XidFinding, assess
+from k8s_gpu_mcp.diagnose.node import node_verdict
 from k8s_gpu_mcp.diagnose.throttle import ThrottleInputs, interpret
 from k8s_gpu_mcp.diagnose.topology import Finding
 
@@ -37,7 +38,7 @@ def test_temperature_is_judged_against_nvml_thresholds():
     assert hot.reasons[0].evidence["slowdown_c"] == 89
     assert assess(replace(IDLE, temperature_c=96)).status == "critical"
     unknown = assess(replace(IDLE, temperature_c=None, unreadable={"temperature_c": "NoPermission: x"}))
-    assert unknown.status == "warning" and unknown.reasons[0].severity == "unknown"
+    assert unknown.status == "unknown" and unknown.reasons[0].severity == "unknown"
 
 
 def test_power_brake_throttling_points_at_the_psu():

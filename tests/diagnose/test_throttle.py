@@ -41,7 +41,8 @@ def test_power_cap_reports_draw_against_limit():
         ThrottleInputs(mask=0x4, sm_clock_mhz=1600, max_sm_clock_mhz=1980, power_w=699.4, power_limit_w=700)
     )
     assert (t.active, t.category) == (True, "power")
-    assert t.explanation.endswith("SM 1600 of 1980 MHz drawing 699 of 700 W")
+    assert "SM 1600 of 1980 MHz drawing 699 of 700 W" in t.explanation
+    assert t.expected and "normal under load" in t.expected
 
 
 def test_idle_is_not_throttling():

@@ -41,7 +41,8 @@ async def test_mixed_fleet_gives_partial_results_within_the_timeout(payloads):
     assert by_kind["unauthorized"].error_kind == "unauthorized"
     assert all(c.error for c in calls if not c.ok)
     ok = next(c for c in calls if c.ok)
-    assert ok.result["gpus"][0]["status"] == "healthy" and ok.reply_bytes > 10_000
+    # the H100 capture holds no NVLink error counters: the agent says unknown, never healthy
+    assert ok.result["gpus"][0]["status"] == "unknown" and ok.reply_bytes > 10_000
 
 
 async def test_agents_killed_mid_call(payloads):

@@ -80,6 +80,8 @@ async def test_targets_and_partial_results(tmp_path, payloads, caplog):
 
 async def test_find_unhealthy_uses_health_or_falls_back_to_telemetry(tmp_path, payloads):
     health = json.loads(json.dumps(payloads["get_gpu_health"]))
+    for g in health["structuredContent"]["gpus"]:  # the mapping under test, from a known-healthy base
+        g["status"] = "healthy"
     health["structuredContent"]["gpus"][2]["status"] = "critical"
     health["structuredContent"]["gpus"][2]["reasons"] = [{"message": "uncorrectable ECC errors"}]
     health["structuredContent"]["gpus"][5]["status"] = "mystery"

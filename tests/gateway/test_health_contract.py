@@ -42,3 +42,22 @@ async def test_cluster_health_summary_keeps_every_verdict_and_drops_the_evidence
     ]
     assert brief["mock"] is True and "reasons" not in brief["gpus"][0]
     assert len(json.dumps(brief)) < len(json.dumps(full)) / 3
+
+
+@pytest.mark.anyio
+async def test_find_unhealthy_gpus_reports_nothing_on_a_busy_power_capped_node(make_app, tmp_path):
+    from mcp.client import Client
+
+    from tests.gateway.conftest import SimFleet
+    from tests.gateway.test_gateway_server import gateway
+
+    async with Client(make_app(profile=None, scenario="busy-and-capped").server) as agent:
+        reply = await agent.call_tool("get_gpu_health", {})
+    payload = reply.model_dump(mode="json", by_alias=True, exclude_none=True)
+    fleet = SimFleet({"get_gpu_health": payload}, ["ok"])
+    gw = await gateway(tmp_path, fleet)
+    async with Client(gw.server) as client:
+        found = (await client.call_tool("find_unhealthy_gpus", {})).structured_content
+    await fleet.stop()
+    assert found["unhealthy"] == [] and found["unknown"] == [] and found["unreachable"] == []
+    assert found["healthy_gpus"] == 1

@@ -8,7 +8,8 @@ Rules (docs/health.md has the reasoning and sources):
 * reset-required: a pending row remap or page retirement (it takes effect on GPU reset); uncorrectable
   errors since the last reset (volatile), per NVIDIA's XID 48 workflow.
 * monitor: earlier uncorrectable errors, retired pages or uncorrectable remaps already in effect;
-  banks with few or no spare rows left.
+  banks with few or no spare rows left; a storm of corrected (single-bit) errors since the last reset
+  (NVIDIA's XID 92 "High single-bit ECC error rate" and DCGM's SBE checks watch for the same).
 * unknown: nothing wrong was found, but a signal that decides the verdict could not be read (ECC off,
   uncorrectable counters, or the repair mechanism). An unread counter is never taken as 0.
 """
@@ -31,6 +32,11 @@ RANK: dict[str, int] = {
 RETIRED_PAGES_RMA = 60  # NVIDIA's RMA guidance for page retirement (the board holds at most 64)
 RETIREMENT_CAPACITY = 64  # pages page retirement can ever take out
 REMAP_CAPACITY = 512  # rows row remapping can ever remap for uncorrectable errors
+# Corrected errors since the last reset that make a GPU worth watching. NVML keeps no rate, so the
+# since-reset (volatile) count stands in for it. DCGM's own SBE rate limit (DCGM_LIMIT_MAX_SBE_RATE
+# 10) is marked a placeholder in its source; 1000 is far above background noise (the real captures
+# hold 0-353) and well below the storms behind XID 92. docs/health.md has the reasoning.
+CORRECTED_STORM = 1000
 ACTIONS: dict[str, str] = {
     "healthy": "No action.",
     "unknown": "Read ECC on the host (nvidia-smi -q -d ECC,ROW_REMAPPER,PAGE_RETIREMENT) before trusting this GPU.",
@@ -166,6 +172,10 @@ def _monitor(s: EccState) -> list[Reason]:
     if s.remap_uncorrectable and not s.remap_pending:
         out.append(Reason("monitor", f"{s.remap_uncorrectable} rows remapped for uncorrectable errors, in effect "
                           "(spare rows are working as designed)"))  # fmt: skip
+    if s.volatile_corrected is not None and s.volatile_corrected >= CORRECTED_STORM:
+        out.append(Reason("monitor", f"{s.volatile_corrected} corrected (single-bit) ECC errors since the last "
+                          f"reset (>= {CORRECTED_STORM}): a corrected-error storm; watch for XID 92/48, "
+                          "retired pages or remapped rows"))  # fmt: skip
     hist = s.histogram or {}
     if hist.get("none") or hist.get("low"):
         out.append(Reason("monitor", f"Banks short of spare rows: {hist.get('low', 0)} low, {hist.get('none', 0)} "

@@ -1,6 +1,7 @@
 """GPU health, pure: one component per concern (thermal, power, throttling, memory, XID, NVLink,
-processes), each turning readings into reasons with evidence; the GPU status, score and action follow
-from the reasons. Scoring is documented in docs/health.md.
+PCIe, processes, and the checks that could not run), each turning readings into reasons with
+evidence; the GPU status, score and action follow from the reasons. The node's verdict is in
+``diagnose/node.py``. Scoring and thresholds are documented in docs/health.md.
 """
 
 from __future__ import annotations
@@ -9,22 +10,37 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from k8s_gpu_mcp.diagnose import pcie as pcie_rules
 from k8s_gpu_mcp.diagnose.ecc import Verdict as EccVerdict
 from k8s_gpu_mcp.diagnose.throttle import Throttling
 from k8s_gpu_mcp.diagnose.topology import Finding
 
-Status = Literal["healthy", "warning", "degraded", "critical", "lost"]
+# "unknown": nothing wrong was found, but a check could not run or a signal could not be read, so
+# the GPU is not known to be healthy. It ranks above healthy and below warning: a found fault wins.
+Status = Literal["healthy", "unknown", "warning", "degraded", "critical", "lost"]
 Severity = Literal["info", "unknown", "warning", "degraded", "critical"]
 XidSeverity = Literal["Info", "Warning", "Critical", "Fatal"]
 PENALTY: dict[str, int] = {"info": 0, "unknown": 5, "warning": 10, "degraded": 25, "critical": 50}
-STATUS_RANK: dict[str, int] = {"healthy": 0, "warning": 1, "degraded": 2, "critical": 3, "lost": 4}
+STATUS_RANK: dict[str, int] = {
+    "healthy": 0,
+    "unknown": 1,
+    "warning": 2,
+    "degraded": 3,
+    "critical": 4,
+    "lost": 5,
+}
+SEVERITY_RANK: dict[str, int] = {"info": 0, "unknown": 1, "warning": 2, "degraded": 3, "critical": 4}
 SEVERITY_STATUS: dict[str, Status] = {
     "info": "healthy",
-    "unknown": "warning",
+    "unknown": "unknown",
     "warning": "warning",
     "degraded": "degraded",
     "critical": "critical",
 }
+# Memory held with no process to account for it: below this share of the GPU's memory (or 256 MiB)
+# it is CUDA/driver bookkeeping, above it the next job can run out of memory.
+ORPHAN_MIN_MIB = 256
+ORPHAN_MIN_SHARE = 0.01
 THERMAL_MARGIN_C = 5  # "close to slowdown" margin below NVML's own slowdown threshold
 XID_SEVERITY: dict[str, Severity] = {
     "Info": "info",
@@ -45,8 +61,16 @@ LOST_ACTION = (
 )
 COOLING_ACTION = "Check chassis airflow, fans and inlet temperature; the GPU throttles until it cools"
 NVLINK_ACTION = (
-    "Drain the GPU's NCCL jobs, reset the GPU (or reboot the node) to retrain the links; reseat or "
-    "replace the GPU/baseboard if the links stay down"
+    "Drain the GPU's NCCL jobs, reset the GPU (nvidia-smi -r -i <gpu>, or reboot the node) to retrain "
+    "the links; reseat or replace the GPU/baseboard if the links stay down"
+)
+NVLINK_WATCH_ACTION = (
+    "Watch the link's replay/recovery counters; if they keep rising or the link drops (XID 74), drain "
+    "the GPU's jobs and reset it to retrain the link"
+)
+ZOMBIE_ACTION = (
+    "Free the memory before scheduling onto this GPU: stop the holder (list_gpu_processes names it); "
+    "if the memory stays held, drain the GPU and reset it (nvidia-smi -r -i <gpu>)"
 )
 
 
@@ -61,6 +85,15 @@ class XidFinding:
     name: str = ""
     count: int = 1
     last_seen: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Zombie:
+    """A listed GPU process whose owner is gone or defunct (the process tool's judgement)."""
+
+    pid: int
+    memory_mib: int | None
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -89,9 +122,15 @@ class HealthInputs:
     ecc: EccVerdict | None = None
     xids: list[XidFinding] = field(default_factory=list)
     nvlink: list[Finding] = field(default_factory=list)
+    pcie: pcie_rules.PcieState | None = None
     process_count: int | None = None
-    process_memory_mib: int | None = None
+    process_memory_mib: int | None = None  # None when a listed process has no memory figure
     memory_total_mib: int | None = None
+    memory_used_mib: int | None = None  # read with the process list (nvmlMemory_v2 "used")
+    process_list_complete: bool | None = None  # both NVML lists read and their emptiness proven
+    process_list_reason: str | None = None  # why the list is not known to be complete
+    zombies: list[Zombie] = field(default_factory=list)
+    failed_checks: dict[str, str] = field(default_factory=dict)  # component -> why it could not run
     unreadable: dict[str, str] = field(default_factory=dict)
 
 
@@ -103,6 +142,7 @@ class Assessment:
     summary: str
     reasons: list[Reason]
     action: str
+    unverified: dict[str, str] = field(default_factory=dict)  # component -> why it could not be checked
 
 
 def thermal(i: HealthInputs) -> list[Reason]:
@@ -162,7 +202,7 @@ def throttle(i: HealthInputs) -> list[Reason]:
     th = i.throttling
     if th is None:
         return []
-    ev = {"causes": th.causes, "category": th.category}
+    ev = {"causes": th.causes, "category": th.category, "expected": th.expected}
     if th.active is None:
         return [Reason("throttling", "unknown", th.explanation, ev)]
     if not th.active:
@@ -175,9 +215,12 @@ def throttle(i: HealthInputs) -> list[Reason]:
         elif th.category == "hw_slowdown":
             action = "Check power delivery and cooling: the hardware cut clocks by half or more"
         return [Reason("throttling", "degraded", th.explanation, ev, action)]
-    if {"sw_power_cap", "reliability", "board_limit"} & set(th.causes):
+    if th.expected:  # power capping at the limit under load, an idle artifact, a clock setting
+        return [Reason("throttling", "info", th.explanation, ev)]
+    if {"reliability", "board_limit"} & set(th.causes):
         return [Reason("throttling", "warning", th.explanation, ev,
-                       "Expected under heavy load at the power limit; raise the limit only within the board's maximum")]  # fmt: skip
+                       "Compare the clocks with the board's maximum under a known load; if they stay low, "
+                       "run NVIDIA field diagnostics")]  # fmt: skip
     return [Reason("throttling", "info", th.explanation, ev)]
 
 
@@ -219,7 +262,7 @@ def nvlink(i: HealthInputs) -> list[Reason]:
     out = []
     for f in i.nvlink:
         sev: Severity = "unknown" if f.kind == "unknown_links" else f.severity
-        action = NVLINK_ACTION if sev in ("degraded", "warning") else None
+        action = {"degraded": NVLINK_ACTION, "warning": NVLINK_WATCH_ACTION}.get(sev)
         out.append(
             Reason(
                 "nvlink",
@@ -232,28 +275,84 @@ def nvlink(i: HealthInputs) -> list[Reason]:
     return out
 
 
-def processes(i: HealthInputs) -> list[Reason]:
-    if i.process_count is None:
+def pcie(i: HealthInputs) -> list[Reason]:
+    if i.pcie is None:
         return []
+    return [Reason("pcie", f.severity, f.message, f.evidence, f.action) for f in pcie_rules.judge(i.pcie)]
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}es" if word.endswith("s") else f"{n} {word}s"
+
+
+def processes(i: HealthInputs) -> list[Reason]:
+    """Zombies (a listed pid that is gone or defunct) and memory no listed process accounts for.
+
+    A zombie is proof by itself. Unaccounted memory is claimed only when the list is proven complete:
+    an empty list can also mean the driver or a mock did not report the processes, and then the
+    memory is unknown, not orphaned."""
+    out = []
     ev = {
         "count": i.process_count,
         "memory_used_mib": i.process_memory_mib,
+        "gpu_memory_used_mib": i.memory_used_mib,
         "memory_total_mib": i.memory_total_mib,
+        "list_complete": i.process_list_complete,
     }
-    if not i.process_count:
-        return []
-    mem = f" using {i.process_memory_mib} MiB" if i.process_memory_mib is not None else ""
+    if i.zombies:
+        held = sum(z.memory_mib or 0 for z in i.zombies)
+        pids = ", ".join(str(z.pid) for z in i.zombies)
+        out.append(Reason("processes", "warning", f"{held} MiB held by {_plural(len(i.zombies), 'zombie process')} "
+                          f"(pid {pids}): {'; '.join(z.reason for z in i.zombies)}",
+                          {**ev, "zombies": [vars(z) for z in i.zombies]}, ZOMBIE_ACTION))  # fmt: skip
+    orphan, unproven = _orphan_mib(i)
+    if orphan is not None and orphan >= _orphan_floor(i):
+        out.append(Reason("processes", "warning", f"{orphan} MiB of GPU memory in use that no listed process "
+                          f"accounts for ({i.memory_used_mib} MiB used, {i.process_memory_mib} MiB held by "
+                          f"{_plural(i.process_count or 0, 'process')}): the next job can run out of memory",
+                          {**ev, "unaccounted_mib": orphan}, ZOMBIE_ACTION))  # fmt: skip
+    elif unproven and (i.memory_used_mib or 0) >= _orphan_floor(i):
+        out.append(Reason("processes", "info", f"{i.memory_used_mib} MiB in use; whether a process holds it is "
+                          f"unknown: {unproven}", ev))  # fmt: skip
+    if i.process_count and not out:
+        mem = f" using {i.process_memory_mib} MiB" if i.process_memory_mib is not None else ""
+        out.append(Reason("processes", "info",
+                          f"{_plural(i.process_count, 'process')}{mem}: a reset or drain interrupts them", ev))  # fmt: skip
+    return out
+
+
+def _orphan_floor(i: HealthInputs) -> int:
+    total = i.memory_total_mib or 0
+    return max(ORPHAN_MIN_MIB, int(total * ORPHAN_MIN_SHARE))
+
+
+def _orphan_mib(i: HealthInputs) -> tuple[int | None, str | None]:
+    """(MiB no listed process accounts for, None) or (None, why that cannot be said)."""
+    if not i.process_list_complete:
+        return None, i.process_list_reason or "the process list could not be read"
+    if not i.process_count:  # NVML answers an empty list also when it cannot list (mock NVML, some VMs)
+        return None, "NVML lists no process, which can also mean it could not list them"
+    if i.memory_used_mib is None or i.process_memory_mib is None:
+        return None, "a process or the GPU's memory use has no figure"
+    return max(0, i.memory_used_mib - i.process_memory_mib), None  # zombies are listed: counted
+
+
+def checks(i: HealthInputs) -> list[Reason]:
+    """A check that could not run (the XID analysis crashed, link counters unreadable) is unknown:
+    it never counts as passed."""
     return [
         Reason(
-            "processes",
-            "info",
-            f"{i.process_count} processes{mem}: they are interrupted by a reset or drain",
-            ev,
-        )
+            component,
+            "unknown",
+            f"{component} check did not run: {why}",
+            {"check": component, "why": why},
+            "Re-run the check; until it passes this GPU is not verified",
+        )  # fmt: skip
+        for component, why in i.failed_checks.items()
     ]
 
 
-COMPONENTS = (thermal, power, throttle, memory, xids, nvlink, processes)
+COMPONENTS = (thermal, power, throttle, memory, xids, nvlink, pcie, processes, checks)
 
 
 def assess(i: HealthInputs) -> Assessment:
@@ -270,9 +369,8 @@ def assess(i: HealthInputs) -> Assessment:
         ]
         reasons += [r for r in xids(i) if r.evidence.get("xid") == 79]
         return Assessment(i.index, "lost", 0, f"GPU {i.index}: lost (fell off the bus)", reasons, LOST_ACTION)
-    reasons = [r for component in COMPONENTS for r in component(i)]
-    order = ["critical", "degraded", "warning", "unknown", "info"]
-    reasons.sort(key=lambda r: order.index(r.severity))
+    reasons = [_filled(r, i.index) for component in COMPONENTS for r in component(i)]
+    reasons.sort(key=lambda r: -SEVERITY_RANK[r.severity])
     worst: dict[str, int] = {}
     for r in reasons:
         worst[r.component] = max(worst.get(r.component, 0), PENALTY[r.severity])
@@ -280,32 +378,27 @@ def assess(i: HealthInputs) -> Assessment:
     status: Status = max(
         (SEVERITY_STATUS[r.severity] for r in reasons), key=STATUS_RANK.__getitem__, default="healthy"
     )
-    action = next((r.action for r in reasons if r.action and r.severity != "info"), None)
-    if action is None and status == "warning":
+    unverified = {r.component: r.message for r in reasons if r.severity == "unknown"}
+    action = next((r.action for r in reasons if r.action and r.severity not in ("info", "unknown")), None)
+    if action is None and status == "unknown":
         action = "Verify what could not be read (see the unknown reasons) before trusting this GPU"
     lead = next((r.message for r in reasons if r.severity != "info"), "all checks passed")
+    tail = ""
+    if unverified and status != "unknown":
+        tail = f" (not verified: {', '.join(sorted(unverified))})"
     return Assessment(
         i.index,
         status,
         score,
-        f"GPU {i.index}: {status} ({score}/100): {lead}",
+        f"GPU {i.index}: {status} ({score}/100): {lead}{tail}",
         reasons,
         action or "No action.",
+        unverified,
     )
 
 
-def node_verdict(gpus: list[Assessment]) -> tuple[Status, str]:
-    """The node's status (its worst GPU) and the SRE's next step."""
-    status: Status = max((g.status for g in gpus), key=STATUS_RANK.__getitem__, default="healthy")
-    if status == "healthy":
-        return status, "No action: every GPU passed."
-    hit = [g for g in gpus if g.status == status]
-    which = ", ".join(str(g.index) for g in hit)
-    first = hit[0].action
-    if status == "lost":
-        return status, f"GPU {which} lost: {LOST_ACTION}."
-    if status == "critical":
-        return status, f"Cordon the node and drain the workloads on GPU {which}; then: {first}"
-    if status == "degraded":
-        return status, f"Move workloads off GPU {which} (or drain the node); then: {first}"
-    return status, f"No drain needed; GPU {which}: {first}"
+def _filled(r: Reason, index: int) -> Reason:
+    """Actions name the GPU they are about: ``<gpu>`` in an action becomes the index."""
+    if r.action and "<gpu>" in r.action:
+        return Reason(r.component, r.severity, r.message, r.evidence, r.action.replace("<gpu>", str(index)))
+    return r

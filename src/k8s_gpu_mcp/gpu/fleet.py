@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from k8s_gpu_mcp.diagnose.throttle import mask_from_names
+from k8s_gpu_mcp.host.procfs import ProcInfo
 
 PROFILE_DIR = "profiles"
 MAX_FILE_BYTES = 2 * 1024 * 1024  # the largest bundled profile is ~55 KB
@@ -27,6 +28,7 @@ GPU_OVERLAY_KEYS = {
     "power",
     "utilization",
     "memory",
+    "pcie",
     "pstate",
     "fan_speed",
     "ecc",
@@ -282,4 +284,33 @@ def _build_mock_node(profile: str | None, scenario_path: str | None, default_pro
         scenario_path=scenario_path,
         kernel_log=[line for line in kernel_log if line.strip()],
         xid_events=list(scenario.get("xid_events") or []),
+    )
+
+
+def mock_proc_info(gpu: dict[str, Any], pid: int) -> ProcInfo:
+    """What the profile says about one of its GPU processes, in place of this machine's /proc.
+
+    A captured pid (4242, ...) names a process on the captured node, not here: it is alive unless
+    the profile marks it ``exited: true`` (the driver still lists it) or gives a ``state`` (``Z`` for
+    defunct). Only pids a test registers with ``real: true`` are looked up in the local /proc.
+    """
+    entry = next(
+        (p for procs in (gpu.get("processes") or {}).values() for p in procs or [] if p.get("pid") == pid),
+        {},
+    )
+    mock = "mock: the profile does not give it"
+    if entry.get("exited"):
+        return ProcInfo(pid, exists=False, unavailable={"*": "mock: the profile marks the process exited"})
+    name = entry.get("name")
+    return ProcInfo(
+        pid,
+        exists=True,
+        cmdline=entry.get("command") or name,
+        comm=name,
+        state=entry.get("state", "R"),
+        ppid=entry.get("ppid"),
+        uid=entry.get("uid"),
+        user=entry.get("user"),
+        unavailable={k: mock for k in ("start_time", "cgroup") if k not in entry}
+        | ({} if "uid" in entry else {"uid": mock}),
     )

@@ -8,13 +8,16 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
-from k8s_gpu_mcp.diagnose import health
+from k8s_gpu_mcp.diagnose import health, node, pcie
 from k8s_gpu_mcp.diagnose.throttle import Throttling
 from k8s_gpu_mcp.diagnose.topology import Finding
 from k8s_gpu_mcp.gpu.adapter import GpuLost, GpuRef
+from k8s_gpu_mcp.gpu.processes import MIB, read_gpu_processes
 from k8s_gpu_mcp.gpu.usage import read_usage
+from k8s_gpu_mcp.k8s.pods import PodLookup
 from k8s_gpu_mcp.models import ToolModel
 from k8s_gpu_mcp.tools import ecc as ecc_tool
+from k8s_gpu_mcp.tools import processes as processes_tool
 from k8s_gpu_mcp.tools import topology as topology_tool
 from k8s_gpu_mcp.tools._common import READ_ONLY, GpuSelector, Source, select_gpus, source
 from k8s_gpu_mcp.tools.telemetry import build_telemetry
@@ -25,7 +28,7 @@ if TYPE_CHECKING:
 
 TOOLSET = "core"
 
-Status = Literal["healthy", "warning", "degraded", "critical", "lost"]
+Status = Literal["healthy", "unknown", "warning", "degraded", "critical", "lost"]
 # Topology findings that are about a GPU's own links (P2P limits of the PCIe layout are not health).
 LINK_FINDINGS = {
     "inactive_links",
@@ -41,7 +44,9 @@ log = logging.getLogger(__name__)
 
 
 class HealthReason(ToolModel):
-    component: Literal["thermal", "power", "throttling", "memory", "xid", "nvlink", "processes", "lost"]
+    component: Literal[
+        "thermal", "power", "throttling", "memory", "xid", "nvlink", "pcie", "processes", "lost"
+    ]
     severity: Literal["info", "unknown", "warning", "degraded", "critical"]
     message: str = Field(description="what was found, with the numbers")
     evidence: dict[str, Any] = Field(description="the readings behind the message")
@@ -107,25 +112,83 @@ def topology_unavailable(gpu: topology_tool.GpuTopology) -> dict[str, str]:
     folded: dict[tuple[str, str], list[int]] = {}
     for link in gpu.nvlinks:
         for key, why in link.unavailable.items():
-            folded.setdefault((key.split(".")[0], why), []).append(link.link)
+            links = folded.setdefault((key.split(".")[0], why), [])
+            if link.link not in links:  # one entry per link, not per counter or capability
+                links.append(link.link)
     for (group, why), links in folded.items():
         out.setdefault(f"nvlink.{group}", f"{why} (links {', '.join(map(str, links))})")
     return out
 
 
+def _pcie(app: AgentApp, ref: GpuRef, utilization: int | None) -> tuple[pcie.PcieState, dict[str, str]]:
+    p = app.backend.adapter.pcie(ref)
+    now = (p["replay_at"], p["replay_counter"]) if p["replay_counter"] is not None else None
+    state = pcie.PcieState(
+        curr_gen=p["link_gen"],
+        max_gen=p["max_link_gen"],
+        curr_width=p["link_width"],
+        max_width=p["max_link_width"],
+        replay=p["replay_counter"],
+        replay_rate_per_min=pcie.replay_rate(p["replay_previous"], now) if now else None,
+        busy=utilization > 0 if utilization is not None else None,
+        unreadable=p["unavailable"],
+    )
+    return state, {f"pcie.{k}": v for k, v in p["unavailable"].items()}
+
+
+# get_gpu_health does not ask the Kubernetes API (a health check must answer fast on a failing node):
+# zombies are judged from /proc (or the profile), pod existence is list_gpu_processes' part.
+NO_PODS = PodLookup(None, "get_gpu_health does not look pods up; list_gpu_processes does")
+
+
+def _processes(app: AgentApp, ref: GpuRef) -> dict[str, Any]:
+    """The same reading list_gpu_processes makes: the lists, memory, and who is a zombie."""
+    reading = read_gpu_processes(app.backend.nvml, ref)
+    listed = reading.processes
+    zombies = []
+    for p in listed or []:
+        info, problem = processes_tool.proc_info(app, ref, p.pid, {}, None)
+        judged = processes_tool.enrich(p, info, problem, NO_PODS)
+        if judged.zombie:
+            zombies.append(health.Zombie(p.pid, judged.used_memory_mib, "; ".join(judged.zombie_reasons)))
+    used = [p.used_memory for p in listed or []]
+    return {
+        "count": len({p.pid for p in listed}) if listed is not None else None,
+        "memory_mib": sum(used) // MIB if listed is not None and None not in used else None,
+        "used_mib": reading.memory_used // MIB if reading.memory_used is not None else None,
+        # Unaccounted memory is computed only where list_gpu_processes computes it (not under MIG,
+        # not while memory use changed during the read, ...); diagnose adds the empty-list rule.
+        "complete": listed is not None and reading.orphan_memory is not None,
+        "reason": next(
+            (
+                reading.unavailable[k]
+                for k in ("compute_processes", "graphics_processes", "orphan_memory_mib")
+                if k in reading.unavailable
+            ),
+            None,
+        ),  # fmt: skip
+        "zombies": zombies,
+    }
+
+
 def _inputs(
-    app: AgentApp, ref: GpuRef, xids: list[health.XidFinding], links: list[Finding]
+    app: AgentApp, ref: GpuRef, xids: list[health.XidFinding], links: list[Finding], failed: dict[str, str]
 ) -> tuple[health.HealthInputs, dict[str, str]]:
     adapter = app.backend.adapter
     t = adapter.telemetry(ref)
     tele = build_telemetry(ref.index, ref.uuid, ref.name, t)
     usage = read_usage(adapter, ref)
+    procs = _processes(app, ref)
+    link, pcie_unavailable = _pcie(app, ref, t["utilization_gpu_percent"])
+    if procs["count"] is None:  # the zombie and unaccounted-memory checks could not run
+        failed = {**failed, "processes": f"process list unreadable: {procs['reason']}"}
     ecc_gpu, ecc = ecc_tool.snapshot(app, ref)
     if ecc is None:
         raise GpuLost(ecc_gpu.unavailable.get("*", "nvmlDeviceGetEccMode"))
     unavailable = {
         **t["unavailable"],
         **usage["unavailable"],
+        **pcie_unavailable,
         **{f"ecc.{k}": v for k, v in ecc_gpu.unavailable.items()},
     }
     th = tele.throttling
@@ -138,40 +201,62 @@ def _inputs(
         power_draw_w=t["power_draw_w"],
         power_limit_w=t["power_limit_w"],
         power_default_limit_w=usage["power_default_limit_w"],
-        throttling=Throttling(th.active, th.causes, th.category, th.explanation),
+        throttling=Throttling(th.active, th.causes, th.category, th.explanation, th.expected),
         ecc=ecc,
         xids=xids,
         nvlink=links,
-        process_count=usage["process_count"],
-        process_memory_mib=usage["process_memory_mib"],
+        pcie=link,
+        process_count=procs["count"],
+        process_memory_mib=procs["memory_mib"],
         memory_total_mib=t["memory_total_mib"],
+        memory_used_mib=procs["used_mib"],
+        process_list_complete=procs["complete"],
+        process_list_reason=procs["reason"],
+        zombies=procs["zombies"],
+        failed_checks=failed,
         unreadable=unavailable,
     )
     return inputs, unavailable
 
 
+def failed_checks(xid_unavailable: dict[str, str], topo: dict[str, str]) -> dict[str, str]:
+    """Sub-checks that could not run for a GPU: the XID analysis, the NVLink error counters."""
+    out = {}
+    if "xids" in xid_unavailable:
+        out["xid"] = xid_unavailable["xids"]
+    if "nvlink.errors" in topo:
+        out["nvlink"] = f"NVLink error counters unreadable: {topo['nvlink.errors']}"
+    return out
+
+
 def _gpu(
-    app: AgentApp, ref: GpuRef, xids: list[health.XidFinding], topo: topology_tool.TopologyResult
-) -> GpuHealth:
+    app: AgentApp,
+    ref: GpuRef,
+    xids: list[health.XidFinding],
+    topo: topology_tool.TopologyResult,
+    xid_unavailable: dict[str, str],
+) -> tuple[GpuHealth, health.Assessment]:
     base = {"index": ref.index, "uuid": ref.uuid, "name": ref.name, "pci_bus_id": ref.bus_id}
     mine = next((g for g in topo.gpus if g.index == ref.index), None)
     links = [
         Finding(**f.model_dump()) for f in topo.findings if ref.index in f.gpus and f.kind in LINK_FINDINGS
     ]
+    topo_unavailable = topology_unavailable(mine) if mine is not None else {}
+    failed = failed_checks(xid_unavailable, topo_unavailable)
     unavailable: dict[str, str] = {}
     lost = ref.lost_reason or (mine.unavailable.get("*") if mine is not None and mine.lost else None)
     if not lost:
         try:
-            inputs, unavailable = _inputs(app, ref, xids, links)
+            inputs, unavailable = _inputs(app, ref, xids, links, failed)
         except GpuLost as exc:
             lost = str(exc) if str(exc).startswith("GpuIsLost") else f"GpuIsLost: {exc}"
     if lost:
         inputs = health.HealthInputs(index=ref.index, lost_reason=lost, xids=xids)
         unavailable = {"*": lost}
-    elif mine is not None:
-        unavailable.update(topology_unavailable(mine))
+    else:
+        unavailable.update(topo_unavailable)
     a = health.assess(inputs)
-    return GpuHealth(
+    gpu = GpuHealth(
         **base,
         status=a.status,
         score=a.score,
@@ -180,6 +265,7 @@ def _gpu(
         action=a.action,
         unavailable=unavailable,
     )
+    return gpu, a
 
 
 def register(app: AgentApp) -> None:
@@ -189,20 +275,22 @@ def register(app: AgentApp) -> None:
             str, Field(description='window for recent XIDs: "30m", "24h", "7d" or RFC 3339')
         ] = "24h",
     ) -> HealthResult:
-        """Start here: one health check of the node's GPUs. Per GPU a status (healthy, warning, degraded,
-        critical, lost), a 0-100 score and the reasons with their numbers: temperature against NVML's own
+        """Start here: one health check of the node's GPUs. Per GPU a status (healthy, unknown, warning,
+        degraded, critical, lost), a 0-100 score and the reasons with their numbers: temperature against NVML's own
         thresholds, power against the limit, throttling, ECC / row remapping / retired pages, recent XIDs,
-        NVLink state and errors, and running processes; then the node's status and the SRE action
+        NVLink state and errors, PCIe link width/generation and replays, and running processes (zombies,
+        memory no process accounts for); then the node's status and the SRE action
         (e.g. drain and reset GPU 3, or cordon and RMA). Unreadable signals are reported, never assumed fine."""
         refs = select_gpus(app, gpus)
         xids, notes, unavailable = recent_xids(app, since)
         topology = topology_tool.inspect(app, app.backend.adapter.gpus())
         unavailable.update({f"topology.{k}": v for k, v in topology.unavailable.items()})
-        items = []
-        for ref in refs:
-            items.append(_gpu(app, ref, [x for x in xids if x.gpu_index == ref.index], topology))
-        assessments = [health.Assessment(g.index, g.status, g.score, g.summary, [], g.action) for g in items]
-        status, action = health.node_verdict(assessments)
+        judged = [
+            _gpu(app, ref, [x for x in xids if x.gpu_index == ref.index], topology, unavailable)
+            for ref in refs
+        ]
+        items = [gpu for gpu, _ in judged]
+        status, action = node.node_verdict([a for _, a in judged])
         stray = [x for x in xids if x.gpu_index is None]
         if stray:
             notes.append("XIDs on no GPU NVML lists: " + ", ".join(f"XID {x.code} x{x.count}" for x in stray))

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pydantic import Field
 
 from k8s_gpu_mcp.gpu.adapter import GpuLost, GpuRef
+from k8s_gpu_mcp.gpu.fleet import mock_proc_info
 from k8s_gpu_mcp.gpu.processes import MIB, GpuProcesses, NvmlProcess, read_gpu_processes
 from k8s_gpu_mcp.host.procfs import ProcInfo, boot_time, proc_root_problem, read_passwd, read_proc
 from k8s_gpu_mcp.k8s.pods import PodLookup, lookup_pods
@@ -121,6 +123,20 @@ def enrich(p: NvmlProcess, info: ProcInfo | None, proc_problem: str | None, pods
     return out
 
 
+def proc_info(
+    app: AgentApp, ref: GpuRef, pid: int, users: dict[int, str], btime: int | None
+) -> tuple[ProcInfo | None, str | None]:
+    """(what is known about ``pid``, why /proc cannot tell). In mock mode a profile pid is what the
+    profile says: this machine's /proc is read only for pids a test registered as real (``real:
+    true``), and a /proc tree a test passes with ``--proc-root`` stands for the captured node's."""
+    nvml = app.backend.nvml
+    own_proc = Path(app.settings.proc_root).resolve() == Path("/proc")
+    if app.backend.mock is not None and own_proc and pid not in nvml.fake_real_pids():
+        return mock_proc_info(nvml.gpus[ref.index], pid), None
+    problem = proc_root_problem(app.settings.proc_root)
+    return (None if problem else read_proc(app.settings.proc_root, pid, users, btime)), problem
+
+
 def describe_gpu(
     app: AgentApp, ref: GpuRef, pods: PodLookup, users: dict[int, str], btime: int | None
 ) -> GpuProcessList:
@@ -131,14 +147,9 @@ def describe_gpu(
         reading: GpuProcesses = read_gpu_processes(app.backend.nvml, ref)
     except GpuLost as lost:
         return GpuProcessList(**base, lost=True, processes=None, unavailable={"*": f"GpuIsLost: {lost}"})
-    proc_root = app.settings.proc_root
-    problem = proc_root_problem(proc_root)
     procs = None
     if reading.processes is not None:
-        procs = [
-            enrich(p, None if problem else read_proc(proc_root, p.pid, users, btime), problem, pods)
-            for p in reading.processes
-        ]
+        procs = [enrich(p, *proc_info(app, ref, p.pid, users, btime), pods) for p in reading.processes]
     owned = None
     if reading.processes is not None and all(p.used_memory is not None for p in reading.processes):
         owned = sum(p.used_memory or 0 for p in reading.processes) // MIB

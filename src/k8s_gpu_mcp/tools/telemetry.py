@@ -59,6 +59,10 @@ class Throttling(ToolModel):
     causes: list[str]
     category: Category | None
     explanation: str
+    expected: str | None = Field(
+        None,
+        description="why the active reasons are normal operation (power cap at the limit, idle); null otherwise",
+    )
 
 
 class GpuTelemetry(ToolModel):
@@ -103,6 +107,7 @@ def build_telemetry(index: int, uuid: str | None, name: str | None, t: dict[str,
             power_w=draw,
             power_limit_w=limit,
             unreadable_reason=t["unavailable"].get("clock_event_reasons"),
+            pstate=int(t["pstate"][1:]) if t["pstate"] else None,
         )
     )
     return GpuTelemetry(
