@@ -294,7 +294,7 @@ def mock_proc_info(gpu: dict[str, Any], pid: int) -> ProcInfo:
     the profile marks it ``exited: true`` (the driver still lists it) or gives a ``state`` (``Z`` for
     defunct). Only pids a test registers with ``real: true`` are looked up in the local /proc.
     """
-    entry = next(
+    entry: dict[str, Any] = next(
         (p for procs in (gpu.get("processes") or {}).values() for p in procs or [] if p.get("pid") == pid),
         {},
     )

@@ -152,9 +152,10 @@ def _processes(app: AgentApp, ref: GpuRef) -> dict[str, Any]:
         if judged.zombie:
             zombies.append(health.Zombie(p.pid, judged.used_memory_mib, "; ".join(judged.zombie_reasons)))
     used = [p.used_memory for p in listed or []]
+    known = [u for u in used if u is not None]
     return {
         "count": len({p.pid for p in listed}) if listed is not None else None,
-        "memory_mib": sum(used) // MIB if listed is not None and None not in used else None,
+        "memory_mib": sum(known) // MIB if listed is not None and len(known) == len(used) else None,
         "used_mib": reading.memory_used // MIB if reading.memory_used is not None else None,
         # Unaccounted memory is computed only where list_gpu_processes computes it (not under MIG,
         # not while memory use changed during the read, ...); diagnose adds the empty-list rule.
