@@ -130,7 +130,7 @@ async def test_recent_xids_from_the_kernel_log_are_reasons_with_their_action(mak
     xids = {r["evidence"]["xid"]: r for r in gpu["reasons"] if r["component"] == "xid"}
     assert set(xids) == {48, 63}
     assert xids[48]["severity"] == "critical" and xids[48]["evidence"]["count"] == 1
-    assert xids[63]["severity"] == "info"
+    assert xids[63]["severity"] == "degraded"  # XID 63 takes the ECC verdict reset-required (issue 15)
     assert gpu["reasons"][0]["component"] == "xid" and "reset" in gpu["action"].lower()
     assert data["since"] == "24h" and "xids" not in data["unavailable"]
 

@@ -37,7 +37,9 @@ async def test_xid_48_and_79_on_h100_is_fatal_with_drain_actions(make_app):
     data = result.structured_content
     assert data["verdict"] == "Fatal"
     rec = data["recommendation"]
-    assert "Drain the node and reset the GPU: XID 48 (Double Bit ECC Error) on GPU 3" in rec
+    assert "Reset the GPU (drain its workloads first); run field diagnostics if it recurs: XID 48" in rec
+    (wf,) = [w for w in data["workflows"] if w["xid"] == 48]
+    assert (wf["workflow"], wf["gpu_index"], wf["pattern"]) == ("WORKFLOW_XID_48", 3, "solo")
     assert "Drain the node and reboot it: XID 79 (GPU has fallen off the bus) on GPU 5" in rec
     by_xid = {e["xid"]: e for e in data["events"]}
     assert by_xid[48]["gpu_uuid"] == refs[3].uuid and by_xid[48]["bus_id"] == refs[3].bus_id

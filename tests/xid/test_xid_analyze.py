@@ -95,11 +95,11 @@ def test_recurring_hardware_xid_escalates_to_replace() -> None:
 def test_since_filter_limit_and_min_severity() -> None:
     old = "[ 10.0] NVRM: Xid (PCI:0000:18:00): 48, pid=1, name=a, DBE"  # 2h before NOW
     assert _run([old], since="1h").verdict == "OK"
-    assert _run([old], since="3h").verdict == "Fatal"
-    assert _run([old], since=(NOW - timedelta(hours=3)).isoformat()).verdict == "Fatal"
+    assert _run([old], since="3h").verdict == "Critical"  # WORKFLOW_XID_48: solo -> reset the GPU
+    assert _run([old], since=(NOW - timedelta(hours=3)).isoformat()).verdict == "Critical"
     many = [f"[ {3600 + i}.0] NVRM: Xid (PCI:0000:18:00): 13, pid=1, name=a, x" for i in range(5)]
     r = _run(many + SCENARIO[:1], limit=2)
-    assert r.truncated and len(r.events) == 2 and r.total_events == 6 and r.verdict == "Fatal"
+    assert r.truncated and len(r.events) == 2 and r.total_events == 6 and r.verdict == "Critical"
     r = _run(SCENARIO, min_severity="Fatal")
     assert {e.xid for e in r.events} == {48, 79}
 

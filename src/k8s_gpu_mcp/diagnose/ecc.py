@@ -46,6 +46,11 @@ ACTIONS: dict[str, str] = {
     "replace": "Cordon and drain the node, run NVIDIA field diagnostics on this GPU and open an RMA.",
 }
 
+# XIDs that report the same evidence as the counters: 63 records a row remap, which takes effect only
+# after a GPU reset (= remap_pending); 64 is a remap failure (= remap_failure, NVIDIA's RMA criterion).
+# analyze_xid_errors gives these XIDs this verdict's action, so both tools advise the same.
+XID_VERDICT: dict[int, EccVerdict] = {63: "reset-required", 64: "replace"}
+
 
 @dataclass(frozen=True)
 class EccState:

@@ -12,17 +12,17 @@ from typing import Any
 
 from ..gpu.pci import normalize_bus_id
 from ..k8s.cgroup import read_cgroup
+from . import workflows
 from .catalog import SEVERITY_ORDER, lookup
 from .decode import decode
 from .models import SxidEvent, Verdict, XidAnalysis, XidEvent, XidSummary
 from .parse import KernelEvent
 from .parse import SxidEvent as RawSxid
+from .workflows import RECURRING_COUNT, REPLACE_ACTION
 
 MERGE_WINDOW_S = 2.0  # the same XID on the same GPU seen by two sources
 LOST_MERGE_WINDOW_S = 300.0  # a no-XID lost-GPU report next to an XID 79 is the same loss
 RELATED_WINDOW_S = 300.0  # "nearby" XIDs for message decoding (48 with 63/64, 45 with its cause)
-RECURRING_COUNT = 3  # the same hardware XID this often on one GPU -> replace the GPU
-REPLACE_ACTION = "Drain the node and replace the GPU (recurring hardware XID; contact NVIDIA support)"
 _DURATION_RE = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 _ECHO = reprlib.Repr()  # caller input in errors is echoed cut short
 _ECHO.maxstring = _ECHO.maxother = 60
@@ -183,10 +183,12 @@ def analyze(
     decoded: list[XidEvent] = []
     for ev, srcs in merged:
         decoded.append(_event(ev, srcs, merged, by_index, proc_root))
+    found = workflows.evaluate(decoded)  # over every event of the window, before min_severity
+    workflows.apply(decoded, found)
     if min_severity is not None:
         decoded = [e for e in decoded if SEVERITY_ORDER[e.severity] >= SEVERITY_ORDER[min_severity]]
 
-    summary = _summary(decoded)
+    summary = _summary(decoded, {(w.xid, w.gpu_index, w.bus_id) for w in found})
     verdict: Verdict = max((e.severity for e in decoded), key=SEVERITY_ORDER.__getitem__, default="OK")
     truncated = len(decoded) > limit
     return XidAnalysis(
@@ -194,6 +196,7 @@ def analyze(
         recommendation=_recommendation(summary),
         events=decoded[-limit:],
         summary=summary,
+        workflows=found,
         sxids=[_sxid(s) for s in sxids if lower is None or s.timestamp is None or s.timestamp >= lower],
         total_events=len(decoded),
         truncated=truncated,
@@ -254,7 +257,11 @@ def _event(
     )
 
 
-def _summary(events: list[XidEvent]) -> list[XidSummary]:
+def _summary(
+    events: list[XidEvent], by_workflow: set[tuple[int, int | None, str | None]]
+) -> list[XidSummary]:
+    """Per XID and GPU. A workflow's advice stands as it is; other hardware XIDs recurring on one
+    GPU escalate to replacing it."""
     groups: dict[tuple[int, int | None, str | None], list[XidEvent]] = {}
     for e in events:
         groups.setdefault((e.xid, e.gpu_index, e.bus_id), []).append(e)
@@ -264,7 +271,8 @@ def _summary(events: list[XidEvent]) -> list[XidSummary]:
         stamps = [e.timestamp for e in evs if e.timestamp]
         action = worst.sre_action
         if (
-            len(evs) >= RECURRING_COUNT
+            (xid, index, bus_id) not in by_workflow
+            and len(evs) >= RECURRING_COUNT
             and worst.severity in ("Critical", "Fatal")
             and lookup(xid).origin == "hardware"
         ):

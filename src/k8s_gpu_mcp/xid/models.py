@@ -59,6 +59,21 @@ class XidSummary(ToolModel):
     sre_action: str
 
 
+class Workflow(ToolModel):
+    """One of NVIDIA's investigatory workflows, evaluated over the window's events on one GPU."""
+
+    workflow: str = Field(
+        description="NVIDIA's workflow (WORKFLOW_XID_13, ...), or the ECC verdict for 63/64"
+    )
+    xid: int
+    gpu_index: int | None
+    bus_id: str | None
+    count: int = Field(description="Events of this XID on this GPU in the window")
+    pattern: str = Field(description="The pattern seen, and what it points at")
+    severity: Severity
+    sre_action: str = Field(description="The advice for this XID on this GPU (replaces the per-event one)")
+
+
 class SxidEvent(ToolModel):
     sxid: int
     switch: int
@@ -76,6 +91,10 @@ class XidAnalysis(ToolModel):
     recommendation: str
     events: list[XidEvent]
     summary: list[XidSummary]
+    workflows: list[Workflow] = Field(
+        default_factory=list,
+        description="NVIDIA's investigatory workflows per GPU: the pattern seen and its advice",
+    )
     sxids: list[SxidEvent] = Field(default_factory=list, description="NVSwitch SXids (never GPU XIDs)")
     total_events: int
     truncated: bool = Field(description="True when limit cut the event list (summary and verdict cover all)")
