@@ -55,7 +55,11 @@ async def test_targets_and_partial_results(tmp_path, payloads, caplog):
         assert s["summary"]["errors_by_kind"] == {"timeout": 1}
         hung = next(n for n in s["nodes"] if not n["ok"])
         assert hung["node"] == "sim-0002" and hung["result"] is None and "timeout" in hung["error"]
-        assert fleet.agents[0].last_params == {"name": "get_gpu_telemetry", "arguments": {"gpus": [0]}}
+        assert fleet.agents[0].last_params == {
+            "name": "get_gpu_telemetry",
+            "arguments": {"gpus": [0]},
+            "_meta": {"io.k8s-gpu-mcp/correlation-id": s["summary"]["correlation_id"]},
+        }
         assert json.loads(r.content[0].text)["summary"] == s["summary"]
 
         r = await client.call_tool("get_gpu_inventory", {"node": "sim-0000", "nodes": ["sim-0003", "nope"]})

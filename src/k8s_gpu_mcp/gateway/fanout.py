@@ -1,8 +1,12 @@
-"""Call one tool on many agents: bounded concurrency, one deadline, jittered retries, breakers.
+"""Call one tool on many nodes: bounded concurrency, deadlines, jittered retries, breakers.
 
-Every node gets an answer: its result, or an error kind and message. The whole fan-out ends by
-``start + node_timeout`` (a node still queued or still talking at the deadline is reported as
-``timeout``), so hung agents cost one timeout, not one timeout each.
+The one fan-out core of both cluster front ends. How a node is reached is a :class:`NodeTransport`:
+the gateway's HTTP agents (:class:`HttpTransport`), or ``connect cluster``'s on-demand syringe
+sessions (``launch/cluster_sessions.py``). Every node gets an answer: its result, or an error kind
+and message. A node gets ``node_timeout`` once it is called; the whole fan-out ends by its
+``deadline`` (default ``start + node_timeout``: a node still queued or still talking then is
+reported as ``timeout``), so hung agents cost one timeout, not one timeout each. With more nodes
+than ``concurrency`` the calls run in waves.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -26,6 +30,27 @@ from k8s_gpu_mcp.metrics import LATENCY_BUCKETS
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], Awaitable[None]]
+
+
+class NodeTransport(Protocol):
+    """Sends one ``tools/call`` to one node's agent: returns the JSON result and its size in bytes,
+    or raises AgentError (its ``kind`` lands in the summary)."""
+
+    async def call_tool(
+        self, agent: Agent, params: dict[str, Any], headers: dict[str, str]
+    ) -> tuple[dict[str, Any], int]: ...
+
+
+class HttpTransport:
+    """The DaemonSet agents over streamable HTTP (the gateway)."""
+
+    def __init__(self, rpc: RpcClient) -> None:
+        self.rpc = rpc
+
+    async def call_tool(
+        self, agent: Agent, params: dict[str, Any], headers: dict[str, str]
+    ) -> tuple[dict[str, Any], int]:
+        return await self.rpc.call_sized(agent.url, "tools/call", params, headers)
 
 
 @dataclass(frozen=True)
@@ -103,14 +128,17 @@ def tool_payload(result: dict[str, Any], who: str) -> dict[str, Any]:
 class Fanout:
     def __init__(
         self,
-        rpc: RpcClient,
+        transport: NodeTransport | RpcClient,
         config: FanoutConfig,
         board: BreakerBoard,
         metrics: FanoutMetrics | None = None,
         rand: Callable[[], float] = random.random,
     ):
-        self.rpc, self.config, self.board, self.metrics, self.rand = rpc, config, board, metrics, rand
-        self.limiter = anyio.CapacityLimiter(config.concurrency)  # gateway-wide, across concurrent calls
+        if isinstance(transport, RpcClient):
+            transport = HttpTransport(transport)
+        self.transport: NodeTransport = transport
+        self.config, self.board, self.metrics, self.rand = config, board, metrics, rand
+        self.limiter = anyio.CapacityLimiter(config.concurrency)  # app-wide, across concurrent calls
 
     async def call_all(
         self,
@@ -122,8 +150,10 @@ class Fanout:
         correlation_id: str = "",
         deadline: float | None = None,
         on_progress: Progress | None = None,
+        meta: dict[str, Any] | None = None,
     ) -> list[NodeCall]:
-        """``tools/call`` on every agent; results in the agents' order."""
+        """``tools/call`` on every agent; results in the agents' order. ``meta`` goes out as the
+        request's ``_meta`` (who asked, correlation id)."""
         deadline = deadline if deadline is not None else time.monotonic() + self.config.node_timeout_s
         results: list[NodeCall | None] = [None] * len(agents)
         done = 0
@@ -131,7 +161,7 @@ class Fanout:
 
         async def one(i: int, agent: Agent) -> None:
             nonlocal done
-            results[i] = await self.call_node(agent, tool, arguments, deadline, idempotent, headers)
+            results[i] = await self.call_node(agent, tool, arguments, deadline, idempotent, headers, meta)
             done += 1
             if on_progress is not None:
                 await on_progress(done, len(agents))
@@ -149,9 +179,13 @@ class Fanout:
         deadline: float,
         idempotent: bool = True,
         headers: dict[str, str] | None = None,
+        meta: dict[str, Any] | None = None,
     ) -> NodeCall:
         start = time.monotonic()
-        call = await self._call_node(agent, tool, arguments, deadline, idempotent, headers or {})
+        params: dict[str, Any] = {"name": tool, "arguments": arguments}
+        if meta:
+            params["_meta"] = meta
+        call = await self._call_node(agent, params, deadline, idempotent, headers or {})
         call.duration_s = time.monotonic() - start
         if self.metrics is not None:
             self.metrics.calls.labels("ok" if call.ok else call.error_kind or "error").inc()
@@ -161,8 +195,7 @@ class Fanout:
     async def _call_node(
         self,
         agent: Agent,
-        tool: str,
-        arguments: dict[str, Any],
+        params: dict[str, Any],
         deadline: float,
         idempotent: bool,
         headers: dict[str, str],
@@ -178,35 +211,40 @@ class Fanout:
                 f"next probe in {breaker.retry_in_s:.1f} s",
             )
         attempts, calling = 0, False
-        params = {"name": tool, "arguments": arguments}
         try:
             with anyio.fail_after(max(0.0, deadline - time.monotonic())):
                 async with self.limiter:
                     calling = True
-                    while True:
-                        attempts += 1
-                        try:
-                            reply, size = await self.rpc.call_sized(agent.url, "tools/call", params, headers)
-                            payload = tool_payload(reply, agent.node)
-                        except AgentError as exc:
-                            if exc.retryable and idempotent and attempts <= self.config.retries:
-                                delay = self._backoff(attempts)
-                                if time.monotonic() + delay < deadline:
-                                    await anyio.sleep(delay)
-                                    continue
-                            breaker.record(permit, success=not exc.breaker)
+                    node_deadline = min(deadline, time.monotonic() + self.config.node_timeout_s)
+                    with anyio.fail_after(max(0.0, node_deadline - time.monotonic())):
+                        while True:
+                            attempts += 1
+                            try:
+                                reply, size = await self.transport.call_tool(agent, params, headers)
+                                payload = tool_payload(reply, agent.node)
+                            except AgentError as exc:
+                                if exc.retryable and idempotent and attempts <= self.config.retries:
+                                    delay = self._backoff(attempts)
+                                    if time.monotonic() + delay < node_deadline:
+                                        await anyio.sleep(delay)
+                                        continue
+                                breaker.record(permit, success=not exc.breaker)
+                                return NodeCall(
+                                    agent.node, False, error_kind=exc.kind, error=str(exc), attempts=attempts
+                                )
+                            breaker.record(permit, success=True)
                             return NodeCall(
-                                agent.node, False, error_kind=exc.kind, error=str(exc), attempts=attempts
+                                agent.node, True, result=payload, attempts=attempts, reply_bytes=size
                             )
-                        breaker.record(permit, success=True)
-                        return NodeCall(agent.node, True, result=payload, attempts=attempts, reply_bytes=size)
         except TimeoutError:
             if calling:
                 breaker.record(permit, success=False)
                 message = f"no answer within the {self.config.node_timeout_s:g} s node timeout"
             else:
                 breaker.release(permit)
-                message = "deadline passed while queued behind other nodes (raise --concurrency)"
+                message = (
+                    "deadline passed while queued behind other nodes (raise --concurrency/--max-sessions)"
+                )
             return NodeCall(agent.node, False, error_kind="timeout", error=message, attempts=attempts)
         except BaseException:
             breaker.release(permit)

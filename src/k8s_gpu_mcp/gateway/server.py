@@ -1,7 +1,14 @@
-"""The gateway's MCP server: node tools with a target, and cluster-wide tools.
+"""The cluster front ends' shared MCP tools, and the DaemonSet gateway built on them.
+
+:class:`FleetApp` is the one core: targeting, fan-out (``gateway/fanout.py``), summaries, partial
+results, progress and the node tools with a target. Two front ends use it over two transports:
+:class:`GatewayApp` (HTTP agents of the DaemonSet, ``k8s-gpu-mcp gateway``) and ``connect cluster``
+(syringe sessions opened on demand, ``launch/cluster.py``).
 
 Target arguments on every node tool: ``node`` (one name), ``nodes`` (names), ``node_selector``
-(a label selector over node labels); none of them means every agent the gateway knows.
+(a label selector over node labels). With none of them the gateway means every agent it knows;
+``connect cluster`` refuses (it would inject into every node). Destructive tools take exactly one
+``node``.
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ from k8s_gpu_mcp.gateway.discovery import (
     StaticDiscovery,
     select_agents,
 )
-from k8s_gpu_mcp.gateway.fanout import Fanout, FanoutConfig, FanoutMetrics, NodeCall
+from k8s_gpu_mcp.gateway.fanout import Fanout, FanoutConfig, FanoutMetrics, NodeCall, NodeTransport
 from k8s_gpu_mcp.gateway.health import UNHEALTHY, GpuVerdict, from_health, from_telemetry
 from k8s_gpu_mcp.gateway.rpc import RpcClient
 from k8s_gpu_mcp.http.auth import Token
@@ -52,6 +59,9 @@ PASS_THROUGH = ToolAnnotations(
 )
 
 TEXT_LIMIT_BYTES = 256 * 1024
+META_CORRELATION = "io.k8s-gpu-mcp/correlation-id"  # _meta keys of a node call
+META_CALLER = "io.k8s-gpu-mcp/caller"
+DESTRUCTIVE_TOOLS = ("kill_gpu_process", "reset_gpu")
 
 INSTRUCTIONS = (
     "k8s-gpu-mcp gateway: the GPU node tools for a whole Kubernetes cluster. Every node tool takes a "
@@ -124,29 +134,43 @@ class UnhealthyReport(BaseModel):
     nodes_checked: int
 
 
-class GatewayApp:
-    """Discovery + fan-out + the MCP server over them."""
+class FleetApp:
+    """The shared core: node targeting + fan-out + the MCP server, over one transport.
 
-    def __init__(self, settings: Settings, discovery: Discovery | None = None, rpc: RpcClient | None = None):
+    ``require_target``: a node tool called with no target is refused (``connect cluster``: every
+    node would get a debugger pod) instead of meaning every known agent (the gateway).
+    """
+
+    kind = "gateway"
+    require_target = False
+
+    def __init__(
+        self,
+        settings: Settings,
+        discovery: Discovery,
+        transport: NodeTransport | RpcClient,
+        config: FanoutConfig,
+        *,
+        name: str,
+        instructions: str,
+    ):
         self.settings = settings
-        self.discovery = discovery if discovery is not None else make_discovery(settings)
-        self.rpc = rpc if rpc is not None else RpcClient(agent_token(settings), settings.agent_ca_file)
+        self.discovery = discovery
         self.board = BreakerBoard(settings.breaker_failures, settings.breaker_reset)
         self.metrics = ToolMetrics(namespace="k8s_gpu_mcp_gateway")
         fanout_metrics = FanoutMetrics(self.metrics.registry)
         fanout_metrics.watch_breakers(self.board)
-        self.config = FanoutConfig(settings.node_timeout, settings.concurrency, settings.retries)
-        self.fanout = Fanout(self.rpc, self.config, self.board, fanout_metrics)
+        self.config = config
+        self.fanout = Fanout(transport, self.config, self.board, fanout_metrics)
         self.last_discovery_error: str | None = None
         self.agents_known = 0
         self.server = MCPServer(
-            "k8s-gpu-mcp-gateway",
+            name,
             version=__version__,
-            instructions=INSTRUCTIONS,
+            instructions=instructions,
             log_level=settings.log_level.upper(),  # type: ignore[arg-type]
         )
         self.tool_names: list[str] = []
-        register_tools(self)
 
     def add_tool(self, fn: Callable[..., Any], *, title: str, annotations: ToolAnnotations) -> None:
         self.server.add_tool(
@@ -159,17 +183,36 @@ class GatewayApp:
             agents = await self.discovery.agents()
         except DiscoveryError as exc:
             self.last_discovery_error = str(exc)
-            raise ToolError(f"cannot list the GPU node agents ({self.discovery.describe()}): {exc}") from exc
+            raise ToolError(f"cannot list the GPU nodes ({self.discovery.describe()}): {exc}") from exc
         self.last_discovery_error, self.agents_known = None, len(agents)
         return agents
 
     async def target(
-        self, node: str | None, nodes: list[str] | None, node_selector: str | None
+        self, node: str | None, nodes: list[str] | None, node_selector: str | None, *, sweep: bool = False
     ) -> tuple[list[Agent], list[str]]:
+        """The agents a call reaches, and the named nodes that have none. ``sweep``: a tool whose
+        purpose is to cover the selection (find_unhealthy_gpus) may go without a target."""
+        if self.require_target and not sweep and not (node or nodes or node_selector):
+            raise ToolError(
+                "choose the nodes: pass node='NAME', nodes=[...] or node_selector='label=value' "
+                "(list_gpu_nodes shows the GPU nodes and their labels; find_workload_gpus maps a pod, job "
+                "or deployment to its nodes; find_unhealthy_gpus sweeps a selection). A node tool never "
+                "starts agents on every node by itself."
+            )
         try:
             return select_agents(await self.agents(), node, nodes, node_selector)
         except ValueError as exc:
             raise ToolError(str(exc)) from exc
+
+    async def missing(self, names: list[str]) -> list[NodeCall]:
+        """The calls for named nodes that have no agent (the cluster front end says why)."""
+        return [
+            NodeCall(n, False, error_kind="unknown_node", error="no ready agent on this node") for n in names
+        ]
+
+    def call_meta(self, correlation_id: str) -> dict[str, Any]:
+        """``_meta`` sent with each node call: the correlation id (and, where known, who asked)."""
+        return {META_CORRELATION: correlation_id}
 
     async def fan_out(
         self,
@@ -179,10 +222,11 @@ class GatewayApp:
         ctx: Context | None,
         *,
         idempotent: bool = True,
+        correlation_id: str | None = None,
     ) -> tuple[list[NodeCall], Summary]:
         """Run one tool on the target; log one line with the correlation id; return calls + summary."""
         agents, missing = target
-        correlation_id = uuid.uuid4().hex[:16]
+        correlation_id = correlation_id or uuid.uuid4().hex[:16]
         start = time.monotonic()
         calls = await self.fanout.call_all(
             agents,
@@ -190,15 +234,18 @@ class GatewayApp:
             arguments,
             idempotent=idempotent,
             correlation_id=correlation_id,
+            deadline=start + self.call_timeout_s(),
             on_progress=progress_reporter(ctx, tool),
+            meta=self.call_meta(correlation_id),
         )
-        calls += [
-            NodeCall(n, False, error_kind="unknown_node", error="no ready agent on this node")
-            for n in missing
-        ]
+        calls += await self.missing(missing)
         summary = summarize(calls, tool, correlation_id, start, self.config.node_timeout_s)
         log_call(summary)
         return calls, summary
+
+    def call_timeout_s(self) -> float:
+        """The bound on one whole fan-out (the gateway: one node timeout; its agents are up)."""
+        return self.config.node_timeout_s
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         details: dict[str, Any] = {"discovery": self.discovery.describe(), "agents_known": self.agents_known}
@@ -206,6 +253,25 @@ class GatewayApp:
             details["reason"] = self.last_discovery_error
             return False, details
         return True, details
+
+    def close(self) -> None:
+        """Release the transport (subclasses)."""
+
+
+class GatewayApp(FleetApp):
+    """The DaemonSet gateway: discovery of agent pods + the shared tools over HTTP agents."""
+
+    def __init__(self, settings: Settings, discovery: Discovery | None = None, rpc: RpcClient | None = None):
+        self.rpc = rpc if rpc is not None else RpcClient(agent_token(settings), settings.agent_ca_file)
+        super().__init__(
+            settings,
+            discovery if discovery is not None else make_discovery(settings),
+            self.rpc,
+            FanoutConfig(settings.node_timeout, settings.concurrency, settings.retries),
+            name="k8s-gpu-mcp-gateway",
+            instructions=INSTRUCTIONS,
+        )
+        register_tools(self)
 
     def close(self) -> None:
         self.rpc.close()
@@ -325,9 +391,122 @@ def respond(structured: dict[str, Any], calls: list[NodeCall]) -> CallToolResult
     )
 
 
+ArgumentsArg = Annotated[
+    dict[str, Any] | None,
+    Field(description='the node tool\'s other arguments, e.g. {"since": "1h"} (docs/tools.md)'),
+]
+DetailArg = Annotated[
+    Literal["summary", "full"],
+    Field(
+        description="summary: node status/action and per-GPU status, score, summary, action; "
+        "full: each agent's whole get_gpu_health result (reasons with evidence)"
+    ),
+]
+
+# (agent tool, title, what it returns): the read-only node tools every front end offers with a target.
+NODE_TOOLS: list[tuple[str, str, str]] = [
+    ("get_gpu_inventory", "GPU inventory",
+     "models, UUIDs, serials, PCI ids, VBIOS, memory, limits, MIG/persistence mode, driver/CUDA versions"),
+    ("get_gpu_telemetry", "GPU telemetry",
+     "temperature against NVML thresholds, power, clocks, utilization, decoded throttle reasons"),
+    ("analyze_xid_errors", "XID errors",
+     "XID events from the kernel log and NVML with their meaning, the GPU they hit and what to do"),
+    ("snapshot_ecc", "ECC snapshot",
+     "volatile and aggregate ECC counts, retired pages / remapped rows and their verdicts"),
+    ("inspect_topology", "GPU topology", "NVLink state and errors, PCIe links, the GPU-to-GPU matrix"),
+    ("list_gpu_processes", "GPU processes", "the processes on each GPU, their memory and their pods"),
+]  # fmt: skip
+
+
+def _merge_args(gpus: Any, arguments: dict[str, Any] | None) -> dict[str, Any]:
+    out = dict(arguments or {})
+    if gpus is not None:
+        out["gpus"] = gpus
+    return out
+
+
+def _node_tool(app: FleetApp, tool: str, title: str, what: str) -> None:
+    async def run(
+        ctx: Context,
+        node: NodeArg = None,
+        nodes: NodesArg = None,
+        node_selector: SelectorArg = None,
+        gpus: GpuSelector = None,
+        arguments: ArgumentsArg = None,
+    ) -> FanoutReply:
+        return await per_node(app, tool, _merge_args(gpus, arguments), node, nodes, node_selector, ctx)
+
+    scope = (
+        "the target nodes (required)" if app.require_target else "each target node (default: every GPU node)"
+    )
+    run.__name__ = tool
+    run.__doc__ = f"{tool} on {scope}: {what}. One entry per node, plus a summary."
+    app.add_tool(run, title=f"{title} (cluster)", annotations=CLUSTER_READ)
+
+
+async def per_node(
+    app: FleetApp,
+    tool: str,
+    arguments: dict[str, Any],
+    node: str | None,
+    nodes: list[str] | None,
+    node_selector: str | None,
+    ctx: Context,
+    condense: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> CallToolResult:
+    """Run one agent tool on the target nodes; optionally condense each node's answer."""
+    calls, summary = await app.fan_out(tool, arguments, await app.target(node, nodes, node_selector), ctx)
+    if condense is not None:
+        for call in calls:
+            if call.ok and isinstance(call.result, dict):
+                call.result = condense(call.result)
+    return respond({"summary": summary.model_dump(), "nodes": node_results(calls)}, calls)
+
+
+def register_node_tools(app: FleetApp) -> None:
+    """The node tools with a target and the health sweep: the same on every front end."""
+    for tool, title, what in NODE_TOOLS:
+        _node_tool(app, tool, title, what)
+    scope = (
+        "the target nodes (required)" if app.require_target else "each target node (default: every GPU node)"
+    )
+
+    async def get_gpu_health(
+        ctx: Context,
+        node: NodeArg = None,
+        nodes: NodesArg = None,
+        node_selector: SelectorArg = None,
+        gpus: GpuSelector = None,
+        detail: DetailArg = "summary",
+        arguments: ArgumentsArg = None,
+    ) -> FanoutReply:
+        condense = health_summary if detail == "summary" else None
+        args = _merge_args(gpus, arguments)
+        return await per_node(app, "get_gpu_health", args, node, nodes, node_selector, ctx, condense)
+
+    get_gpu_health.__doc__ = (
+        f"get_gpu_health on {scope}. By default each node's answer is condensed to its verdicts; ask "
+        'detail="full" (best with node= or nodes=) for the reasons and evidence. A node whose agent predates '
+        "get_gpu_health answers error_kind=tool_missing; use find_unhealthy_gpus, which falls back to "
+        "telemetry for such nodes."
+    )
+
+    async def find_unhealthy_gpus(
+        ctx: Context, node: NodeArg = None, nodes: NodesArg = None, node_selector: SelectorArg = None
+    ) -> UnhealthyReport:
+        """Health sweep over the selected nodes (default: every GPU node), in waves: each node's
+        get_gpu_health verdicts, or for agents without that tool, a verdict from get_gpu_telemetry +
+        get_gpu_inventory (lost GPUs, thermal/HW throttling, shutdown-temperature headroom). Returns only
+        the GPUs that are not healthy (node, GPU, status, reasons), GPUs of unknown health, and the nodes
+        that could not be read (their health is unknown, not good), with counts."""
+        return await sweep(app, await app.target(node, nodes, node_selector, sweep=True), ctx)
+
+    app.add_tool(find_unhealthy_gpus, title="Unhealthy GPUs across the cluster", annotations=CLUSTER_READ)
+    app.add_tool(get_gpu_health, title="GPU health (cluster)", annotations=CLUSTER_READ)
+
+
 def register_tools(gw: GatewayApp) -> None:
-    def gpu_args(gpus: Any) -> dict[str, Any]:
-        return {} if gpus is None else {"gpus": gpus}
+    """The gateway: its agent list, the shared node tools, and call_node_tool."""
 
     async def list_gpu_nodes(node_selector: SelectorArg = None) -> NodeList:
         """List the GPU nodes that have a ready agent: node name, agent URL, node labels, and the
@@ -338,68 +517,6 @@ def register_tools(gw: GatewayApp) -> None:
         ]
         return NodeList(discovery=gw.discovery.describe(), count=len(nodes), nodes=nodes)
 
-    async def per_node(
-        tool: str,
-        gpus: Any,
-        node: str | None,
-        nodes: list[str] | None,
-        node_selector: str | None,
-        ctx: Context,
-        condense: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
-    ) -> CallToolResult:
-        """Run one agent tool on the target nodes; optionally condense each node's answer."""
-        calls, summary = await gw.fan_out(
-            tool, gpu_args(gpus), await gw.target(node, nodes, node_selector), ctx
-        )
-        if condense is not None:
-            for call in calls:
-                if call.ok and isinstance(call.result, dict):
-                    call.result = condense(call.result)
-        return respond({"summary": summary.model_dump(), "nodes": node_results(calls)}, calls)
-
-    async def get_gpu_inventory(
-        ctx: Context,
-        node: NodeArg = None,
-        nodes: NodesArg = None,
-        node_selector: SelectorArg = None,
-        gpus: GpuSelector = None,
-    ) -> FanoutReply:
-        """get_gpu_inventory on each target node (default: every GPU node): models, UUIDs, serials, PCI
-        ids, VBIOS, memory, limits, MIG/persistence mode, driver/CUDA versions. One entry per node."""
-        return await per_node("get_gpu_inventory", gpus, node, nodes, node_selector, ctx)
-
-    async def get_gpu_telemetry(
-        ctx: Context,
-        node: NodeArg = None,
-        nodes: NodesArg = None,
-        node_selector: SelectorArg = None,
-        gpus: GpuSelector = None,
-    ) -> FanoutReply:
-        """get_gpu_telemetry on each target node (default: every GPU node): temperature against NVML
-        thresholds, power, clocks, utilization, decoded throttle reasons. One entry per node."""
-        return await per_node("get_gpu_telemetry", gpus, node, nodes, node_selector, ctx)
-
-    async def get_gpu_health(
-        ctx: Context,
-        node: NodeArg = None,
-        nodes: NodesArg = None,
-        node_selector: SelectorArg = None,
-        gpus: GpuSelector = None,
-        detail: Annotated[
-            Literal["summary", "full"],
-            Field(
-                description="summary: node status/action and per-GPU status, score, summary, action; "
-                "full: each agent's whole get_gpu_health result (reasons with evidence)"
-            ),
-        ] = "summary",
-    ) -> FanoutReply:
-        """get_gpu_health on each target node (default: every GPU node). By default each node's answer
-        is condensed to its verdicts; ask detail="full" (best with node= or nodes=) for the reasons and
-        evidence. A node whose agent predates get_gpu_health answers error_kind=tool_missing; use
-        find_unhealthy_gpus, which falls back to telemetry for such nodes."""
-        condense = health_summary if detail == "summary" else None
-        return await per_node("get_gpu_health", gpus, node, nodes, node_selector, ctx, condense)
-
     async def call_node_tool(
         ctx: Context,
         tool: Annotated[str, Field(description="the agent tool to run, e.g. analyze_xid_errors")],
@@ -408,41 +525,40 @@ def register_tools(gw: GatewayApp) -> None:
         nodes: NodesArg = None,
         node_selector: SelectorArg = None,
     ) -> FanoutReply:
-        """Run any agent tool on the target nodes (default: every GPU node) and collect the answers.
-        Not retried (the tool may not be idempotent); agents refuse tools their mode does not list."""
+        """Run any read-only agent tool on the target nodes (default: every GPU node) and collect the
+        answers. Not retried (the tool may not be idempotent). Destructive tools are refused here: they
+        go to one node at a time through kill_gpu_process / reset_gpu (gateway operator mode)."""
+        if tool in DESTRUCTIVE_TOOLS:
+            raise ToolError(
+                f"{tool} is destructive and never fans out: call the gateway's {tool} tool with one node "
+                "(it exists when the gateway runs with --gateway-operator)"
+            )
         calls, summary = await gw.fan_out(
             tool, arguments or {}, await gw.target(node, nodes, node_selector), ctx, idempotent=False
         )
         return respond({"summary": summary.model_dump(), "nodes": node_results(calls)}, calls)
 
-    async def find_unhealthy_gpus(
-        ctx: Context, node: NodeArg = None, nodes: NodesArg = None, node_selector: SelectorArg = None
-    ) -> UnhealthyReport:
-        """Cluster-wide health sweep: each node's get_gpu_health verdicts, or for agents without that
-        tool, a verdict from get_gpu_telemetry + get_gpu_inventory (lost GPUs, thermal/HW throttling,
-        shutdown-temperature headroom). Lists unhealthy GPUs, GPUs of unknown health, and nodes that
-        could not be read (their health is unknown, not good)."""
-        return await sweep(gw, await gw.target(node, nodes, node_selector), ctx)
-
     gw.add_tool(list_gpu_nodes, title="GPU nodes in the cluster", annotations=CLUSTER_READ)
-    gw.add_tool(find_unhealthy_gpus, title="Unhealthy GPUs across the cluster", annotations=CLUSTER_READ)
-    gw.add_tool(get_gpu_inventory, title="GPU inventory (cluster)", annotations=CLUSTER_READ)
-    gw.add_tool(get_gpu_telemetry, title="GPU telemetry (cluster)", annotations=CLUSTER_READ)
-    gw.add_tool(get_gpu_health, title="GPU health (cluster)", annotations=CLUSTER_READ)
+    register_node_tools(gw)
     gw.add_tool(call_node_tool, title="Run an agent tool on nodes", annotations=PASS_THROUGH)
 
 
-async def sweep(
-    gw: GatewayApp, target: tuple[list[Agent], list[str]], ctx: Context | None
-) -> UnhealthyReport:
+async def sweep(gw: FleetApp, target: tuple[list[Agent], list[str]], ctx: Context | None) -> UnhealthyReport:
     """find_unhealthy_gpus: get_gpu_health first; telemetry + inventory for the nodes without it."""
     agents, missing = target
     correlation_id = uuid.uuid4().hex[:16]
     start = time.monotonic()
-    deadline = start + gw.config.node_timeout_s
+    deadline = start + gw.call_timeout_s()
     progress = progress_reporter(ctx, "find_unhealthy_gpus")
+    meta = gw.call_meta(correlation_id)
     calls = await gw.fanout.call_all(
-        agents, "get_gpu_health", {}, correlation_id=correlation_id, deadline=deadline, on_progress=progress
+        agents,
+        "get_gpu_health",
+        {},
+        correlation_id=correlation_id,
+        deadline=deadline,
+        on_progress=progress,
+        meta=meta,
     )
     verdicts: list[GpuVerdict] = []
     final: list[NodeCall] = []
@@ -457,19 +573,17 @@ async def sweep(
         fallback = [by_node[n] for n in legacy]
         telemetry, inventory = await asyncio.gather(
             gw.fanout.call_all(
-                fallback, "get_gpu_telemetry", {}, correlation_id=correlation_id, deadline=deadline
+                fallback, "get_gpu_telemetry", {}, correlation_id=correlation_id, deadline=deadline, meta=meta
             ),
             gw.fanout.call_all(
-                fallback, "get_gpu_inventory", {}, correlation_id=correlation_id, deadline=deadline
+                fallback, "get_gpu_inventory", {}, correlation_id=correlation_id, deadline=deadline, meta=meta
             ),
         )
         for tel, inv in zip(telemetry, inventory, strict=True):
             if tel.ok and tel.result is not None:
                 verdicts += from_telemetry(tel.node, tel.result, inv.result if inv.ok else None)
             final.append(tel)
-    final += [
-        NodeCall(n, False, error_kind="unknown_node", error="no ready agent on this node") for n in missing
-    ]
+    final += await gw.missing(missing)
     summary = summarize(final, "find_unhealthy_gpus", correlation_id, start, gw.config.node_timeout_s)
     log_call(summary)
     return UnhealthyReport(
