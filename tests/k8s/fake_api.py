@@ -120,6 +120,13 @@ class FakeCluster:
             return httpx2.Response(
                 200, json={"apiVersion": "v1", "kind": "NodeList", "metadata": {}, "items": items}
             )
+        parts = path.split("/")
+        if len(parts) == 7 and parts[:4] == ["", "api", "v1", "namespaces"] and parts[5] == "pods":
+            ns, name = parts[4], parts[6]
+            found = [
+                p for p in self.pods if p["metadata"]["namespace"] == ns and p["metadata"]["name"] == name
+            ]
+            return httpx2.Response(200, json=found[0]) if found else not_found("pods", name)
         if path == "/api/v1/pods" or (path.startswith("/api/v1/namespaces/") and path.endswith("/pods")):
             items = list(self.pods)
             if path != "/api/v1/pods":

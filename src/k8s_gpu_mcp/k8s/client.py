@@ -42,17 +42,23 @@ def _service_account_dir() -> Path:
     return Path(os.environ.get("K8S_GPU_MCP_SERVICE_ACCOUNT_DIR") or SERVICE_ACCOUNT_DIR)
 
 
-def load_config() -> tuple[Any, ApiInfo]:
-    """Resolve the lightkube SingleConfig to use, and a description of it."""
+def load_config(
+    kubeconfig: str | None = None, context: str | None = None, *, in_cluster: bool = True
+) -> tuple[Any, ApiInfo]:
+    """Resolve the lightkube SingleConfig to use, and a description of it. ``kubeconfig`` and
+    ``context`` (``connect cluster --kubeconfig/--context``) win over the environment;
+    ``in_cluster=False`` skips the service account (a user's machine uses the user's kubeconfig)."""
     from lightkube import ConfigError, KubeConfig
 
-    context = os.environ.get("K8S_GPU_MCP_KUBE_CONTEXT") or None
-    explicit = os.environ.get("K8S_GPU_MCP_KUBECONFIG")
+    context = context or os.environ.get("K8S_GPU_MCP_KUBE_CONTEXT") or None
+    explicit = kubeconfig or os.environ.get("K8S_GPU_MCP_KUBECONFIG")
     sa_dir = _service_account_dir()
     try:
         if explicit:
+            if not Path(explicit).is_file():
+                raise K8sError(f"no kubeconfig at {explicit}: pass --kubeconfig PATH or set KUBECONFIG")
             return _from_file(KubeConfig, explicit, context)
-        if (sa_dir / "token").is_file() and os.environ.get("KUBERNETES_SERVICE_HOST"):
+        if in_cluster and (sa_dir / "token").is_file() and os.environ.get("KUBERNETES_SERVICE_HOST"):
             single = KubeConfig.from_service_account(service_account=sa_dir).get()
             if single is None:
                 raise K8sError(f"the service account in {sa_dir} yields no Kubernetes configuration")
@@ -61,10 +67,14 @@ def load_config() -> tuple[Any, ApiInfo]:
             )
         path = os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] or str(Path.home() / ".kube" / "config")
         if not Path(path).is_file():
+            where = (
+                f"not running in a pod with a service account ({sa_dir}/token and KUBERNETES_SERVICE_HOST), and "
+                if in_cluster
+                else ""
+            )
             raise K8sError(
-                "no Kubernetes configuration: not running in a pod with a service account "
-                f"({sa_dir}/token and KUBERNETES_SERVICE_HOST), and no kubeconfig at {path} "
-                "(set KUBECONFIG or K8S_GPU_MCP_KUBECONFIG)"
+                f"no Kubernetes configuration: {where}no kubeconfig at {path} "
+                "(set KUBECONFIG, or pass --kubeconfig PATH)"
             )
         return _from_file(KubeConfig, path, context)
     except ConfigError as exc:
@@ -102,7 +112,7 @@ def _identity(message: str, info: ApiInfo | None) -> str:
 
 def translate(
     exc: BaseException, verb: str, resource: str, *, namespace: str | None = None, name: str | None = None,
-    info: ApiInfo | None = None,
+    info: ApiInfo | None = None, rbac_hint: str = RBAC_HINT,
 ) -> K8sError:  # fmt: skip
     """Map a lightkube/httpx exception to a K8sError that names what was refused or unreachable."""
     import httpx2
@@ -115,7 +125,7 @@ def translate(
         if code == 403:
             return K8sError(
                 f"RBAC forbids {verb!r} on {resource!r} {_scope(namespace, None if verb == 'list' else name)} "
-                f"for {_identity(message, info)}; {RBAC_HINT}"
+                f"for {_identity(message, info)}; {rbac_hint}"
             )
         if code == 401:
             return K8sError(
@@ -134,9 +144,20 @@ def translate(
 class KubeApi:
     """The few reads the tools need, returning plain dicts (the API's JSON shape)."""
 
-    def __init__(self, client: Any = None, info: ApiInfo | None = None) -> None:
+    def __init__(
+        self,
+        client: Any = None,
+        info: ApiInfo | None = None,
+        *,
+        kubeconfig: str | None = None,
+        context: str | None = None,
+        in_cluster: bool = True,
+        rbac_hint: str = RBAC_HINT,
+    ) -> None:
         self._client = client
+        self.rbac_hint = rbac_hint
         self._info = info
+        self._config_args = (kubeconfig, context, in_cluster)
         self._lock = threading.Lock()
 
     @property
@@ -151,7 +172,8 @@ class KubeApi:
                 import httpx2
                 from lightkube import Client
 
-                config, info = load_config()
+                kubeconfig, context, in_cluster = self._config_args
+                config, info = load_config(kubeconfig, context, in_cluster=in_cluster)
                 self._client = Client(config, timeout=httpx2.Timeout(10.0, connect=3.0))
                 self._info = self._info or info
             elif self._info is None:
@@ -168,7 +190,9 @@ class KubeApi:
         except K8sError:
             raise
         except Exception as exc:
-            raise translate(exc, verb, resource, namespace=namespace, name=name, info=self._info) from None
+            raise translate(
+                exc, verb, resource, namespace=namespace, name=name, info=self._info, rbac_hint=self.rbac_hint
+            ) from None
 
     def get_node(self, name: str) -> dict[str, Any]:
         from lightkube.resources.core_v1 import Node
@@ -189,6 +213,37 @@ class KubeApi:
             "pods",
             lambda c: [p.to_dict() for p in c.list(Pod, namespace=namespace or "*", fields=fields)],
             namespace=namespace,
+        )
+
+    def get_pod(self, namespace: str, name: str) -> dict[str, Any]:
+        from lightkube.resources.core_v1 import Pod
+
+        return self._call(
+            "get",
+            "pods",
+            lambda c: c.get(Pod, name, namespace=namespace).to_dict(),
+            namespace=namespace,
+            name=name,
+        )
+
+    def get_object(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
+        """A Job (batch/v1) or Deployment/StatefulSet/ReplicaSet/DaemonSet (apps/v1), as a dict."""
+        from lightkube.resources import apps_v1, batch_v1
+
+        resource = {
+            "job": (batch_v1.Job, "jobs"),
+            "deployment": (apps_v1.Deployment, "deployments"),
+            "statefulset": (apps_v1.StatefulSet, "statefulsets"),
+            "replicaset": (apps_v1.ReplicaSet, "replicasets"),
+            "daemonset": (apps_v1.DaemonSet, "daemonsets"),
+        }[kind]
+        cls, plural = resource
+        return self._call(
+            "get",
+            plural,
+            lambda c: c.get(cls, name, namespace=namespace).to_dict(),
+            namespace=namespace,
+            name=name,
         )
 
 
