@@ -226,8 +226,10 @@ def build_parser() -> argparse.ArgumentParser:
     # Parsed by launch/syringe.py (main() hands it the rest of argv); listed here for --help.
     sub.add_parser(
         "connect",
-        help="connect node/NAME: start the agent there with kubectl debug and relay MCP over stdio; "
-        "connect gateway: relay stdio to the cluster gateway (connect node/x --help, connect gateway --help)",
+        help="connect cluster: one MCP server for the whole cluster, agents started on demand; "
+        "connect node/NAME: start the agent there with kubectl debug and relay MCP over stdio; "
+        "connect gateway: relay stdio to the cluster gateway (connect cluster --help, connect node/x --help, "
+        "connect gateway --help)",
         add_help=False,
     )
 
@@ -326,6 +328,10 @@ def _run_call(settings: Any, tool: str, raw_args: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["connect", "cluster"]:
+        from k8s_gpu_mcp.launch import cluster
+
+        return cluster.main(argv[1:])
     if argv[:2] == ["connect", "gateway"]:
         from k8s_gpu_mcp.launch import bridge
 

@@ -601,5 +601,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "k8s-gpu-mcp connect") -
 
 
 def plugin_main() -> int:
-    """``kubectl gpu-mcp node/NAME ...`` (the kubectl-gpu_mcp plugin)."""
+    """``kubectl gpu-mcp node/NAME ...`` or ``kubectl gpu-mcp cluster ...`` (the kubectl-gpu_mcp plugin)."""
+    if sys.argv[1:2] == ["cluster"]:
+        from k8s_gpu_mcp.launch import cluster
+
+        return cluster.main(sys.argv[1:], prog="kubectl gpu-mcp")
     return main(sys.argv[1:], prog="kubectl gpu-mcp")

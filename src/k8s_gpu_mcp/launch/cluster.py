@@ -1,0 +1,461 @@
+"""``k8s-gpu-mcp connect cluster``: one local MCP server for the whole cluster, agents on demand.
+
+The MCP client runs ``{"command": "k8s-gpu-mcp", "args": ["connect", "cluster"]}`` on the SRE's
+machine. It uses their kubeconfig and creates nothing on the cluster until a tool needs a node:
+the API-only tools (launch/cluster_api.py) read the API server; a node tool with a target opens
+an agent session on each target node through the syringe (launch/cluster_sessions.py), reuses it,
+and closes it when idle or when the client goes away. The node tools, waves, deadlines, breakers,
+partial results and progress are the gateway's own core (gateway/server.FleetApp + gateway/fanout),
+over this other transport.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import anyio
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import Field
+
+from k8s_gpu_mcp.audit import AuditLog
+from k8s_gpu_mcp.config import Settings
+from k8s_gpu_mcp.gateway.discovery import Agent, DiscoveryError
+from k8s_gpu_mcp.gateway.fanout import FanoutConfig, NodeCall, tool_payload
+from k8s_gpu_mcp.gateway.rpc import AgentError
+from k8s_gpu_mcp.gateway.server import (
+    META_CALLER,
+    META_CORRELATION,
+    PASS_THROUGH,
+    FleetApp,
+    register_node_tools,
+)
+from k8s_gpu_mcp.launch import syringe
+from k8s_gpu_mcp.launch.cluster_sessions import SessionPool
+
+log = logging.getLogger(__name__)
+
+DEFAULT_IDLE_TIMEOUT_S = 600.0
+DEFAULT_MAX_SESSIONS = 16
+DEFAULT_NODE_TIMEOUT_S = 180.0  # pod start (image pull included) + the call
+DEFAULT_CALL_TIMEOUT_S = 900.0  # a whole call, every wave
+DISCOVERY_TTL_S = 15.0
+NodeName = Annotated[str, Field(description="the one node to act on (destructive tools never fan out)")]
+RBAC_HINT = (
+    "bind ClusterRole k8s-gpu-mcp-connect-cluster (and, in the debugger pods' namespace, "
+    "k8s-gpu-mcp-connect) from deploy/kubernetes/base; see docs/kubernetes.md"
+)
+
+INSTRUCTIONS = (
+    "k8s-gpu-mcp connect cluster: the GPU tools for a whole Kubernetes cluster from one entry. "
+    "list_gpu_nodes, describe_gpu_node, get_pod_gpu_allocation and find_workload_gpus read the API server "
+    "only. Node tools (get_gpu_health, analyze_xid_errors, ...) need a target (node, nodes or "
+    "node_selector) and start a short-lived agent pod on each target node; results come per node, a node "
+    "that failed carries error_kind and error. find_unhealthy_gpus sweeps a selection. Typical path: "
+    "find_workload_gpus (job/pod -> node) -> get_gpu_health(node=...) -> analyze_xid_errors(node=...)."
+)
+
+
+@dataclass
+class ClusterOptions:
+    image: str = syringe.DEFAULT_IMAGE
+    namespace: str | None = None
+    context: str | None = None
+    kubeconfig: str | None = None
+    mode: str = "read-only"
+    timeout: float = syringe.DEFAULT_TIMEOUT_S
+    kubectl: str = "kubectl"
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT_S
+    max_sessions: int = DEFAULT_MAX_SESSIONS
+    node_timeout: float = DEFAULT_NODE_TIMEOUT_S
+    call_timeout: float = DEFAULT_CALL_TIMEOUT_S
+    preflight: bool = True
+    log_level: str = "WARNING"
+    serve_args: list[str] = field(default_factory=list)
+
+
+def build_parser(prog: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description="One local MCP server (stdio) for the whole cluster: API-only tools, and node tools that "
+        "start the agent on a node with `kubectl debug` when a call needs it, and remove it when idle or "
+        "when the client exits. Arguments after `--` are appended to `k8s-gpu-mcp serve` in each pod.",
+    )
+    env = os.environ.get
+    p.add_argument("target", metavar="cluster", choices=["cluster"], help="the literal word cluster")
+    p.add_argument(
+        "--image",
+        default=env("K8S_GPU_MCP_IMAGE", syringe.DEFAULT_IMAGE),
+        help=f"agent image [env K8S_GPU_MCP_IMAGE; default {syringe.DEFAULT_IMAGE}]",
+    )
+    p.add_argument(
+        "-n",
+        "--namespace",
+        default=env("K8S_GPU_MCP_NAMESPACE"),
+        help="namespace for the debugger pods [env K8S_GPU_MCP_NAMESPACE; default: the context's]",
+    )
+    p.add_argument(
+        "--context", default=env("K8S_GPU_MCP_CONTEXT"), help="kubeconfig context [env K8S_GPU_MCP_CONTEXT]"
+    )
+    p.add_argument(
+        "--kubeconfig",
+        default=env("K8S_GPU_MCP_KUBECONFIG"),
+        help="kubeconfig file [env K8S_GPU_MCP_KUBECONFIG; default: KUBECONFIG or ~/.kube/config]",
+    )
+    p.add_argument(
+        "--mode",
+        choices=("read-only", "operator"),
+        default=env("K8S_GPU_MCP_MODE", "read-only"),
+        help="read-only, or operator: kill_gpu_process/reset_gpu on one named node per call [env K8S_GPU_MCP_MODE]",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=float(env("K8S_GPU_MCP_CONNECT_TIMEOUT", syringe.DEFAULT_TIMEOUT_S)),
+        help="seconds a debugger pod may take to run [env K8S_GPU_MCP_CONNECT_TIMEOUT]",
+    )
+    p.add_argument(
+        "--kubectl",
+        default=env("K8S_GPU_MCP_KUBECTL", "kubectl"),
+        help="kubectl binary [env K8S_GPU_MCP_KUBECTL]",
+    )
+    p.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=float(env("K8S_GPU_MCP_IDLE_TIMEOUT", DEFAULT_IDLE_TIMEOUT_S)),
+        help=f"close a node's session (and delete its pod) after this many idle seconds "
+        f"[env K8S_GPU_MCP_IDLE_TIMEOUT; default {DEFAULT_IDLE_TIMEOUT_S:g}]",
+    )
+    p.add_argument(
+        "--max-sessions",
+        type=int,
+        default=int(env("K8S_GPU_MCP_MAX_SESSIONS", DEFAULT_MAX_SESSIONS)),
+        help=f"debugger pods alive at once; larger calls run in waves [env K8S_GPU_MCP_MAX_SESSIONS; "
+        f"default {DEFAULT_MAX_SESSIONS}]",
+    )
+    p.add_argument(
+        "--node-timeout",
+        type=float,
+        default=float(env("K8S_GPU_MCP_NODE_TIMEOUT", DEFAULT_NODE_TIMEOUT_S)),
+        help=f"seconds one node may take, pod start included [env K8S_GPU_MCP_NODE_TIMEOUT; "
+        f"default {DEFAULT_NODE_TIMEOUT_S:g}]",
+    )
+    p.add_argument(
+        "--call-timeout",
+        type=float,
+        default=float(env("K8S_GPU_MCP_CALL_TIMEOUT", DEFAULT_CALL_TIMEOUT_S)),
+        help=f"seconds one tool call may take over all its nodes and waves [env K8S_GPU_MCP_CALL_TIMEOUT; "
+        f"default {DEFAULT_CALL_TIMEOUT_S:g}]",
+    )
+    p.add_argument(
+        "--no-preflight",
+        dest="preflight",
+        action="store_false",
+        help="skip each session's node and RBAC checks",
+    )
+    p.add_argument(
+        "--log-level",
+        default=env("K8S_GPU_MCP_LOG_LEVEL", "WARNING"),
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        help="JSON log lines on stderr [env K8S_GPU_MCP_LOG_LEVEL]",
+    )
+    return p  # fmt: skip
+
+
+def parse_args(argv: Sequence[str], prog: str = "k8s-gpu-mcp connect") -> ClusterOptions:
+    argv = list(argv)
+    extra: list[str] = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, extra = argv[:cut], argv[cut + 1 :]
+    ns = build_parser(prog).parse_args(argv)
+    if ns.max_sessions < 1:
+        build_parser(prog).error("--max-sessions must be at least 1")
+    return ClusterOptions(
+        image=ns.image, namespace=ns.namespace, context=ns.context, kubeconfig=ns.kubeconfig, mode=ns.mode,
+        timeout=ns.timeout, kubectl=ns.kubectl, idle_timeout=ns.idle_timeout, max_sessions=ns.max_sessions,
+        node_timeout=ns.node_timeout, call_timeout=ns.call_timeout, preflight=ns.preflight,
+        log_level=ns.log_level, serve_args=extra,
+    )  # fmt: skip
+
+
+def node_argv(opts: ClusterOptions, node: str) -> list[str]:
+    """The syringe command line for one node's session (the same launcher as `connect node/NAME`)."""
+    argv = [
+        sys.executable,
+        "-m",
+        "k8s_gpu_mcp",
+        "connect",
+        f"node/{node}",
+        "--image",
+        opts.image,
+        "--mode",
+        opts.mode,
+    ]
+    argv += ["--timeout", f"{opts.timeout:g}", "--kubectl", opts.kubectl]
+    for flag, value in (
+        ("--namespace", opts.namespace),
+        ("--context", opts.context),
+        ("--kubeconfig", opts.kubeconfig),
+    ):
+        if value:
+            argv += [flag, value]
+    if not opts.preflight:
+        argv.append("--no-preflight")
+    return [*argv, "--", *opts.serve_args] if opts.serve_args else argv  # fmt: skip
+
+
+class ClusterDiscovery:
+    """GPU nodes from the API server (cached briefly); also remembers every node name it saw."""
+
+    def __init__(self, api: Any, ttl_s: float = DISCOVERY_TTL_S) -> None:
+        self.api = api
+        self.ttl_s = ttl_s
+        self.all_nodes: set[str] = set()
+        self._cached: tuple[float, list[Agent]] | None = None
+
+    async def agents(self) -> list[Agent]:
+        from k8s_gpu_mcp.k8s.client import K8sError
+        from k8s_gpu_mcp.launch.cluster_api import is_gpu_node
+
+        if self._cached and time.monotonic() - self._cached[0] < self.ttl_s:
+            return list(self._cached[1])
+        try:
+            nodes = await anyio.to_thread.run_sync(self.api.list_nodes)
+        except K8sError as exc:
+            raise DiscoveryError(str(exc)) from None
+        self.all_nodes = {n["metadata"]["name"] for n in nodes}
+        agents = sorted(
+            (
+                Agent(
+                    n["metadata"]["name"],
+                    f"node/{n['metadata']['name']}",
+                    dict(n["metadata"].get("labels") or {}),
+                )
+                for n in nodes
+                if is_gpu_node(n)
+            ),
+            key=lambda a: a.node,
+        )
+        self._cached = (time.monotonic(), agents)
+        return list(agents)
+
+    def describe(self) -> str:
+        return "GPU nodes from the Kubernetes API (kubeconfig)"
+
+
+class ClusterApp(FleetApp):
+    """``connect cluster``: the shared core over syringe sessions, plus the API-only tools."""
+
+    kind = "cluster"
+    require_target = True
+
+    def __init__(self, opts: ClusterOptions, api: Any = None, pool: SessionPool | None = None) -> None:
+        from k8s_gpu_mcp.k8s.client import KubeApi
+
+        self.opts = opts
+        self.api = (
+            api
+            if api is not None
+            else KubeApi(
+                kubeconfig=opts.kubeconfig, context=opts.context, in_cluster=False, rbac_hint=RBAC_HINT
+            )
+        )
+        self.outer_can_elicit = False
+        self.pool = pool if pool is not None else SessionPool(
+            lambda node: node_argv(opts, node),
+            max_sessions=opts.max_sessions,
+            idle_timeout_s=opts.idle_timeout,
+            can_elicit=lambda: self.outer_can_elicit,
+        )  # fmt: skip
+        settings = Settings(
+            mode="operator" if opts.mode == "operator" else "read-only", log_level=opts.log_level
+        )
+        config = FanoutConfig(node_timeout_s=opts.node_timeout, concurrency=opts.max_sessions, retries=0)
+        super().__init__(settings, ClusterDiscovery(self.api), self.pool, config, name="k8s-gpu-mcp-cluster",
+                         instructions=INSTRUCTIONS)  # fmt: skip
+        self.audit = AuditLog(None, node=None)
+        from k8s_gpu_mcp.launch.cluster_api import register_api_tools
+
+        register_api_tools(self)
+        register_node_tools(self)
+        if opts.mode == "operator":
+            register_destructive_tools(self)
+
+    def call_timeout_s(self) -> float:
+        return self.opts.call_timeout
+
+    def caller(self) -> str:
+        try:
+            info = self.api.info
+        except Exception:  # noqa: BLE001 - the name is for the audit line only
+            return "unknown kubeconfig user"
+        return f"kubeconfig context {info.context or '(current)'} at {info.server}"
+
+    def call_meta(self, correlation_id: str) -> dict[str, Any]:
+        return {META_CORRELATION: correlation_id, META_CALLER: self.caller()}
+
+    async def fan_out(
+        self, tool: str, arguments: dict[str, Any], target: Any, ctx: Context | None, **kw: Any
+    ) -> Any:
+        self.note_client(ctx)
+        return await super().fan_out(tool, arguments, target, ctx, **kw)
+
+    def note_client(self, ctx: Context | None) -> None:
+        """Sessions forward the agents' confirmation questions only to a client that can answer them."""
+        from k8s_gpu_mcp.tools._confirm import can_elicit
+
+        if ctx is not None:
+            self.outer_can_elicit = can_elicit(ctx)
+
+    async def missing(self, names: list[str]) -> list[NodeCall]:
+        """Named nodes that are not GPU nodes: say whether they exist at all."""
+        disc = self.discovery
+        known = disc.all_nodes if isinstance(disc, ClusterDiscovery) else set()
+        out = []
+        for n in names:
+            if n in known:
+                why = "has no GPU (no nvidia.com/gpu or MIG capacity, no nvidia.com/gpu.present label)"
+                out.append(NodeCall(n, False, error_kind="no_gpu", error=f"node {n!r} {why}"))
+            else:
+                out.append(NodeCall(n, False, error_kind="unknown_node", error=f"node {n!r} does not exist"))
+        return out
+
+
+def register_destructive_tools(app: ClusterApp) -> None:
+    """kill_gpu_process / reset_gpu on ONE named node; the agent asks the user (forwarded elicitation)."""
+    from k8s_gpu_mcp.tools._confirm import Approval
+
+    async def forward(tool: str, node: str, arguments: dict[str, Any], ctx: Context) -> dict[str, Any]:
+        import mcp_types as types
+
+        if not node or not isinstance(node, str):
+            raise ToolError(f"{tool} needs exactly one node: pass node='NAME'")
+        agents, missing = await app.target(node, None, None)
+        if missing or not agents:
+            raise ToolError((await app.missing([node]))[0].error or f"node {node!r} is not a GPU node")
+        app.note_client(ctx)
+        correlation_id = uuid.uuid4().hex[:16]
+        caller = app.caller()
+        app.audit.write(
+            tool, "requested", node=node, args=arguments, caller=caller, correlation_id=correlation_id
+        )
+
+        async def ask_user(params: types.ElicitRequestParams) -> types.ElicitResult:
+            answer = await ctx.elicit(getattr(params, "message", f"Run {tool} on {node}?"), Approval)
+            if answer.action == "accept":
+                return types.ElicitResult(action="accept", content=answer.data.model_dump())
+            return types.ElicitResult(action=answer.action)
+
+        params = {
+            "name": tool,
+            "arguments": arguments,
+            "_meta": {META_CORRELATION: correlation_id, META_CALLER: caller},
+        }
+        try:
+            with anyio.fail_after(app.opts.node_timeout):
+                reply, _ = await app.pool.call_destructive(
+                    node, params, ask_user if app.outer_can_elicit else None
+                )
+            result = tool_payload(reply, node)
+        except AgentError as exc:
+            app.audit.write(
+                tool, "failed", node=node, caller=caller, correlation_id=correlation_id, error=str(exc)
+            )
+            raise ToolError(str(exc)) from None
+        except TimeoutError:
+            app.audit.write(
+                tool, "failed", node=node, caller=caller, correlation_id=correlation_id, error="timeout"
+            )
+            raise ToolError(
+                f"{node}: no answer within the {app.opts.node_timeout:g} s node timeout"
+            ) from None
+        app.audit.write(tool, "answered", node=node, caller=caller, correlation_id=correlation_id,
+                        outcome_on_node=result.get("outcome"))  # fmt: skip
+        return {"node": node, "correlation_id": correlation_id, "result": result}
+
+    async def kill_gpu_process(
+        ctx: Context,
+        node: NodeName,
+        pid: Annotated[int, Field(description="host pid, as list_gpu_processes shows it")],
+        gpu: Annotated[int | str | None, Field(description="GPU index, UUID or PCI bus id")] = None,
+        signal: Annotated[str, Field(description="TERM, KILL or INT")] = "TERM",
+        grace_seconds: Annotated[int, Field(description="0 to 300")] = 10,
+        dry_run: Annotated[bool, Field(description="return the plan and do nothing")] = False,
+        confirm: Annotated[
+            bool, Field(description="the user agreed; needed only when this client cannot elicit")
+        ] = False,
+    ) -> dict[str, Any]:
+        """kill_gpu_process on one node: the agent there checks the pid is a GPU process of that node,
+        asks the user (the question reaches this client as an elicitation) and audits the attempt with
+        the caller and the correlation id."""
+        args = {"pid": pid, "gpu": gpu, "signal": signal, "grace_seconds": grace_seconds, "dry_run": dry_run,
+                "confirm": confirm}  # fmt: skip
+        return await forward("kill_gpu_process", node, args, ctx)
+
+    async def reset_gpu(
+        ctx: Context,
+        node: NodeName,
+        gpu: Annotated[int | str, Field(description="GPU index, UUID or PCI bus id")],
+        dry_run: Annotated[bool, Field(description="return the checks and do nothing")] = False,
+        confirm: Annotated[
+            bool, Field(description="the user agreed; needed only when this client cannot elicit")
+        ] = False,
+    ) -> dict[str, Any]:
+        """reset_gpu on one node: the agent there runs its pre-checks, asks the user (elicitation
+        forwarded to this client) and audits the attempt with the caller and the correlation id."""
+        return await forward("reset_gpu", node, {"gpu": gpu, "dry_run": dry_run, "confirm": confirm}, ctx)
+
+    app.add_tool(kill_gpu_process, title="Kill a GPU process on one node", annotations=PASS_THROUGH)
+    app.add_tool(reset_gpu, title="Reset a GPU on one node", annotations=PASS_THROUGH)
+
+
+async def serve(app: ClusterApp) -> None:
+    """Serve stdio until the client goes away (EOF) or a signal comes; then close every session.
+
+    On SIGINT, SIGTERM or SIGHUP the sessions are closed (each syringe deletes its pod) and the
+    process exits right away: the stdin reader is a thread blocked in read(), which no cancellation
+    reaches, and nothing is left to do once the pods are gone."""
+    from k8s_gpu_mcp.transport.stdio import serve_stdio
+
+    async with app.pool.running():
+        async with anyio.create_task_group() as tg:
+
+            async def on_signals() -> None:
+                with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
+                    async for signum in signals:
+                        log.info("signal: closing every agent session", extra={"signal": int(signum)})
+                        with anyio.CancelScope(shield=True):
+                            await app.pool.close_all()
+                        sys.stderr.flush()
+                        os._exit(128 + int(signum))
+
+            async def wire() -> None:
+                await serve_stdio(app.server)
+                tg.cancel_scope.cancel()  # EOF: the client went away
+
+            tg.start_soon(on_signals)
+            tg.start_soon(wire)
+
+
+def main(argv: Sequence[str], prog: str = "k8s-gpu-mcp connect") -> int:
+    """Entry point of ``k8s-gpu-mcp connect cluster`` (argv starts with ``cluster``)."""
+    from k8s_gpu_mcp.logs import configure_logging
+
+    opts = parse_args(argv, prog)
+    configure_logging(opts.log_level)
+    app = ClusterApp(opts)
+    try:
+        anyio.run(serve, app)
+    except KeyboardInterrupt:
+        pass
+    return 0
