@@ -57,9 +57,9 @@ async def test_idle_session_closes_and_a_later_call_opens_a_new_one(tmp_path: Pa
     async with pool.running():
         await pool.call_tool(Agent("n1", "node/n1"), PARAMS, {})
         with anyio.fail_after(20):
-            while not deleted(tmp_path, "n1"):
+            while "n1" in pool.sessions:
                 await anyio.sleep(0.1)
-        assert "n1" not in pool.sessions
+        assert deleted(tmp_path, "n1")
         await pool.call_tool(Agent("n1", "node/n1"), PARAMS, {})
         assert opened(tmp_path, "n1") == 2
 

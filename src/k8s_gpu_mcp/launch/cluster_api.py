@@ -131,11 +131,11 @@ def node_detail(node: dict[str, Any], pods: list[dict[str, Any]]) -> NodeDetail:
 def node_info(node: dict[str, Any], pods: list[dict[str, Any]]) -> GpuNodeInfo:
     d = node_detail(node, pods)
     cap, alloc = d.capacity.get("nvidia.com/gpu"), d.allocatable.get("nvidia.com/gpu")
-    label_count = d.gpu_labels.get("nvidia.com/gpu.count")
+    label_count = d.gpu_labels.get("nvidia.com/gpu.count") or ""
     return GpuNodeInfo(
         node=d.node,
         product=d.product,
-        gpu_count=cap if cap is not None else (int(label_count) if (label_count or "").isdigit() else None),
+        gpu_count=cap if cap is not None else (int(label_count) if label_count.isdigit() else None),
         capacity=d.capacity,
         allocatable=d.allocatable,
         requested=d.allocated,
