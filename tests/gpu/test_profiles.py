@@ -393,7 +393,10 @@ def test_fake_nvml_serves_profile(name: str) -> None:
             if _dig(gpu, path) is None:
                 with pytest.raises(nvml.NVMLError_NotSupported):
                     getattr(nvml, fn)(h, *args)
-        if not gpu["nvlinks"]:
+        if gpu["nvlinks"] is None:  # no NVLink data in the capture: unknown, not "no links"
+            with pytest.raises(nvml.NVMLError_NoData):
+                nvml.nvmlDeviceGetNvLinkState(h, 0)
+        elif not gpu["nvlinks"]:
             with pytest.raises(nvml.NVMLError_NotSupported):
                 nvml.nvmlDeviceGetNvLinkState(h, 0)
         elif gpu["nvlinks"][0]["capabilities"] is None:

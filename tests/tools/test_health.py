@@ -39,10 +39,23 @@ async def test_idle_h100_node_is_unverified_not_healthy_without_nvlink_counters(
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("profile", ["l40s-load", "a10-sw-power-cap", "t4", "b200-x8"])
+@pytest.mark.parametrize("profile", ["l40s-load", "l40s", "a10-sw-power-cap", "t4"])
 async def test_pcie_cards_without_nvlink_have_no_link_findings(make_app, profile):
     data = await health(make_app(profile))
     assert not [r for g in data["gpus"] for r in g["reasons"] if r["component"] == "nvlink"]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("profile", ["b200-x8", "gb200-x4"])
+async def test_gpus_whose_capture_has_no_nvlink_data_have_unknown_links_not_zero(make_app, profile):
+    app = make_app(profile)
+    data = await health(app)
+    for g in data["gpus"]:
+        links = [r for r in g["reasons"] if r["component"] == "nvlink"]
+        assert [r["evidence"]["kind"] for r in links] == ["unknown_links"] and g["status"] == "unknown"
+        assert "inactive" not in links[0]["message"]
+    inventory = (await call(app, "get_gpu_inventory", {"gpus": [0]})).structured_content["gpus"][0]
+    assert inventory["nvlink_count"] is None and "NoData" in inventory["unavailable"]["nvlink_count"]
 
 
 # scenario -> (GPU, status, words the GPU action must contain, words the node action must contain)
@@ -120,7 +133,7 @@ async def test_v100_inactive_nvlinks_degrade_exactly_the_gpus_with_down_links(ma
     status = {g["index"]: g["status"] for g in data["gpus"]}
     assert [i for i, s in status.items() if s == "degraded"] == [3, 4, 5, 6]
     assert status[7] == "unknown"  # its link states are unknown, never healthy
-    assert data["node_status"] == "degraded" and "NCCL" in by_index(data)[3]["summary"]
+    assert data["node_status"] == "degraded" and "NVLink bandwidth" in by_index(data)[3]["summary"]
 
 
 @pytest.mark.anyio

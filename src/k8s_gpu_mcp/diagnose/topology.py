@@ -31,6 +31,21 @@ P2P_STATUS: dict[int, str] = {
     6: "UNKNOWN",
 }
 NCCL_CONSEQUENCE = "NCCL falls back to PCIe or shared memory; all-reduce slows and can hang"
+# What a lost NVLink costs while others remain: that share of the GPU's NVLink bandwidth. NCCL keeps
+# using NVLink as long as a path exists; the operational risk is the link flapping again (XID 74).
+FLAP_RISK = "the risk is the link flapping again (XID 74) and taking running jobs down with it"
+
+
+def lost_bandwidth(down: int, total: int, to_switch: bool) -> str:
+    """The consequence of ``down`` of ``total`` links inactive, in words an SRE can weigh."""
+    share = f"{down / total:.0%}" if total else "some"
+    if to_switch:
+        return (f"about {share} less NVLink bandwidth for this GPU ({total - down} of {total} links to the "
+                f"NVSwitches still up); NCCL stays on NVLink; {FLAP_RISK}")  # fmt: skip
+    return (f"{share} of this GPU's direct NVLinks are down: the peers they served get less NVLink bandwidth, "
+            f"and a pair left with no NVLink at all goes over PCIe; {FLAP_RISK}")  # fmt: skip
+
+
 Severity = Literal["info", "warning", "degraded"]
 
 
@@ -161,10 +176,18 @@ def findings(
     counts: list[list[int]],
     p2p: dict[str, list[list[int | None]]] | None,
     indexes: list[int] | None = None,
+    unknown_sets: dict[int, str] | None = None,
 ) -> list[Finding]:
-    """Inactive or unknown links, uneven link counts, link error counters, and P2P gaps."""
+    """Inactive or unknown links, uneven link counts, link error counters, and P2P gaps.
+
+    ``links`` holds only the links a GPU has (NVML's link count), so a PCIe card has none and none
+    is ever called inactive. ``unknown_sets``: GPU index -> why its set of links is unknown."""
     idx = indexes or list(range(len(links)))
     out: list[Finding] = []
+    for gpu, why in sorted((unknown_sets or {}).items()):
+        out.append(Finding("unknown_links", "info", [gpu], f"GPU {gpu}: its NVLinks are unknown ({why})",
+                           "Whether the GPU has NVLinks, and their state, cannot be verified; check them "
+                           "with nvidia-smi nvlink -s on the host"))  # fmt: skip
     for i, ends in enumerate(links):
         out += _link_findings(idx[i], ends)
     out += _uneven(links, counts, idx)
@@ -183,7 +206,7 @@ def _link_findings(gpu: int, ends: list[LinkEnd]) -> list[Finding]:
                 "degraded",
                 [gpu],
                 f"GPU {gpu}: {len(down)} of {len(ends)} NVLinks inactive (links {', '.join(map(str, down))})",
-                "Less NVLink bandwidth to the peers those links serve; " + NCCL_CONSEQUENCE + " for them",
+                lost_bandwidth(len(down), len(ends), any(e.to_switch for e in ends)),
                 down,
             )
         )
@@ -247,7 +270,8 @@ def _uneven(links: list[list[LinkEnd]], counts: list[list[int]], idx: list[int])
                     "degraded",
                     [idx[i]],
                     f"GPU {idx[i]} reports {n} active NVLinks where most GPUs here have {usual}",
-                    "Collectives run at the pace of the slowest GPU; " + NCCL_CONSEQUENCE + " on its pairs",
+                    f"Collectives run at the pace of the slowest GPU: {n} of {usual} links is about "
+                    f"{1 - n / usual:.0%} less NVLink bandwidth; NCCL stays on NVLink while links remain",
                 )
             )
     present = [i for i, ends in enumerate(links) if ends]  # a lost GPU reports no links: not a pair problem
@@ -266,9 +290,8 @@ def _uneven(links: list[list[LinkEnd]], counts: list[list[int]], idx: list[int])
                     short or sorted({idx[i] for i, _, _ in low} | {idx[j] for _, j, _ in low}),
                     f"{len(low)} GPU pairs reach each other over fewer NVLinks through the NVSwitches than "
                     f"the usual NV{usual_switch}: {text}",
-                    "All-to-all traffic is limited by these pairs; "
-                    + NCCL_CONSEQUENCE
-                    + " if links keep dropping",
+                    "All-to-all traffic between these pairs has the bandwidth of their link count "
+                    f"(of NV{usual_switch}); NCCL stays on NVLink; {FLAP_RISK}",
                 )
             )
     return out

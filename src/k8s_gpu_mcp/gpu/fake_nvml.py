@@ -611,6 +611,8 @@ class FakeNvml:
     # ---- NVLink ----
     def _link(self, fn: str, h: FakeHandle, link: int) -> dict[str, Any]:
         gpu = self._check(fn, h)
+        if gpu.get("nvlinks") is None:  # the capture holds no NVLink data: unknown, not "no links"
+            raise NVMLError(NVML_ERROR_NO_DATA)
         links = gpu.get("nvlinks") or []
         if not 0 <= link < len(links) or links[link] is None:
             raise NVMLError(
@@ -642,13 +644,15 @@ class FakeNvml:
 
     def nvmlDeviceGetFieldValues(self, h: FakeHandle, field_ids: list[Any]) -> list[c_nvmlFieldValue_t]:
         """Only NVML_FI_DEV_NVLINK_LINK_COUNT is served: the length of the profile's ``nvlinks``
-        (``[]`` or ``null``: no NVLink, 0). Any other field answers NotSupported in its own
+        (``[]``: no NVLink, 0; ``null``, a capture without NVLink data: NoData, unknown). Any other field answers NotSupported in its own
         ``nvmlReturn``, as NVML does per field."""
         gpu = self._check("nvmlDeviceGetFieldValues", h)
         values = []
         for fid in field_ids:
             fid, scope = fid if isinstance(fid, tuple) else (fid, 0)
-            if fid == NVML_FI_DEV_NVLINK_LINK_COUNT:
+            if fid == NVML_FI_DEV_NVLINK_LINK_COUNT and gpu.get("nvlinks") is None:
+                values.append(c_nvmlFieldValue_t(fid, scope, nvmlReturn=NVML_ERROR_NO_DATA))
+            elif fid == NVML_FI_DEV_NVLINK_LINK_COUNT:
                 count = len(gpu.get("nvlinks") or [])
                 values.append(c_nvmlFieldValue_t(fid, scope, value=c_nvmlValue_t(uiVal=count)))
             else:

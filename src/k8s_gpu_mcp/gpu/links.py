@@ -56,6 +56,13 @@ def _link_state(nvml: Any, handle: Any, link: int) -> tuple[int | None, str | No
     return state, r.unavailable.get("state")
 
 
+def links_unknown(adapter: NvmlAdapter, ref: GpuRef) -> str | None:
+    """Why the GPU's set of links cannot be known (neither NVML's count nor a probe answers), else None.
+    Probing such a GPU would list every index up to the maximum as a link of unknown state."""
+    count, why_not = adapter.nvlink_count(ref.handle)
+    return why_not if count is None else None
+
+
 def read_nvlinks(adapter: NvmlAdapter, ref: GpuRef, bus_ids: dict[str, int]) -> list[dict[str, Any]]:
     """The GPU's links; ``bus_ids`` maps short bus id -> GPU.
 

@@ -8,7 +8,7 @@ from pydantic import Field
 
 from k8s_gpu_mcp.diagnose import topology as topo
 from k8s_gpu_mcp.gpu.adapter import GpuLost, GpuRef
-from k8s_gpu_mcp.gpu.links import read_affinity, read_nvlinks, read_pairs
+from k8s_gpu_mcp.gpu.links import links_unknown, read_affinity, read_nvlinks, read_pairs
 from k8s_gpu_mcp.models import ToolModel
 from k8s_gpu_mcp.tools._common import READ_ONLY, GpuSelector, Source, select_gpus, source
 
@@ -98,8 +98,11 @@ def _gpu(app: AgentApp, ref: GpuRef, bus_ids: dict[str, int]) -> GpuTopology:
     if ref.lost_reason:
         return GpuTopology(**base, lost=True, unavailable={"*": ref.lost_reason})
     try:
-        links = [_link(raw) for raw in read_nvlinks(app.backend.adapter, ref, bus_ids)]
+        unknown = links_unknown(app.backend.adapter, ref)
+        links = [] if unknown else [_link(raw) for raw in read_nvlinks(app.backend.adapter, ref, bus_ids)]
         affinity = read_affinity(app.backend.adapter, ref)
+        if unknown:
+            affinity["unavailable"]["nvlinks"] = unknown
     except GpuLost as lost:
         return GpuTopology(**base, lost=True, unavailable={"*": f"GpuIsLost: {lost}"})
     return GpuTopology(
@@ -140,7 +143,8 @@ def inspect(app: AgentApp, refs: list[GpuRef]) -> TopologyResult:
     counts = topo.link_counts(ends)
     cells = topo.build_matrix(pairs["levels"], counts)
     labels = [f"GPU{ref.index}" for ref in refs]
-    found = topo.findings(ends, counts, pairs["p2p"], [ref.index for ref in refs])
+    unknown_sets = {g.index: g.unavailable["nvlinks"] for g in gpus if "nvlinks" in g.unavailable}
+    found = topo.findings(ends, counts, pairs["p2p"], [ref.index for ref in refs], unknown_sets)
 
     def names(matrix: list[list[int | None]]) -> list[list[str | None]]:
         return [[None if v is None else topo.P2P_STATUS.get(v, str(v)) for v in row] for row in matrix]
