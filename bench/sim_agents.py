@@ -193,12 +193,27 @@ class SimFleet:
                 random.choice([b"<html>502 Bad Gateway</html>", b'{"jsonrpc": "2.0", "id": ', b"[]"]),
             )
             return True
+        if kind in ("bigerror", "bigrpcerror", "bigreply"):  # issue 20 item 5: a misbehaving agent
+            self._send(writer, 200, self._big(kind, int(arg or 1 << 20), rid))
+            return True
         result = self.results.get(tool) if kind != "missing" or tool not in HEALTH_TOOLS else None
         if result is None:
             text = json.dumps(f"Unknown tool: {tool}")
             result = b'{"content":[{"type":"text","text":' + text.encode() + b'}],"isError":true}'
         self._send(writer, 200, b'{"jsonrpc":"2.0","id":' + rid + b',"result":' + result + b"}")
         return True
+
+    @staticmethod
+    def _big(kind: str, size: int, rid: bytes) -> bytes:
+        """A reply carrying ``size`` bytes of text: as a tool error, a JSON-RPC error, or a result."""
+        text = b'"' + b"E" * size + b'"'
+        if kind == "bigrpcerror":
+            return b'{"jsonrpc":"2.0","id":' + rid + b',"error":{"code":-32603,"message":' + text + b"}}"
+        if kind == "bigerror":
+            result = b'{"content":[{"type":"text","text":' + text + b'}],"isError":true}'
+        else:
+            result = b'{"content":[{"type":"text","text":"{}"}],"structuredContent":{"blob":' + text + b"}}"
+        return b'{"jsonrpc":"2.0","id":' + rid + b',"result":' + result + b"}"
 
     @staticmethod
     def _send(writer: asyncio.StreamWriter, status: int, payload: bytes) -> None:

@@ -24,12 +24,13 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from k8s_gpu_mcp.gateway.breaker import BreakerBoard
 from k8s_gpu_mcp.gateway.discovery import Agent
-from k8s_gpu_mcp.gateway.rpc import AgentError, RpcClient
+from k8s_gpu_mcp.gateway.rpc import AgentError, RpcClient, clip_text
 from k8s_gpu_mcp.metrics import LATENCY_BUCKETS
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], Awaitable[None]]
+MAX_FANOUT_REPLY_BYTES = 48 * 1024 * 1024  # kept per call; serialising it costs ~8x (tests/reliability)
 
 
 class NodeTransport(Protocol):
@@ -107,7 +108,7 @@ def tool_payload(result: dict[str, Any], who: str) -> dict[str, Any]:
     """A tools/call result's structured content; tool errors raise AgentError (not breaker failures)."""
     texts = [c.get("text", "") for c in result.get("content") or [] if isinstance(c, dict)]
     if result.get("isError"):
-        message = " ".join(t for t in texts if t) or "the tool reported an error"
+        message = clip_text(" ".join(t for t in texts if t) or "the tool reported an error")
         kind = "tool_missing" if message.startswith("Unknown tool") else "tool_error"
         raise AgentError(kind, f"{who}: {message}", breaker=False)
     structured = result.get("structuredContent")
@@ -159,9 +160,17 @@ class Fanout:
         done = 0
         headers = {"x-correlation-id": correlation_id} if correlation_id else {}
 
+        retained = 0
+
         async def one(i: int, agent: Agent) -> None:
-            nonlocal done
-            results[i] = await self.call_node(agent, tool, arguments, deadline, idempotent, headers, meta)
+            nonlocal done, retained
+            call = await self.call_node(agent, tool, arguments, deadline, idempotent, headers, meta)
+            retained += call.reply_bytes
+            if call.ok and retained > MAX_FANOUT_REPLY_BYTES:  # the answers kept for one reply: bounded
+                call = NodeCall(agent.node, False, error_kind="reply_budget", attempts=call.attempts,
+                                error=f"answered, but this call's replies passed {MAX_FANOUT_REPLY_BYTES >> 20} "
+                                "MiB: target fewer nodes")  # fmt: skip
+            results[i] = call
             done += 1
             if on_progress is not None:
                 await on_progress(done, len(agents))

@@ -25,9 +25,18 @@ import pydantic_core
 from k8s_gpu_mcp.http.auth import Token
 
 PROTOCOL_VERSION = "2025-06-18"
-MAX_REPLY_BYTES = 32 * 1024 * 1024
+# Memory bounds (a gateway pod has 512Mi): one agent's reply; all replies being read at once, across
+# concurrent fan-outs; and any text an agent sends that the gateway repeats (errors).
+MAX_REPLY_BYTES = 16 * 1024 * 1024  # a node's full get_gpu_health is ~40 KB
+MAX_BUFFERED_BYTES = 64 * 1024 * 1024
+MAX_ERROR_CHARS = 1024
 IDLE_KEEP_S = 50.0  # agents keep idle connections 65 s (serve.KEEP_ALIVE_S)
 MAX_IDLE_PER_AGENT = 4
+
+
+def clip_text(text: str, limit: int = MAX_ERROR_CHARS) -> str:
+    """An agent's text cut to ``limit`` characters, saying how long it was."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} chars, cut)"
 
 
 class AgentError(Exception):
@@ -83,6 +92,7 @@ class RpcClient:
         self._idle: dict[str, list[_Conn]] = {}
         self._targets: dict[str, _Target] = {}
         self._next_id = 0
+        self.buffered = 0  # bytes of replies being read right now, all calls together
 
     def _ssl_context(self) -> ssl.SSLContext:
         if self._ssl is None:
@@ -156,7 +166,7 @@ class RpcClient:
 
     async def _exchange(
         self, conn: _Conn, target: _Target, body: bytes, extra: dict[str, str] | None
-    ) -> tuple[int, str, bytes]:
+    ) -> tuple[int, str, bytearray]:
         headers = [
             ("host", target.authority),
             ("content-type", "application/json"),
@@ -171,9 +181,10 @@ class RpcClient:
         conn.writer.write(conn.h11.send(h11.Data(data=body)))
         conn.writer.write(conn.h11.send(h11.EndOfMessage()))
         got_bytes = False
+        held = 0
         try:
             await conn.writer.drain()
-            status, content_type, chunks, size = 0, "", [], 0
+            status, content_type, body_buf, size = 0, "", bytearray(), 0
             while True:
                 event = conn.h11.next_event()
                 if event is h11.NEED_DATA:
@@ -196,9 +207,18 @@ class RpcClient:
                         raise AgentError(
                             "bad_reply", f"{target.authority} sent more than {MAX_REPLY_BYTES} bytes"
                         )
-                    chunks.append(event.data)
+                    if self.buffered + len(event.data) > MAX_BUFFERED_BYTES:
+                        raise AgentError(
+                            "reply_budget",
+                            f"{target.authority}: the gateway is already holding {self.buffered >> 20} MiB "
+                            f"of agent replies (limit {MAX_BUFFERED_BYTES >> 20} MiB); try fewer nodes",
+                            breaker=False,
+                        )
+                    self.buffered += len(event.data)
+                    held += len(event.data)
+                    body_buf += event.data  # one growing buffer: no second full-size copy by a join
                 elif isinstance(event, h11.EndOfMessage):
-                    return status, content_type, b"".join(chunks)
+                    return status, content_type, body_buf
                 elif isinstance(event, h11.ConnectionClosed):
                     raise AgentError(
                         "unreachable", f"{target.authority} closed the connection mid-reply", True
@@ -209,6 +229,8 @@ class RpcClient:
             raise AgentError("unreachable", f"{target.authority}: {type(exc).__name__}: {exc}", True) from exc
         except h11.RemoteProtocolError as exc:
             raise AgentError("bad_reply", f"{target.authority} sent malformed HTTP: {exc}") from exc
+        finally:
+            self.buffered -= held  # the caller parses the payload at once, then it is garbage
 
     def close(self) -> None:
         for pool in self._idle.values():
@@ -221,7 +243,7 @@ class _StaleConnection(Exception):
     pass
 
 
-def _sse_messages(payload: bytes) -> list[Any]:
+def _sse_messages(payload: bytes | bytearray) -> list[Any]:
     messages = []
     for event in payload.replace(b"\r\n", b"\n").split(b"\n\n"):
         data = b"\n".join(line[5:].lstrip() for line in event.split(b"\n") if line.startswith(b"data:"))
@@ -230,9 +252,11 @@ def _sse_messages(payload: bytes) -> list[Any]:
     return messages
 
 
-def _result(status: int, content_type: str, payload: bytes, request_id: int, who: str) -> dict[str, Any]:
+def _result(
+    status: int, content_type: str, payload: bytes | bytearray, request_id: int, who: str
+) -> dict[str, Any]:
     if status != 200:
-        text = payload[:200].decode("utf-8", "replace")
+        text = bytes(payload[:200]).decode("utf-8", "replace")
         if status in (401, 403):
             raise AgentError("unauthorized", f"{who} answered HTTP {status}: {text}", breaker=False)
         retryable = status in (502, 503, 504)
@@ -252,7 +276,8 @@ def _result(status: int, content_type: str, payload: bytes, request_id: int, who
             if isinstance(error, dict):
                 raise AgentError(
                     "rpc_error",
-                    f"{who}: JSON-RPC error {error.get('code')}: {error.get('message')}",
+                    f"{who}: JSON-RPC error {clip_text(str(error.get('code')), 32)}: "
+                    f"{clip_text(str(error.get('message')))}",
                     breaker=False,
                 )
     raise AgentError("bad_reply", f"{who} sent no JSON-RPC reply for request {request_id}")

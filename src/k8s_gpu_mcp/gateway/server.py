@@ -84,7 +84,7 @@ class NodeResult(BaseModel):
     error_kind: str | None = Field(
         None,
         description="timeout, unreachable, circuit_open, unauthorized, bad_reply, http_error, rpc_error, "
-        "tool_error, tool_missing, unknown_node",
+        "tool_error, tool_missing, unknown_node, reply_budget (the gateway's memory bound for replies)",
     )
     error: str | None = None
     attempts: int = 0
@@ -376,7 +376,7 @@ def respond(structured: dict[str, Any], calls: list[NodeCall]) -> CallToolResult
     """structuredContent in full; the text block is the same JSON, compact, unless the agents'
     replies add up to more than TEXT_LIMIT_BYTES: then it carries the summary and per-node status
     only (a 1000-node result would otherwise go out twice, and megabytes of text help no model)."""
-    received = sum(c.reply_bytes for c in calls)
+    received = sum(c.reply_bytes + len(c.error or "") for c in calls)
     if received > TEXT_LIMIT_BYTES and isinstance(structured.get("nodes"), list):
         brief = {
             **structured,
