@@ -551,6 +551,7 @@ class Topo:
     cells: list[list[str]]  # GPU x GPU words: X, NV#, PIX, PXB, PHB, NODE, SYS
     numa: list[int | None]
     nics: list[list[str]] = field(default_factory=list)  # GPU x NIC words
+    cpus: list[str | None] = field(default_factory=list)  # CPU Affinity column, e.g. "0-19,40-59"
 
 
 def parse_topo(text: str) -> Topo:
@@ -560,16 +561,20 @@ def parse_topo(text: str) -> Topo:
     n_gpus = sum(1 for c in columns if re.fullmatch(r"GPU\d+", c))
     n_devices = sum(1 for c in columns if c not in {"CPU Affinity", "NUMA Affinity", "GPU NUMA ID"})
     numa_col = columns.index("NUMA Affinity") - n_devices if "NUMA Affinity" in columns else None
+    cpu_col = columns.index("CPU Affinity") - n_devices if "CPU Affinity" in columns else None
     cells: list[list[str]] = []
     numa: list[int | None] = []
     nics: list[list[str]] = []
+    cpus: list[str | None] = []
     for i in range(n_gpus):
         tokens = next(line for line in lines if line.startswith(f"GPU{i}")).split()
         cells.append(tokens[1 : 1 + n_gpus])
         nics.append(tokens[1 + n_gpus : 1 + n_devices])
         extra = tokens[1 + n_devices :]
         numa.append(integer(extra[numa_col]) if numa_col is not None and len(extra) > numa_col else None)
-    return Topo(cells, numa, nics)
+        cpu = extra[cpu_col] if cpu_col is not None and len(extra) > cpu_col else None
+        cpus.append(cpu if cpu and re.fullmatch(r"\d+(-\d+)?(,\d+(-\d+)?)*", cpu) else None)
+    return Topo(cells, numa, nics, cpus)
 
 
 def pcie_level(topo: Topo, i: int, j: int) -> int:
@@ -825,6 +830,7 @@ def build_gpu(src: GpuSource, index: int) -> dict[str, Any]:
         "persistence_mode": flag(v("persistence_mode")),
         "mig_mode": mig,
         "numa_node": None,
+        "cpu_affinity": None,  # from the topo capture's CPU Affinity column, when there is one
         "ecc": build_ecc(src),
         "retired_pages": build_retired_pages(src),
         "remapped_rows": build_remapped_rows(src),
@@ -929,7 +935,7 @@ def assumption_notes(capture: Capture, gpus: list[dict[str, Any]]) -> list[str]:
 def topology_notes(topo: Topo) -> list[str]:
     notes = [
         "Topology: topo -m words map to NVML levels X=0, PIX=10, PXB=20, PHB=30, NODE=40, SYS=50; "
-        "numa_node is the topo capture's NUMA Affinity column.",
+        "numa_node and cpu_affinity are the topo capture's NUMA Affinity and CPU Affinity columns.",
         "P2P read/write/prop: OK (0) over NV# or same-socket PCIe, CHIPSET_NOT_SUPPORTED (1) across sockets (SYS, "
         "assumed: PCIe P2P over the inter-socket link is not supported); nvlink/atomics: OK over NV#, "
         "NOT_SUPPORTED (5) otherwise; diagonal 0.",
@@ -950,8 +956,9 @@ def build_profile(spec: Spec, captures: Path) -> dict[str, Any]:
     if topo is not None:
         if len(topo.cells) != len(gpus):
             raise ValueError(f"{spec.name}: topo has {len(topo.cells)} GPUs, capture has {len(gpus)}")
-        for gpu, numa in zip(gpus, topo.numa, strict=True):
+        for gpu, numa, cpus in zip(gpus, topo.numa, topo.cpus, strict=True):
             gpu["numa_node"] = numa
+            gpu["cpu_affinity"] = cpus
     attach_nvlinks(spec, captures, gpus, topo)
     profile: dict[str, Any] = {
         "schema": SCHEMA,
@@ -1133,25 +1140,6 @@ SPECS: list[Spec] = [
             "Fault profile: two of four GPUs have 1 SBE and 1 DBE retired page each (addresses as captured; the "
             "430 driver prints no timestamps, so timestamp is null) and aggregate ECC errors. Kepler has no "
             "NVLink (nvlinks []). No topo capture: topology null."
-        ),
-    ),
-    Spec(
-        name="v100-sxm2-32gb-x8-inactive-nvlinks",
-        title="8x Tesla V100-SXM2 (hybrid cube mesh) with inactive NVLinks",
-        smi="nvidia-smi-q_v100-sxm2-16gb-x8-retired-page_gls.txt",
-        nvlink="nvlink-s_v100-sxm2-32gb-inactive-links_azhpcdiag.txt",
-        nvlink_mode="by_index",
-        remote="gpu",
-        topo="topo-m_8x-v100-sxm2-32gb-hybridcube_llamacppmultigpu.txt",
-        notes=(
-            "Fault profile, combined from three captures. Per-GPU data (names, UUIDs, memory, ECC, one SBE retired "
-            "page on 00:08.0) is from the closest full -q capture, an 8x Tesla V100-SXM2-16GB node: no full -q of "
-            "the 32GB node exists. NVLink states are from the 32GB node's nvlink -s (Azure): GPU 3 links 3 and 5, "
-            "GPU 4 link 1, GPU 5 links 0 and 4, GPU 6 link 1 are inactive (state 0); that capture lists only GPUs "
-            "0-6, so GPU 7's six links have state null (unknown). Topology from an 8x V100-SXM2-32GB hybrid cube "
-            "mesh topo -m (another node); links are direct GPU-to-GPU (remote_type 0), assigned to link indices "
-            "in peer order (assumed; nvlink -R not captured), so the peers of the inactive links are not "
-            "authoritative."
         ),
     ),
     Spec(

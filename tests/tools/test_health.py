@@ -128,15 +128,6 @@ async def test_fault_captures_get_the_sre_verdict(make_app, profile):
 
 
 @pytest.mark.anyio
-async def test_v100_inactive_nvlinks_degrade_exactly_the_gpus_with_down_links(make_app):
-    data = await health(make_app("v100-sxm2-32gb-x8-inactive-nvlinks"))
-    status = {g["index"]: g["status"] for g in data["gpus"]}
-    assert [i for i, s in status.items() if s == "degraded"] == [3, 4, 5, 6]
-    assert status[7] == "unknown"  # its link states are unknown, never healthy
-    assert data["node_status"] == "degraded" and "NVLink bandwidth" in by_index(data)[3]["summary"]
-
-
-@pytest.mark.anyio
 async def test_recent_xids_from_the_kernel_log_are_reasons_with_their_action(make_app):
     data = await health(make_app(None, "ecc-dbe-xid48"))
     gpu = by_index(data)[0]
