@@ -116,6 +116,12 @@ GATEWAY_OPTIONS: list[tuple[str, str, tuple[str, ...] | None, str]] = [
     ),
     ("--agent-namespace", "agent_namespace", None, "namespace of the agent pods"),
     ("--agent-selector", "agent_selector", None, "label selector of the agent pods"),
+    (
+        "--agent-daemonset",
+        "agent_daemonset",
+        None,
+        "DaemonSet (in --agent-namespace) that must control an agent pod for it to be trusted",
+    ),
     ("--agent-port", "agent_port", None, "agents' HTTP port"),
     ("--agent-scheme", "agent_scheme", ("http", "https"), "agents' URL scheme"),
     (

@@ -44,6 +44,7 @@ class Settings:
     agents: str | None = None  # static agent list (YAML/JSON); None: discover through the Kubernetes API
     agent_namespace: str = "k8s-gpu-mcp"
     agent_selector: str = DEFAULT_AGENT_SELECTOR
+    agent_daemonset: str = "k8s-gpu-mcp"  # only pods this DaemonSet controls get the agent token
     agent_port: int = 8080
     agent_scheme: str = "http"
     agent_token_file: str | None = None

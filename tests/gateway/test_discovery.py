@@ -85,17 +85,48 @@ def test_select_agents_by_name_list_and_selector():
     assert [x.node for x in select_agents(agents, None, ["a", "b"], "zone=2")[0]] == ["b"]
 
 
-def _pod(name: str, node: str | None, ip: str | None, ready: bool, labels: dict[str, str]) -> NS:
+DS = NS(metadata=NS(name="k8s-gpu-mcp", uid="ds-uid-1"))
+OWNED = [NS(controller=True, kind="DaemonSet", name="k8s-gpu-mcp", uid="ds-uid-1")]
+
+
+def _pod(
+    name: str,
+    node: str | None,
+    ip: str | None,
+    ready: bool,
+    labels: dict[str, str],
+    owners: list[NS] | None = None,
+    host_ip: str | None = None,
+    created: str = "2026-01-01T00:00:00Z",
+) -> NS:
     return NS(
-        metadata=NS(name=name, labels=labels),
+        metadata=NS(
+            name=name,
+            labels=labels,
+            ownerReferences=OWNED if owners is None else owners,
+            creationTimestamp=created,
+        ),
         spec=NS(nodeName=node),
-        status=NS(podIP=ip, conditions=[NS(type="Ready", status="True" if ready else "False")]),
+        status=NS(
+            podIP=ip,
+            hostIP=host_ip or f"192.168.0.{(node or 'x-0').rsplit('-', 1)[-1]}",
+            conditions=[NS(type="Ready", status="True" if ready else "False")],
+        ),
     )
 
 
+def _node(name: str, labels: dict[str, str] | None = None) -> NS:
+    address = NS(address=f"192.168.0.{name.rsplit('-', 1)[-1]}")
+    return NS(metadata=NS(name=name, labels=labels or {}), status=NS(addresses=[address]))
+
+
 class FakeLightkube:
-    def __init__(self, pods: list[NS], nodes: list[NS]):
-        self.pods, self.nodes, self.calls = pods, nodes, []
+    def __init__(self, pods: list[NS], nodes: list[NS], daemonset: NS = DS):
+        self.pods, self.nodes, self.daemonset, self.calls = pods, nodes, daemonset, []
+
+    async def get(self, res, name, namespace=None):
+        self.calls.append((res.__name__, name, namespace))
+        return self.daemonset
 
     def list(self, res, namespace=None, labels=None):
         self.calls.append((res.__name__, namespace, labels))
@@ -120,7 +151,7 @@ async def test_kube_discovery_keeps_ready_pods_with_an_ip_and_attaches_node_labe
             _pod("p4", "gpu-4", "fd00::4", True, label),
             _pod("p5", "gpu-5", "10.0.0.5", True, {"app.kubernetes.io/name": "other"}),
         ],
-        [NS(metadata=NS(name="gpu-1", labels={"zone": "a"}))],
+        [_node("gpu-1", {"zone": "a"})] + [_node(f"gpu-{i}") for i in range(2, 6)],
     )
     disc = KubeDiscovery("k8s-gpu-mcp", selector, 8080)
     disc._client = fake
@@ -129,9 +160,46 @@ async def test_kube_discovery_keeps_ready_pods_with_an_ip_and_attaches_node_labe
         ("gpu-1", "http://10.0.0.1:8080/mcp", {"zone": "a"}),
         ("gpu-4", "http://[fd00::4]:8080/mcp", {}),
     ]
-    assert fake.calls[0] == ("Pod", "k8s-gpu-mcp", label)
+    assert fake.calls[0] == ("DaemonSet", "k8s-gpu-mcp", "k8s-gpu-mcp")
+    assert fake.calls[1] == ("Pod", "k8s-gpu-mcp", label)
     await disc.agents()  # cached
-    assert len(fake.calls) == 2
+    assert len(fake.calls) == 3
+
+
+@pytest.mark.anyio
+async def test_kube_discovery_trusts_only_daemonset_pods_on_the_node_they_name(caplog):
+    """Issue 20 item 6: a shadow pod with the agent labels never receives the token."""
+    label = {"app.kubernetes.io/name": "k8s-gpu-mcp-agent"}
+    impostor = [NS(controller=True, kind="DaemonSet", name="k8s-gpu-mcp", uid="someone-elses")]
+    fake = FakeLightkube(
+        [
+            _pod("real-1", "gpu-1", "10.0.0.1", True, label, created="2026-01-01T00:00:00Z"),
+            _pod("shadow-1", "gpu-1", "10.0.0.99", True, label, owners=[], created="2026-02-01T00:00:00Z"),
+            _pod("wrong-uid", "gpu-2", "10.0.0.2", True, label, owners=impostor),
+            _pod(
+                "not-controller",
+                "gpu-3",
+                "10.0.0.3",
+                True,
+                label,
+                owners=[NS(**{**vars(OWNED[0]), "controller": False})],
+            ),
+            _pod("elsewhere", "gpu-4", "10.0.0.4", True, label, host_ip="192.168.0.77"),
+            _pod("no-such-node", "gpu-9", "10.0.0.9", True, label),
+            _pod("rollout-old", "gpu-5", "10.0.0.50", True, label, created="2026-01-01T00:00:00Z"),
+            _pod("rollout-new", "gpu-5", "10.0.0.51", True, label, created="2026-03-01T00:00:00Z"),
+        ],
+        [_node(f"gpu-{i}") for i in range(1, 6)],
+    )
+    disc = KubeDiscovery("k8s-gpu-mcp", "app.kubernetes.io/name=k8s-gpu-mcp-agent", 8080)
+    disc._client = fake
+    agents = await disc.agents()
+    assert [(a.node, a.url) for a in agents] == [
+        ("gpu-1", "http://10.0.0.1:8080/mcp"),
+        ("gpu-5", "http://10.0.0.51:8080/mcp"),
+    ]
+    warned = [r for r in caplog.records if "not trusted" in r.getMessage()]
+    assert warned and warned[0].count == 5
 
 
 @pytest.mark.parametrize(

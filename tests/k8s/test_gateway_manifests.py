@@ -76,7 +76,15 @@ def test_gateway_objects_are_rendered(rendered):
 def test_gateway_rbac_is_list_pods_and_nodes_only(rendered):
     role = by_kind(rendered, "Role", "k8s-gpu-mcp-gateway")
     cluster = by_kind(rendered, "ClusterRole", "k8s-gpu-mcp-gateway")
-    assert role["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
+        {
+            "apiGroups": ["apps"],
+            "resources": ["daemonsets"],
+            "resourceNames": ["k8s-gpu-mcp"],
+            "verbs": ["get"],
+        },
+    ]
     assert cluster["rules"] == [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list"]}]
 
 

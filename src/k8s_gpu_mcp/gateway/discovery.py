@@ -12,6 +12,7 @@ from typing import Any, Protocol
 log = logging.getLogger(__name__)
 
 CACHE_TTL_S = 15.0
+DEFAULT_DAEMONSET = "k8s-gpu-mcp"  # deploy/kubernetes/components/daemonset
 
 
 class DiscoveryError(RuntimeError):
@@ -236,14 +237,45 @@ def _pod_ready(pod: Any) -> bool:
     return any(c.type == "Ready" and c.status == "True" for c in conditions)
 
 
-class KubeDiscovery:
-    """Ready agent pods (label selector, namespace) with a pod IP, one per node; node labels attached.
+def _owned_by(pod: Any, daemonset: Any) -> bool:
+    """The pod's controller is this DaemonSet object (name and uid: a deleted and recreated
+    DaemonSet of the same name is another owner)."""
+    refs = (pod.metadata.ownerReferences if pod.metadata else None) or []
+    uid = daemonset.metadata.uid if daemonset.metadata else None
+    return bool(uid) and any(
+        r.controller and r.kind == "DaemonSet" and r.name == daemonset.metadata.name and r.uid == uid
+        for r in refs
+    )
 
-    lightkube is imported on first use. Results are cached for ``CACHE_TTL_S``.
+
+def _node_addresses(node: Any) -> set[str]:
+    return {a.address for a in ((node.status.addresses if node.status else None) or [])}
+
+
+@dataclass
+class _NodeInfo:
+    labels: dict[str, str]
+    addresses: set[str]
+
+
+class KubeDiscovery:
+    """Ready agent pods with a pod IP, one per node, node labels attached; only pods whose
+    controller is the agent DaemonSet (by uid) and that run on the node they name (their hostIP,
+    which the kubelet reports, is one of that node's addresses) are trusted with the token.
+
+    A pod that merely carries the agent labels (anyone who can create pods in the namespace can
+    make one) is skipped with a warning. lightkube is imported on first use. Results are cached
+    for ``CACHE_TTL_S``.
     """
 
     def __init__(
-        self, namespace: str, selector: str, port: int, scheme: str = "http", ttl_s: float = CACHE_TTL_S
+        self,
+        namespace: str,
+        selector: str,
+        port: int,
+        scheme: str = "http",
+        ttl_s: float = CACHE_TTL_S,
+        daemonset: str = DEFAULT_DAEMONSET,
     ):
         self.namespace, self.selector, self.port, self.scheme, self.ttl_s = (
             namespace,
@@ -252,6 +284,7 @@ class KubeDiscovery:
             scheme,
             ttl_s,
         )
+        self.daemonset = daemonset
         self._requirements = parse_selector(selector)
         self._client: Any = None
         self._cached: tuple[float, list[Agent]] | None = None
@@ -275,37 +308,57 @@ class KubeDiscovery:
             return list(self._cached[1])
         client = self._lightkube()
         from lightkube.core.exceptions import ApiError
+        from lightkube.resources.apps_v1 import DaemonSet
         from lightkube.resources.core_v1 import Node, Pod
 
         equality = {
             r.key: next(iter(r.values)) for r in self._requirements if r.op == "in" and len(r.values) == 1
         }
         try:
+            owner = await client.get(DaemonSet, self.daemonset, namespace=self.namespace)
             pods = [p async for p in client.list(Pod, namespace=self.namespace, labels=equality or None)]
-            nodes = {n.metadata.name: dict(n.metadata.labels or {}) async for n in client.list(Node)}
+            nodes = {
+                n.metadata.name: _NodeInfo(dict(n.metadata.labels or {}), _node_addresses(n))
+                async for n in client.list(Node)
+            }
         except ApiError as exc:
             raise DiscoveryError(
                 f"listing agent pods in {self.namespace} failed: {exc.status.code} {exc.status.message} "
-                "(the gateway needs list on pods and nodes)"
+                f"(the gateway needs get on daemonset {self.daemonset}, list on pods and nodes)"
             ) from exc
         except Exception as exc:
             raise DiscoveryError(f"cannot reach the Kubernetes API: {type(exc).__name__}: {exc}") from exc
-        agents: dict[str, Agent] = {}
+        agents: dict[str, tuple[str, Agent]] = {}
+        untrusted: list[str] = []
         for pod in pods:
             labels = dict(pod.metadata.labels or {})
             node = pod.spec.nodeName if pod.spec else None
             ip = pod.status.podIP if pod.status else None
             if not (node and ip and _pod_ready(pod) and selector_matches(self._requirements, labels)):
                 continue
+            info = nodes.get(node)
+            host_ip = pod.status.hostIP if pod.status else None
+            if not _owned_by(pod, owner) or info is None or host_ip not in info.addresses:
+                untrusted.append(str(pod.metadata.name))
+                continue
+            created = str(pod.metadata.creationTimestamp or "")
+            if node in agents and agents[node][0] >= created:
+                continue  # two DaemonSet pods on one node (a rollout): the newest serves
             host = f"[{ip}]" if ":" in ip else ip
-            agents[node] = Agent(node, f"{self.scheme}://{host}:{self.port}/mcp", nodes.get(node, {}))
-        result = sorted(agents.values(), key=lambda a: a.node)
+            agents[node] = (created, Agent(node, f"{self.scheme}://{host}:{self.port}/mcp", info.labels))
+        if untrusted:
+            log.warning(
+                "pods with the agent labels not trusted: not controlled by the agent DaemonSet, or not "
+                "running on the node they name",
+                extra={"daemonset": self.daemonset, "count": len(untrusted), "pods": untrusted[:20]},
+            )
+        result = sorted((a for _, a in agents.values()), key=lambda a: a.node)
         self._cached = (time.monotonic(), result)
         log.debug("agents discovered", extra={"count": len(result), "namespace": self.namespace})
         return list(result)
 
     def describe(self) -> str:
-        return f"pods {self.selector!r} in namespace {self.namespace}"
+        return f"pods {self.selector!r} of daemonset {self.daemonset} in namespace {self.namespace}"
 
 
 def select_agents(

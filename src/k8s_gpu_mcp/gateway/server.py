@@ -285,7 +285,11 @@ def make_discovery(settings: Settings) -> Discovery:
     if settings.agents:
         return StaticDiscovery(settings.agents)
     return KubeDiscovery(
-        settings.agent_namespace, settings.agent_selector, settings.agent_port, settings.agent_scheme
+        settings.agent_namespace,
+        settings.agent_selector,
+        settings.agent_port,
+        settings.agent_scheme,
+        daemonset=settings.agent_daemonset,
     )
 
 
