@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from k8s_gpu_mcp.diagnose.ecc import EccState, judge
-from k8s_gpu_mcp.diagnose.health import HealthInputs, XidFinding, assess
-from k8s_gpu_mcp.diagnose.node import node_verdict
+from k8s_gpu_mcp.diagnose import pcie
+from k8s_gpu_mcp.diagnose.ecc import CORRECTED_STORM, EccState, judge
+from k8s_gpu_mcp.diagnose.health import HealthInputs, XidFinding, Zombie, assess
+from k8s_gpu_mcp.diagnose.node import gpus_text, node_verdict, remedy
 from k8s_gpu_mcp.diagnose.throttle import ThrottleInputs, interpret
 from k8s_gpu_mcp.diagnose.topology import Finding
 
@@ -100,3 +101,102 @@ def test_node_verdict_is_the_worst_gpu_and_names_it():
     lost = assess(HealthInputs(index=5, lost_reason="GpuIsLost"))
     assert node_verdict([ok, bad, lost])[0] == "lost"
     assert node_verdict([ok]) == ("healthy", "No action: every GPU passed.")
+
+
+# ---- issue 16: verdicts an SRE would sign -------------------------------------------------------
+
+
+def test_power_cap_at_the_limit_under_load_is_normal():
+    t = interpret(
+        ThrottleInputs(
+            mask=0x4, sm_clock_mhz=1755, max_sm_clock_mhz=1980, power_w=695, power_limit_w=700, pstate=0
+        )
+    )
+    a = assess(replace(IDLE, throttling=t, power_draw_w=695))
+    assert (a.status, a.score, a.action) == ("healthy", 100, "No action.")
+    assert "normal under load" in a.reasons[0].message and a.reasons[0].action is None
+
+
+def test_power_cap_on_an_idle_card_is_an_artifact():
+    t = interpret(
+        ThrottleInputs(
+            mask=0x4, sm_clock_mhz=0, max_sm_clock_mhz=1695, power_w=15.7, power_limit_w=150, pstate=8
+        )
+    )
+    assert t.expected and "idle artifact" in t.expected and "P8" in t.expected
+    assert assess(replace(IDLE, throttling=t)).status == "healthy"
+
+
+def test_idle_clocks_are_lowered_only_below_the_max():
+    assert (
+        "clocks lowered"
+        in interpret(ThrottleInputs(mask=0x1, sm_clock_mhz=345, max_sm_clock_mhz=1980)).explanation
+    )
+    at_max = interpret(ThrottleInputs(mask=0x1, sm_clock_mhz=1590, max_sm_clock_mhz=1590)).explanation
+    assert "clocks lowered" not in at_max and "not lowered" in at_max
+
+
+def test_board_limit_still_warns_without_advising_a_higher_limit():
+    t = interpret(ThrottleInputs(mask=0x200, power_w=100, power_limit_w=300))
+    a = assess(replace(IDLE, throttling=t))
+    assert a.status == "warning" and "raise" not in a.action.lower()
+
+
+def test_corrected_error_storm_is_monitor_below_it_info():
+    base = EccState(ecc_enabled=True, volatile_uncorrected=0, aggregate_uncorrected=0, repair="row_remapping",
+                    remap_pending=False, remap_failure=False, aggregate_corrected=60000)  # fmt: skip
+    assert judge(replace(base, volatile_corrected=CORRECTED_STORM)).verdict == "monitor"
+    assert judge(replace(base, volatile_corrected=353)).verdict == "healthy"
+
+
+def test_pcie_rules():
+    busy = pcie.PcieState(curr_gen=3, max_gen=5, curr_width=8, max_width=16, replay=150, busy=True)
+    kinds = [f.message.split(":")[0] for f in pcie.judge(busy)]
+    assert any("x8 of x16" in k for k in kinds) and any("Gen3 of Gen5" in f.message for f in pcie.judge(busy))
+    idle = replace(busy, curr_width=16, busy=False)
+    assert [f.severity for f in pcie.judge(idle)] == ["info"]  # Gen drop while idle is power saving
+    assert (
+        pcie.replay_rate((0.0, 100), (60.0, 109)) == 9.0 and pcie.replay_rate((0.0, 100), (0.5, 200)) is None
+    )
+    assert pcie.replay_rate((0.0, 100), (60.0, 10)) is None  # the counter was reset
+    rising = replace(idle, replay_rate_per_min=9.0)
+    assert [f.severity for f in pcie.judge(rising)] == ["warning"]
+    assert [f.severity for f in pcie.judge(replace(idle, replay_rate_per_min=8.0))] == ["info"]
+
+
+def test_zombies_warn_and_unaccounted_memory_needs_a_complete_non_empty_list():
+    z = assess(replace(IDLE, process_count=1, process_memory_mib=30720, memory_used_mib=30720,
+                       process_list_complete=True, zombies=[Zombie(4194303, 30720, "pid gone")]))  # fmt: skip
+    assert z.status == "warning" and "1 zombie process" in z.summary and "-r -i 0" in z.action
+    orphan = replace(IDLE, process_count=1, process_memory_mib=6144, memory_used_mib=8192,
+                     memory_total_mib=81559, process_list_complete=True)  # fmt: skip
+    assert assess(orphan).status == "warning" and "2048 MiB" in assess(orphan).summary
+    empty = replace(orphan, process_count=0, process_memory_mib=0)
+    assert assess(empty).status == "healthy"  # an empty list may be a driver limit: not proof
+    assert assess(replace(orphan, memory_used_mib=6300)).status == "healthy"  # under 1% / 256 MiB
+    assert "1 process " in assess(replace(IDLE, process_count=1, process_memory_mib=10)).reasons[0].message
+
+
+def test_a_check_that_did_not_run_is_unknown_never_all_passed():
+    a = assess(replace(IDLE, failed_checks={"xid": "XID analysis failed: OverflowError()"}))
+    assert a.status == "unknown" and "all checks passed" not in a.summary and "Verify" in a.action
+    worse = assess(replace(IDLE, temperature_c=91, failed_checks={"xid": "boom"}))
+    assert worse.status == "degraded" and "not verified: xid" in worse.summary
+
+
+def test_node_text_is_generated_once_from_the_ranked_list():
+    xid = XidFinding(48, 0, "Fatal", "Drain the node and reset the GPU")
+    crit = [assess(replace(IDLE, index=i, xids=[replace(xid, gpu_index=i)])) for i in (3, 5)]
+    warn = assess(replace(IDLE, index=1, failed_checks={}, temperature_c=86))
+    unknown = assess(replace(IDLE, index=2, failed_checks={"nvlink": "counters unreadable"}))
+    status, action = node_verdict([assess(IDLE), warn, unknown, *crit])
+    assert status == "critical"
+    assert action == (
+        "Cordon the node and drain the workloads on GPUs 3 and 5; then GPUs 3 and 5: Reset the GPU; "
+        "GPU 1: Check chassis airflow, fans and inlet temperature; the GPU throttles until it cools; "
+        "verify GPU 2 (not checked: nvlink)."
+    )
+    assert node_verdict([warn])[1].startswith("Keep the node in service. GPU 1: Check chassis")
+    assert (
+        gpus_text([6, 1, 2]) == "GPUs 1, 2 and 6" and remedy("None") == "" and remedy("Drain the node") == ""
+    )

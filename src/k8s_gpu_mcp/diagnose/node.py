@@ -29,6 +29,7 @@ class Ranked:
     index: int
     status: Status
     action: str
+    unverified: tuple[str, ...] = ()  # components that could not be checked
 
 
 def gpus_text(indexes: list[int]) -> str:
@@ -51,7 +52,7 @@ def ranked(gpus: list[Assessment]) -> list[Ranked]:
     """The GPUs that are not healthy, worst first, then by index."""
     bad = [g for g in gpus if g.status != "healthy"]
     bad.sort(key=lambda g: (-STATUS_RANK[g.status], g.index))
-    return [Ranked(g.index, g.status, g.action) for g in bad]
+    return [Ranked(g.index, g.status, g.action, tuple(sorted(g.unverified))) for g in bad]
 
 
 def node_verdict(gpus: list[Assessment]) -> tuple[Status, str]:
@@ -76,13 +77,14 @@ def node_verdict(gpus: list[Assessment]) -> tuple[Status, str]:
         text = re.sub(rf"-i {f.index}\b", "-i <gpu>", remedy(f.action))  # the same remedy on another GPU
         if text:
             remedies.setdefault(text, []).append(f.index)
-    unknown = [f.index for f in findings if f.status == "unknown" and status != "unknown"]
+    unknown = [f for f in findings if f.status == "unknown" and status != "unknown"]
     parts = [
         f"{gpus_text(idx)}: {text.replace('-i <gpu>', '-i ' + ' and -i '.join(map(str, sorted(idx))))}"
         for text, idx in remedies.items()
     ]
     if unknown:
-        parts.append(f"verify {gpus_text(unknown)} (a check could not run)")
+        checks = sorted({c for f in unknown for c in f.unverified})
+        parts.append(f"verify {gpus_text([f.index for f in unknown])} (not checked: {', '.join(checks)})")
     if not parts:
         return status, f"{step}."
     joiner = "; then " if status in ("critical", "degraded") else "; also " if status == "lost" else ". "
