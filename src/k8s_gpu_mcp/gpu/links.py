@@ -97,6 +97,14 @@ def read_nvlinks(adapter: NvmlAdapter, ref: GpuRef, bus_ids: dict[str, int]) -> 
                 r.unavailable["remote_bus_id"] = "Empty: nvmlDeviceGetNvLinkRemotePciInfo gave no bus id"
         out["remote_bus_id"] = remote
         out["remote_gpu"] = bus_ids.get(short_bus_id(remote)) if remote else None
+        if out["remote_gpu"] is None:
+            r.unavailable["remote_gpu"] = (
+                f"NotAGpu: {remote} is not one of this node's GPUs"
+                if remote
+                else f"NotAGpu: {r.unavailable['remote_bus_id']}"
+                if "remote_bus_id" in r.unavailable
+                else "Unknown: no remote bus id"
+            )
         if out["remote_type"] is None and out["remote_gpu"] is not None:
             out["remote_type"] = "gpu"
         caps = {k: r.read(f"capabilities.{k}", "nvmlDeviceGetNvLinkCapability", link, getattr(nvml, c))

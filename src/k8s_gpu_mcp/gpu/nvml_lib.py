@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import sys
 import threading
 from collections.abc import Sequence
 from types import ModuleType
@@ -86,3 +87,31 @@ def load_real_nvml(search_paths: Sequence[str] | None = None) -> ModuleType:
             raise NvmlUnavailable(f"nvmlInit failed: {exc}", attempts) from exc
         _initialized = pynvml
         return pynvml
+
+
+def is_real_binding(nvml: object) -> bool:
+    """Whether ``nvml`` is the real ``pynvml`` module (not the fake)."""
+    real = sys.modules.get("pynvml")
+    return real is not None and nvml is real
+
+
+def running_process_count(nvml: object, handle: object, fn_name: str) -> int | None:
+    """How many processes NVML's own size query for ``fn_name`` (``..._v3``) counts.
+
+    pynvml's process-list calls ask with room for none and return ``[]`` whenever that query answers
+    SUCCESS, whatever count it sets; real NVML answers INSUFFICIENT_SIZE when there are processes,
+    other libraries may not. So an empty list is proof only when this count is 0. None: not the
+    real binding, or it has no such C entry point."""
+    if not is_real_binding(nvml):
+        return None
+    import pynvml
+
+    try:
+        fn = pynvml._nvmlGetFunctionPointer(f"{fn_name}_v3")
+    except pynvml.NVMLError:
+        return None
+    count = ctypes.c_uint(0)
+    ret = fn(handle, ctypes.byref(count), None)
+    if ret in (pynvml.NVML_SUCCESS, pynvml.NVML_ERROR_INSUFFICIENT_SIZE):
+        return int(count.value)
+    return None

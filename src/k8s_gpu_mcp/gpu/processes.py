@@ -1,7 +1,8 @@
 """GPU processes as NVML reports them, and the memory no listed process accounts for.
 
 Read adapter-style (``FieldReader``): a list NVML cannot read is ``None`` with its reason, never an
-empty list, because "no processes" is exactly the claim a reset or a zombie verdict rests on.
+empty list, because "no processes" is exactly the claim a reset or a zombie verdict rests on. For
+the same reason an empty list the library cannot back with a count of 0 is ``None`` ("unproven").
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from k8s_gpu_mcp.gpu import nvml_lib
 from k8s_gpu_mcp.gpu.adapter import FieldReader, GpuRef
 
 NO_INSTANCE = 0xFFFFFFFF
@@ -56,6 +58,11 @@ def read_process_lists(nvml: Any, ref: GpuRef) -> tuple[list[NvmlProcess] | None
     complete = True
     for kind, fn in PROCESS_LISTS:
         listed = reader.read(f"{kind}_processes", fn)
+        if listed is not None and not listed:
+            unproven = _unproven_empty(nvml, ref, fn)
+            if unproven:
+                reader.unavailable[f"{kind}_processes"] = unproven
+                listed = None
         if listed is None:
             complete = False
             continue
@@ -74,6 +81,24 @@ def read_process_lists(nvml: Any, ref: GpuRef) -> tuple[list[NvmlProcess] | None
             else:
                 merged[key] = NvmlProcess(int(info.pid), kind, used, gi, ci)
     return (list(merged.values()) if complete else None), reader.unavailable
+
+
+def _unproven_empty(nvml: Any, ref: GpuRef, fn: str) -> str | None:
+    """Why an empty list from ``fn`` does not prove the GPU has no such process; None when it does.
+
+    The fake's lists are its profile's, so empty is empty. On real pynvml an empty list only says
+    NVML's size query answered SUCCESS: proof when it also counted 0 (see ``running_process_count``)."""
+    if not nvml_lib.is_real_binding(nvml):
+        return None
+    count = nvml_lib.running_process_count(nvml, ref.handle, fn)
+    if count == 0:
+        return None
+    if count is None:
+        return f"Unproven: {fn} listed no process and NVML's own count could not be read"
+    return (
+        f"Unproven: {fn} listed no process but NVML's size query counts {count}: this library "
+        "answers SUCCESS where NVML answers INSUFFICIENT_SIZE, so the binding returned an empty list"
+    )
 
 
 def _memory(nvml: Any, reader: FieldReader) -> Any:

@@ -153,6 +153,10 @@ def describe_gpu(
     owned = None
     if reading.processes is not None and all(p.used_memory is not None for p in reading.processes):
         owned = sum(p.used_memory or 0 for p in reading.processes) // MIB
+    elif reading.processes is None:
+        reading.unavailable.setdefault("process_memory_mib", "the GPU's process list could not be read")
+    else:
+        reading.unavailable.setdefault("process_memory_mib", "NVML reports no memory figure for some process")
     return GpuProcessList(
         **base,
         processes=procs,
