@@ -193,6 +193,8 @@ class NvmlAdapter:
         count, reason = self.nvlink_count(r.handle)
         if reason:
             r.unavailable["nvlink_count"] = reason
+        elif count is not None and (why := self.nvlink_field_count(r.handle)[1]):
+            r.unavailable["nvlink_link_count_field"] = f"{why}; the count was probed link by link"
         return count
 
     def nvlink_count(self, handle: Any) -> tuple[int | None, str | None]:

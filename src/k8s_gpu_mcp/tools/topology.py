@@ -103,15 +103,19 @@ def _gpu(app: AgentApp, ref: GpuRef, bus_ids: dict[str, int]) -> GpuTopology:
         affinity = read_affinity(app.backend.adapter, ref)
         if unknown:
             affinity["unavailable"]["nvlinks"] = unknown
+        _, why = app.backend.adapter.nvlink_field_count(ref.handle)
     except GpuLost as lost:
         return GpuTopology(**base, lost=True, unavailable={"*": f"GpuIsLost: {lost}"})
+    unavailable = dict(affinity["unavailable"])
+    if why and not unknown:  # read_nvlinks fell back to probing every link index
+        unavailable["nvlink_link_count_field"] = f"{why}; links probed by index"
     return GpuTopology(
         **base,
         numa_node=affinity["numa_node"],
         cpu_affinity=affinity["cpu_affinity"],
         nvlinks=links,
         active_links=sum(1 for link in links if link.state == "up"),
-        unavailable=affinity["unavailable"],
+        unavailable=unavailable,
     )
 
 
