@@ -1,4 +1,5 @@
-"""cordon_node / drain_gpu_node / uncordon_node on the real kube-apiserver, as the shipped operator role.
+"""cordon_node / drain_gpu_node / uncordon_node, and get_node_timeline, on the real kube-apiserver, as
+the shipped roles.
 
 The agent runs in-process (mock GPUs, operator mode) with a kubeconfig for a service account bound to
 deploy/kubernetes/base's read-only and operator ClusterRoles, and nothing else: so the roles are proven
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +40,10 @@ def _bind(role: str) -> dict[str, Any]:
 
 def _running(cluster: Cluster, name: str) -> None:
     """A pod a kubelet would report Running and Ready (Pending pods are evicted without PDB checks)."""
-    status = {"status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}}
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    status = {
+        "status": {"phase": "Running", "startTime": now, "conditions": [{"type": "Ready", "status": "True"}]}
+    }
     cluster.kubectl(
         "patch", "pod", name, "-n", NS, "--subresource=status", "--type=merge", "-p", json.dumps(status)
     )
@@ -101,6 +106,18 @@ async def test_without_the_operator_role_the_refusal_names_verb_and_resource(
         text = result.content[0].text
         assert "RBAC forbids" in text and "'nodes'" in text and "user viewer" in text, text
         assert ops_node.get_json("node", NODE)["spec"].get("unschedulable") is not True
+    finally:
+        app.close()
+
+
+async def test_the_timeline_has_the_node_pods_from_the_api(ops_node: Cluster, tmp_path, monkeypatch):
+    app = _agent(ops_node, tmp_path, monkeypatch, sa_token(NS, "operator"))
+    try:
+        data = (await call(app, "get_node_timeline", {"since": "1h"})).structured_content
+        started = {e["pod"]: e for e in data["entries"] if e["kind"] == "pod_started"}
+        assert set(started) == {f"{NS}/train-0", f"{NS}/train-1", f"{NS}/web"}, data
+        assert "using 4 GPUs" in started[f"{NS}/train-0"]["meaning"]
+        assert "kubernetes" not in data["unavailable"]
     finally:
         app.close()
 
