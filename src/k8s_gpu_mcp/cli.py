@@ -68,12 +68,23 @@ AGENT_OPTIONS: list[tuple[str, str, tuple[str, ...] | None, str]] = [
         "log level for the JSON lines on stderr",
     ),
 ]
+# A connect node/... session: kubectl debug keeps the container's stdin open after the attach ends, so
+# no EOF ever arrives; an agent that hears nothing for this long stops (its pod with it).
+SESSION_IDLE_EXIT_S = 900.0
 SERVE_OPTIONS: list[tuple[str, str, tuple[str, ...] | None, str]] = [
     (
         "--transport",
         "transport",
         ("stdio", "http"),
         "stdio (default; for kubectl debug and local clients) or http (streamable HTTP at /mcp)",
+    ),
+    (
+        "--idle-exit",
+        "idle_exit",
+        None,
+        "stdio: answer what was read and exit once no message arrived for this many seconds and no "
+        "request is running; 0: never (in a connect node/... debug pod, where an attach that is gone "
+        f"sends no EOF, 0 means {SESSION_IDLE_EXIT_S:g})",
     ),
     ("--host", "host", None, "HTTP bind address; a non-loopback address requires a token"),
     ("--port", "port", None, "HTTP port"),
@@ -268,6 +279,16 @@ def _open_app(settings: Any) -> Any:
         raise SystemExit(_fail(str(exc))) from None
 
 
+def stdio_idle_exit(settings: Any) -> float | None:
+    """Seconds of silence after which a stdio agent stops; None: never. --idle-exit, else on in the
+    pod a connect node/... session created (its env marks it), off elsewhere."""
+    from k8s_gpu_mcp.launch.syringe import SESSION_ENV
+
+    if settings.idle_exit:
+        return float(settings.idle_exit)
+    return SESSION_IDLE_EXIT_S if os.environ.get(SESSION_ENV) else None
+
+
 def _run_serve(settings: Any) -> int:
     app = _open_app(settings)
     try:
@@ -279,7 +300,7 @@ def _run_serve(settings: Any) -> int:
 
         from k8s_gpu_mcp.transport.stdio import serve_stdio
 
-        anyio.run(serve_stdio, app.server)
+        anyio.run(serve_stdio, app.server, stdio_idle_exit(settings))
     except KeyboardInterrupt:
         pass
     finally:

@@ -33,6 +33,7 @@ class Settings:
     sys_root: str = "/sys"
     host: str = "127.0.0.1"
     port: int = 8080
+    idle_exit: float = 0.0  # stdio: seconds without a message before the agent drains and exits; 0: off
     # HTTP transport (serve --transport http, gateway --transport http)
     token_file: str | None = None
     insecure_no_auth: bool = False

@@ -177,3 +177,38 @@ def test_a_client_that_stops_reading_stops_the_agent_reading() -> None:
         proc.kill()
         proc.wait()
     assert set(replies(b"".join(out))) == set(sent)
+
+
+def test_an_idle_session_answers_what_it_read_and_exits_without_eof() -> None:
+    """Over kubectl debug the attach can end without an EOF reaching the agent: with --idle-exit
+    it stops on its own once nothing arrived for that long and nothing is running (stdin stays open)."""
+    proc = subprocess.Popen(
+        [*SERVE, "--idle-exit", "2"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env()
+    )
+    try:
+        assert proc.stdin and proc.stdout
+        proc.stdin.write(lines(INIT, INITIALIZED, *tool_calls(1)))
+        proc.stdin.flush()
+        t0 = time.monotonic()
+        out = proc.stdout.read()  # returns when the agent closes stdout: it exited
+        assert proc.wait(timeout=60) == 0
+        elapsed = time.monotonic() - t0
+    finally:
+        proc.kill()
+        proc.wait()
+    assert set(replies(out)) == {"init", 1, 2}
+    assert elapsed >= 2, "stopped before the idle time"
+
+
+def test_a_connect_session_pod_stops_when_idle_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """K8S_GPU_MCP_SESSION marks the pod connect node/... created: idle exit is on there by default."""
+    from k8s_gpu_mcp.cli import SESSION_IDLE_EXIT_S, stdio_idle_exit
+    from k8s_gpu_mcp.config import Settings
+    from k8s_gpu_mcp.launch.syringe import SESSION_ENV
+
+    monkeypatch.delenv(SESSION_ENV, raising=False)
+    assert stdio_idle_exit(Settings()) is None
+    assert stdio_idle_exit(Settings(idle_exit=5)) == 5.0
+    monkeypatch.setenv(SESSION_ENV, "abc")
+    assert stdio_idle_exit(Settings()) == SESSION_IDLE_EXIT_S > 0
+    assert stdio_idle_exit(Settings(idle_exit=5)) == 5.0

@@ -12,7 +12,8 @@
   the pipe, not the agent's memory, holds the rest.
 - Graceful drain: on stdin EOF, SIGTERM or SIGINT the agent stops reading, answers every request it
   has read (for up to ``DRAIN_SECONDS``), and only then lets the SDK shut the session down. A second
-  signal stops at once.
+  signal stops at once. With ``idle_exit``, so does a session that sent nothing for that long
+  (``kubectl debug`` keeps stdin open after the attach ends: no EOF comes).
 - Notifications the server would not act on (no handler, a second ``initialized``, a cancel for
   nothing in flight) stop at the wire: a flood of them costs a parse each, and a ping behind them
   waits for that, not for the SDK's dispatcher.
@@ -209,9 +210,10 @@ class WireIn:
     ):
         self._fd = fd
         self._out = out
-        self._in_flight = in_flight
+        self.in_flight = in_flight
         self._wants = wants  # notification method -> does the server handle it
         self._initialized = False
+        self.last_input = anyio.current_time()  # when the client last sent anything (idle exit)
         # chunks read from the wire: b"" is EOF, None is the stop marker (stop() was called)
         self._send, self._chunks = anyio.create_memory_object_stream[bytes | None](CHUNKS_QUEUED)
         self._buffer = bytearray()
@@ -272,8 +274,8 @@ class WireIn:
                 await self._out.send(reply)
                 continue
             if isinstance(message, JSONRPCRequest):
-                await self._in_flight.wait_below(MAX_IN_FLIGHT)
-                self._in_flight.add(message.id)
+                await self.in_flight.wait_below(MAX_IN_FLIGHT)
+                self.in_flight.add(message.id)
             elif isinstance(message, JSONRPCNotification) and not self._passes(message):
                 continue
             return text
@@ -283,8 +285,8 @@ class WireIn:
         costs one parse each, not a trip through the SDK's dispatcher (about 0.6 ms a message)."""
         if note.method == "notifications/cancelled":
             cancelled = (note.params or {}).get("requestId")
-            if isinstance(cancelled, str | int) and cancelled in self._in_flight:
-                self._in_flight.done(cancelled)  # a cancelled request is never answered (spec)
+            if isinstance(cancelled, str | int) and cancelled in self.in_flight:
+                self.in_flight.done(cancelled)  # a cancelled request is never answered (spec)
                 return True
             return False  # nothing in flight to cancel
         if note.method == "notifications/initialized":
@@ -332,6 +334,7 @@ class WireIn:
             self._end(keep_partial=False)
             return
         chunk = await self._chunks.receive()
+        self.last_input = anyio.current_time()
         if chunk is None:
             return  # the next call sees the stop reason
         if not chunk:  # EOF: a last line without its newline is still a message
@@ -348,15 +351,15 @@ class WireIn:
                 del self._buffer[self._buffer.rfind(b"\n") + 1 :]
 
     async def _drain(self) -> None:
-        pending = len(self._in_flight)
+        pending = len(self.in_flight)
         log.info("stdio input ended; answering the requests already read",
                  extra={"reason": self._stop_reason or "eof", "pending": pending})  # fmt: skip
         if pending:
             with anyio.move_on_after(DRAIN_SECONDS) as scope:
-                await self._in_flight.wait_below(1)
+                await self.in_flight.wait_below(1)
             if scope.cancelled_caught:
                 log.warning("drain timed out; unanswered requests are cancelled",
-                            extra={"pending": len(self._in_flight), "seconds": DRAIN_SECONDS})  # fmt: skip
+                            extra={"pending": len(self.in_flight), "seconds": DRAIN_SECONDS})  # fmt: skip
 
     def close(self) -> None:
         self._send.close()
@@ -415,8 +418,21 @@ async def _stop_on_signals(wire_in: WireIn, scope: anyio.CancelScope) -> None:
         log.debug("no signal handling for this stdio session")
 
 
-async def serve_stdio(server: Any) -> None:
-    """Run an MCPServer over the guarded stdio wire until EOF or a signal, then drain."""
+async def _stop_when_idle(wire_in: WireIn, in_flight: InFlight, idle_exit: float) -> None:
+    """Drain and end the session once the client sent nothing for ``idle_exit`` seconds and no
+    request is running: over ``kubectl debug`` the attach can end without an EOF reaching us."""
+    while True:
+        idle = anyio.current_time() - wire_in.last_input
+        if idle >= idle_exit and not len(in_flight):
+            log.info("stdio session idle; stopping", extra={"idle_s": round(idle, 1)})
+            wire_in.stop("idle")
+            return
+        await anyio.sleep(max(0.2, min(idle_exit - idle, 5.0)))
+
+
+async def serve_stdio(server: Any, idle_exit: float | None = None) -> None:
+    """Run an MCPServer over the guarded stdio wire until EOF, a signal or ``idle_exit`` seconds
+    without a message, then drain."""
     lowlevel = server._lowlevel_server  # MCPServer has no public run-with-streams
 
     def wants(method: str) -> bool:  # the SDK drops a notification it has no handler for
@@ -425,6 +441,8 @@ async def serve_stdio(server: Any) -> None:
     async with guarded_stdio(wants) as (wire_in, wire_out):
         async with anyio.create_task_group() as tg:
             tg.start_soon(_stop_on_signals, wire_in, tg.cancel_scope)
+            if idle_exit:
+                tg.start_soon(_stop_when_idle, wire_in, wire_in.in_flight, idle_exit)
             async with stdio_server(stdin=wire_in, stdout=wire_out) as (read_stream, write_stream):  # type: ignore[arg-type]
                 await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())
             tg.cancel_scope.cancel()
