@@ -152,6 +152,13 @@ GATEWAY_OPTIONS: list[tuple[str, str, tuple[str, ...] | None, str]] = [
         "consecutive failures that open a node's circuit breaker",
     ),
     ("--breaker-reset", "breaker_reset", None, "seconds an open breaker waits before one probe call"),
+    (
+        "--gateway-operator",
+        "gateway_operator",
+        None,
+        "list kill_gpu_process and reset_gpu on the gateway: exactly one node per call, confirmed by the "
+        "user through elicitation, audited with the caller and correlation id (agents need --mode operator)",
+    ),
 ]
 LOG_OPTION = [opt for opt in AGENT_OPTIONS if opt[1] == "log_level"]
 ALL_OPTIONS = AGENT_OPTIONS + SERVE_OPTIONS + GATEWAY_OPTIONS

@@ -55,6 +55,7 @@ class Settings:
     retries: int = 2
     breaker_failures: int = 3
     breaker_reset: float = 30.0
+    gateway_operator: bool = False  # the gateway lists kill_gpu_process/reset_gpu (one node per call)
 
     @property
     def operator(self) -> bool:

@@ -22,6 +22,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
+import anyio
 import pydantic_core
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -29,6 +30,7 @@ from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from k8s_gpu_mcp import __version__
+from k8s_gpu_mcp.audit import AuditLog
 from k8s_gpu_mcp.gateway.breaker import BreakerBoard
 from k8s_gpu_mcp.gateway.discovery import (
     Agent,
@@ -38,9 +40,16 @@ from k8s_gpu_mcp.gateway.discovery import (
     StaticDiscovery,
     select_agents,
 )
-from k8s_gpu_mcp.gateway.fanout import Fanout, FanoutConfig, FanoutMetrics, NodeCall, NodeTransport
+from k8s_gpu_mcp.gateway.fanout import (
+    Fanout,
+    FanoutConfig,
+    FanoutMetrics,
+    NodeCall,
+    NodeTransport,
+    tool_payload,
+)
 from k8s_gpu_mcp.gateway.health import UNHEALTHY, GpuVerdict, from_health, from_telemetry
-from k8s_gpu_mcp.gateway.rpc import RpcClient
+from k8s_gpu_mcp.gateway.rpc import AgentError, RpcClient
 from k8s_gpu_mcp.http.auth import Token
 from k8s_gpu_mcp.metrics import ToolMetrics
 from k8s_gpu_mcp.tools._common import GpuSelector
@@ -207,12 +216,27 @@ class FleetApp:
     async def missing(self, names: list[str]) -> list[NodeCall]:
         """The calls for named nodes that have no agent (the cluster front end says why)."""
         return [
-            NodeCall(n, False, error_kind="unknown_node", error="no ready agent on this node") for n in names
+            NodeCall(n, False, error_kind="unknown_node", error=f"no ready agent on node {n!r}")
+            for n in names
         ]
 
     def call_meta(self, correlation_id: str) -> dict[str, Any]:
         """``_meta`` sent with each node call: the correlation id (and, where known, who asked)."""
         return {META_CORRELATION: correlation_id}
+
+    def caller(self, ctx: Context | None = None) -> str:
+        """Who asked, for audit lines: the MCP client's name as it introduced itself."""
+        try:
+            info = ctx.session.client_params.client_info if ctx is not None else None
+        except Exception:  # no session (in-process call) or no initialize (2026 protocol)
+            info = None
+        return f"MCP client {info.name} {info.version}" if info is not None else "unknown MCP client"
+
+    async def destructive_call(
+        self, tool: str, agent: Agent, arguments: dict[str, Any], meta: dict[str, Any], ctx: Context
+    ) -> dict[str, Any]:
+        """Send one destructive call to one agent after the user confirmed it (per front end)."""
+        raise NotImplementedError
 
     async def fan_out(
         self,
@@ -272,9 +296,46 @@ class GatewayApp(FleetApp):
             instructions=INSTRUCTIONS,
         )
         register_tools(self)
+        if settings.gateway_operator:
+            register_destructive_tools(self)
 
-    def close(self) -> None:
-        self.rpc.close()
+    async def destructive_call(
+        self, tool: str, agent: Agent, arguments: dict[str, Any], meta: dict[str, Any], ctx: Context
+    ) -> dict[str, Any]:
+        """The agents' HTTP sessions cannot ask the user, so the gateway does: the agent's dry run is
+        the question, the user's answer (elicitation) the only thing that sends ``confirm=true``."""
+        from k8s_gpu_mcp.tools._confirm import Approval, can_elicit
+
+        async def call(args: dict[str, Any]) -> dict[str, Any]:
+            params = {"name": tool, "arguments": args, "_meta": meta}
+            headers = {"x-correlation-id": meta.get(META_CORRELATION, "")}
+            with anyio.fail_after(self.config.node_timeout_s):
+                reply, _ = await self.fanout.transport.call_tool(agent, params, headers)
+            return tool_payload(reply, agent.node)
+
+        from mcp.shared.exceptions import NoBackChannelError
+
+        cannot_ask = ToolError(
+            f"{tool} on {agent.node}: this client cannot ask the user (no MCP elicitation); repeat the "
+            "call with confirm=true once the user has agreed (dry_run=true shows the plan)"
+        )
+        if arguments.get("dry_run"):
+            return await call(arguments)
+        if not can_elicit(ctx):
+            if not arguments.get("confirm"):
+                raise cannot_ask
+            return await call(arguments)
+        plan = await call({**arguments, "dry_run": True, "confirm": False})
+        question = f"{tool} on node {agent.node} ({self.caller(ctx)}). The agent's plan:\n" + clip_json(plan)
+        try:
+            answer = await ctx.elicit(question, Approval)
+        except NoBackChannelError:  # declared elicitation, but this transport cannot carry the request
+            if not arguments.get("confirm"):
+                raise cannot_ask from None
+            return await call(arguments)
+        if answer.action != "accept" or not answer.data.approve:
+            raise ToolError(f"refused: the user did not approve {tool} on {agent.node} ({answer.action})")
+        return await call({**arguments, "confirm": True})
 
 
 def agent_token(settings: Settings) -> Token | None:
@@ -507,6 +568,82 @@ def register_node_tools(app: FleetApp) -> None:
 
     app.add_tool(find_unhealthy_gpus, title="Unhealthy GPUs across the cluster", annotations=CLUSTER_READ)
     app.add_tool(get_gpu_health, title="GPU health (cluster)", annotations=CLUSTER_READ)
+
+
+NodeName = Annotated[str, Field(description="the one node to act on (destructive tools never fan out)")]
+CLIP_PLAN = 4000
+
+
+def clip_json(value: Any) -> str:
+    text = pydantic_core.to_json(value, indent=1).decode()
+    return text if len(text) <= CLIP_PLAN else text[:CLIP_PLAN] + " ..."
+
+
+def register_destructive_tools(app: FleetApp) -> None:
+    """kill_gpu_process / reset_gpu on exactly ONE named node, confirmed by the user, audited here with
+    the caller and the correlation id (which also reach the agent in ``_meta``)."""
+    audit = AuditLog(None)
+
+    async def run(tool: str, node: str, arguments: dict[str, Any], ctx: Context) -> dict[str, Any]:
+        if not isinstance(node, str) or not node.strip():
+            raise ToolError(f"{tool} needs exactly one node: pass node='NAME'")
+        agents, missing = await app.target(node, None, None)
+        if missing or not agents:
+            raise ToolError((await app.missing([node]))[0].error or f"node {node!r} has no agent")
+        correlation_id = uuid.uuid4().hex[:16]
+        caller = app.caller(ctx)
+        where = {"node": node, "caller": caller, "correlation_id": correlation_id, "front_end": app.kind}
+        audit.write(tool, "requested", args=arguments, **where)
+        meta = {META_CORRELATION: correlation_id, META_CALLER: caller}
+        try:
+            result = await app.destructive_call(tool, agents[0], arguments, meta, ctx)
+        except AgentError as exc:
+            audit.write(tool, "failed", error=str(exc)[:2000], **where)
+            raise ToolError(str(exc)) from None
+        except TimeoutError:
+            audit.write(tool, "failed", error="timeout", **where)
+            raise ToolError(f"{node}: no answer within the node timeout") from None
+        except ToolError as exc:
+            audit.write(tool, "refused", error=str(exc)[:2000], **where)
+            raise
+        audit.write(tool, "answered", agent_outcome=result.get("outcome"), **where)
+        return {"node": node, "correlation_id": correlation_id, "result": result}
+
+    async def kill_gpu_process(
+        ctx: Context,
+        node: NodeName,
+        pid: Annotated[int, Field(description="host pid, as list_gpu_processes shows it")],
+        gpu: Annotated[int | str | None, Field(description="GPU index, UUID or PCI bus id")] = None,
+        signal: Annotated[str, Field(description="TERM, KILL or INT")] = "TERM",
+        grace_seconds: Annotated[int, Field(description="0 to 300")] = 10,
+        dry_run: Annotated[bool, Field(description="return the plan and do nothing")] = False,
+        confirm: Annotated[
+            bool, Field(description="the user agreed; only for a client that cannot elicit")
+        ] = False,
+    ) -> dict[str, Any]:
+        """kill_gpu_process on ONE node: the agent there checks that the pid is a GPU process of that
+        node; the user confirms through elicitation (confirm=true only for clients that cannot ask);
+        audited with the caller and a correlation id."""
+        args = {"pid": pid, "gpu": gpu, "signal": signal, "grace_seconds": grace_seconds, "dry_run": dry_run,
+                "confirm": confirm}  # fmt: skip
+        return await run("kill_gpu_process", node, args, ctx)
+
+    async def reset_gpu(
+        ctx: Context,
+        node: NodeName,
+        gpu: Annotated[int | str, Field(description="GPU index, UUID or PCI bus id")],
+        dry_run: Annotated[bool, Field(description="return the checks and do nothing")] = False,
+        confirm: Annotated[
+            bool, Field(description="the user agreed; only for a client that cannot elicit")
+        ] = False,
+    ) -> dict[str, Any]:
+        """reset_gpu on ONE node: the agent there runs its pre-checks; the user confirms through
+        elicitation (confirm=true only for clients that cannot ask); audited with the caller and a
+        correlation id."""
+        return await run("reset_gpu", node, {"gpu": gpu, "dry_run": dry_run, "confirm": confirm}, ctx)
+
+    app.add_tool(kill_gpu_process, title="Kill a GPU process on one node", annotations=PASS_THROUGH)
+    app.add_tool(reset_gpu, title="Reset a GPU on one node", annotations=PASS_THROUGH)
 
 
 def register_tools(gw: GatewayApp) -> None:

@@ -17,26 +17,21 @@ import os
 import signal
 import sys
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Any
 
 import anyio
 from mcp.server.mcpserver import Context
-from mcp.server.mcpserver.exceptions import ToolError
-from pydantic import Field
 
-from k8s_gpu_mcp.audit import AuditLog
 from k8s_gpu_mcp.config import Settings
 from k8s_gpu_mcp.gateway.discovery import Agent, DiscoveryError
 from k8s_gpu_mcp.gateway.fanout import FanoutConfig, NodeCall, tool_payload
-from k8s_gpu_mcp.gateway.rpc import AgentError
 from k8s_gpu_mcp.gateway.server import (
     META_CALLER,
     META_CORRELATION,
-    PASS_THROUGH,
     FleetApp,
+    register_destructive_tools,
     register_node_tools,
 )
 from k8s_gpu_mcp.launch import syringe
@@ -49,7 +44,6 @@ DEFAULT_MAX_SESSIONS = 16
 DEFAULT_NODE_TIMEOUT_S = 180.0  # pod start (image pull included) + the call
 DEFAULT_CALL_TIMEOUT_S = 900.0  # a whole call, every wave
 DISCOVERY_TTL_S = 15.0
-NodeName = Annotated[str, Field(description="the one node to act on (destructive tools never fan out)")]
 RBAC_HINT = (
     "bind ClusterRole k8s-gpu-mcp-connect-cluster (and, in the debugger pods' namespace, "
     "k8s-gpu-mcp-connect) from deploy/kubernetes/base; see docs/kubernetes.md"
@@ -283,7 +277,6 @@ class ClusterApp(FleetApp):
         config = FanoutConfig(node_timeout_s=opts.node_timeout, concurrency=opts.max_sessions, retries=0)
         super().__init__(settings, ClusterDiscovery(self.api), self.pool, config, name="k8s-gpu-mcp-cluster",
                          instructions=INSTRUCTIONS)  # fmt: skip
-        self.audit = AuditLog(None, node=None)
         from k8s_gpu_mcp.launch.cluster_api import register_api_tools
 
         register_api_tools(self)
@@ -291,10 +284,41 @@ class ClusterApp(FleetApp):
         if opts.mode == "operator":
             register_destructive_tools(self)
 
+    async def destructive_call(
+        self, tool: str, agent: Agent, arguments: dict[str, Any], meta: dict[str, Any], ctx: Context
+    ) -> dict[str, Any]:
+        """The agent on that node asks the user itself: its elicitation is forwarded to this client."""
+        import mcp_types as types
+
+        from k8s_gpu_mcp.tools._confirm import Approval
+
+        self.note_client(ctx)
+
+        async def ask_user(params: types.ElicitRequestParams) -> types.ElicitResult:
+            from mcp.shared.exceptions import NoBackChannelError
+
+            try:
+                answer = await ctx.elicit(
+                    getattr(params, "message", f"Run {tool} on {agent.node}?"), Approval
+                )
+            except NoBackChannelError:  # the question cannot reach this client: not a yes
+                return types.ElicitResult(action="decline")
+            if answer.action == "accept":
+                return types.ElicitResult(action="accept", content=answer.data.model_dump())
+            return types.ElicitResult(action=answer.action)
+
+        params = {"name": tool, "arguments": arguments, "_meta": meta}
+        with anyio.fail_after(self.opts.node_timeout):
+            reply, _ = await self.pool.call_destructive(
+                agent.node, params, ask_user if self.outer_can_elicit else None
+            )
+        return tool_payload(reply, agent.node)
+
     def call_timeout_s(self) -> float:
         return self.opts.call_timeout
 
-    def caller(self) -> str:
+    def caller(self, ctx: Context | None = None) -> str:
+        """The kubeconfig identity the calls go out as (the API server knows who that is)."""
         try:
             info = self.api.info
         except Exception:  # noqa: BLE001 - the name is for the audit line only
@@ -329,94 +353,6 @@ class ClusterApp(FleetApp):
             else:
                 out.append(NodeCall(n, False, error_kind="unknown_node", error=f"node {n!r} does not exist"))
         return out
-
-
-def register_destructive_tools(app: ClusterApp) -> None:
-    """kill_gpu_process / reset_gpu on ONE named node; the agent asks the user (forwarded elicitation)."""
-    from k8s_gpu_mcp.tools._confirm import Approval
-
-    async def forward(tool: str, node: str, arguments: dict[str, Any], ctx: Context) -> dict[str, Any]:
-        import mcp_types as types
-
-        if not node or not isinstance(node, str):
-            raise ToolError(f"{tool} needs exactly one node: pass node='NAME'")
-        agents, missing = await app.target(node, None, None)
-        if missing or not agents:
-            raise ToolError((await app.missing([node]))[0].error or f"node {node!r} is not a GPU node")
-        app.note_client(ctx)
-        correlation_id = uuid.uuid4().hex[:16]
-        caller = app.caller()
-        app.audit.write(
-            tool, "requested", node=node, args=arguments, caller=caller, correlation_id=correlation_id
-        )
-
-        async def ask_user(params: types.ElicitRequestParams) -> types.ElicitResult:
-            answer = await ctx.elicit(getattr(params, "message", f"Run {tool} on {node}?"), Approval)
-            if answer.action == "accept":
-                return types.ElicitResult(action="accept", content=answer.data.model_dump())
-            return types.ElicitResult(action=answer.action)
-
-        params = {
-            "name": tool,
-            "arguments": arguments,
-            "_meta": {META_CORRELATION: correlation_id, META_CALLER: caller},
-        }
-        try:
-            with anyio.fail_after(app.opts.node_timeout):
-                reply, _ = await app.pool.call_destructive(
-                    node, params, ask_user if app.outer_can_elicit else None
-                )
-            result = tool_payload(reply, node)
-        except AgentError as exc:
-            app.audit.write(
-                tool, "failed", node=node, caller=caller, correlation_id=correlation_id, error=str(exc)
-            )
-            raise ToolError(str(exc)) from None
-        except TimeoutError:
-            app.audit.write(
-                tool, "failed", node=node, caller=caller, correlation_id=correlation_id, error="timeout"
-            )
-            raise ToolError(
-                f"{node}: no answer within the {app.opts.node_timeout:g} s node timeout"
-            ) from None
-        app.audit.write(tool, "answered", node=node, caller=caller, correlation_id=correlation_id,
-                        outcome_on_node=result.get("outcome"))  # fmt: skip
-        return {"node": node, "correlation_id": correlation_id, "result": result}
-
-    async def kill_gpu_process(
-        ctx: Context,
-        node: NodeName,
-        pid: Annotated[int, Field(description="host pid, as list_gpu_processes shows it")],
-        gpu: Annotated[int | str | None, Field(description="GPU index, UUID or PCI bus id")] = None,
-        signal: Annotated[str, Field(description="TERM, KILL or INT")] = "TERM",
-        grace_seconds: Annotated[int, Field(description="0 to 300")] = 10,
-        dry_run: Annotated[bool, Field(description="return the plan and do nothing")] = False,
-        confirm: Annotated[
-            bool, Field(description="the user agreed; needed only when this client cannot elicit")
-        ] = False,
-    ) -> dict[str, Any]:
-        """kill_gpu_process on one node: the agent there checks the pid is a GPU process of that node,
-        asks the user (the question reaches this client as an elicitation) and audits the attempt with
-        the caller and the correlation id."""
-        args = {"pid": pid, "gpu": gpu, "signal": signal, "grace_seconds": grace_seconds, "dry_run": dry_run,
-                "confirm": confirm}  # fmt: skip
-        return await forward("kill_gpu_process", node, args, ctx)
-
-    async def reset_gpu(
-        ctx: Context,
-        node: NodeName,
-        gpu: Annotated[int | str, Field(description="GPU index, UUID or PCI bus id")],
-        dry_run: Annotated[bool, Field(description="return the checks and do nothing")] = False,
-        confirm: Annotated[
-            bool, Field(description="the user agreed; needed only when this client cannot elicit")
-        ] = False,
-    ) -> dict[str, Any]:
-        """reset_gpu on one node: the agent there runs its pre-checks, asks the user (elicitation
-        forwarded to this client) and audits the attempt with the caller and the correlation id."""
-        return await forward("reset_gpu", node, {"gpu": gpu, "dry_run": dry_run, "confirm": confirm}, ctx)
-
-    app.add_tool(kill_gpu_process, title="Kill a GPU process on one node", annotations=PASS_THROUGH)
-    app.add_tool(reset_gpu, title="Reset a GPU on one node", annotations=PASS_THROUGH)
 
 
 async def serve(app: ClusterApp) -> None:
