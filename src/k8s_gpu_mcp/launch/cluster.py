@@ -182,8 +182,10 @@ def parse_args(argv: Sequence[str], prog: str = "k8s-gpu-mcp connect") -> Cluste
     )  # fmt: skip
 
 
-def node_argv(opts: ClusterOptions, node: str) -> list[str]:
-    """The syringe command line for one node's session (the same launcher as `connect node/NAME`)."""
+def node_argv(opts: ClusterOptions, node: str, preflight: bool = True) -> list[str]:
+    """The syringe command line for one node's session (the same launcher as `connect node/NAME`).
+    ``preflight=False`` once a session has started: the node is known to exist (discovery) and the
+    RBAC it checks is the same for every node of the namespace."""
     argv = [
         sys.executable,
         "-m",
@@ -203,7 +205,7 @@ def node_argv(opts: ClusterOptions, node: str) -> list[str]:
     ):
         if value:
             argv += [flag, value]
-    if not opts.preflight:
+    if not (opts.preflight and preflight):
         argv.append("--no-preflight")
     return [*argv, "--", *opts.serve_args] if opts.serve_args else argv  # fmt: skip
 
@@ -265,8 +267,9 @@ class ClusterApp(FleetApp):
             )
         )
         self.outer_can_elicit = False
+        self.preflight_passed = False
         self.pool = pool if pool is not None else SessionPool(
-            lambda node: node_argv(opts, node),
+            lambda node: node_argv(opts, node, preflight=not self.preflight_passed),
             max_sessions=opts.max_sessions,
             idle_timeout_s=opts.idle_timeout,
             can_elicit=lambda: self.outer_can_elicit,
@@ -332,7 +335,9 @@ class ClusterApp(FleetApp):
         self, tool: str, arguments: dict[str, Any], target: Any, ctx: Context | None, **kw: Any
     ) -> Any:
         self.note_client(ctx)
-        return await super().fan_out(tool, arguments, target, ctx, **kw)
+        calls, summary = await super().fan_out(tool, arguments, target, ctx, **kw)
+        self.preflight_passed = self.preflight_passed or any(c.ok for c in calls)
+        return calls, summary
 
     def note_client(self, ctx: Context | None) -> None:
         """Sessions forward the agents' confirmation questions only to a client that can answer them."""

@@ -26,7 +26,6 @@ from typing import Any
 
 import anyio
 import mcp_types as types
-import pydantic_core
 from anyio.abc import Process, TaskGroup
 from mcp.shared.message import SessionMessage
 
@@ -384,7 +383,9 @@ class SessionPool:
             s.close_requested.set()
             raise AgentError("agent_exited", f"{s.node}: the agent session ended: {exc}") from None
         reply = result.model_dump(by_alias=True, mode="json", exclude_none=True)
-        return reply, len(pydantic_core.to_json(reply))
+        # the text block is the JSON copy of the structured result: its length is the reply's size
+        size = sum(len(getattr(c, "text", "") or "") for c in result.content)
+        return reply, size
 
 
 def stderr_say(message: str) -> None:
