@@ -11,7 +11,7 @@ import importlib
 import inspect
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mcp.server.mcpserver import MCPServer
 from mcp_types import ToolAnnotations
@@ -21,6 +21,9 @@ from k8s_gpu_mcp.config import Settings
 from k8s_gpu_mcp.gpu.backend import Backend, open_backend
 from k8s_gpu_mcp.metrics import ToolMetrics
 from k8s_gpu_mcp.tools import tool_module_names, toolset_of
+
+if TYPE_CHECKING:
+    from k8s_gpu_mcp.tools.verify import ResetRecord
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +47,7 @@ class AgentApp:
         self.closers: list[Callable[[], None]] = []
         self.module_of: dict[str, str] = {}  # tool name -> the tool module that registers it
         self.dropped: list[str] = []  # destructive tools left out of read-only mode
+        self.resets: dict[int, ResetRecord] = {}  # GPU index -> the last reset this agent ran
         self.server = MCPServer(
             "k8s-gpu-mcp",
             version=__version__,

@@ -11,6 +11,7 @@ in these signatures at registration, and closures are only visible to it as live
 import os
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio
@@ -49,6 +50,7 @@ from k8s_gpu_mcp.tools._confirm import (
     can_elicit,
     confirmation,
 )
+from k8s_gpu_mcp.tools.verify import ResetRecord
 
 if TYPE_CHECKING:
     from k8s_gpu_mcp.server import AgentApp
@@ -643,7 +645,10 @@ def register(app: "AgentApp") -> None:
                 raise Refusal(f"processes appeared on GPU {ref.index}: {again.get('process_pids')}")
             auditor.record("approved", target=target, confirmation=how)
         assert method is not None
+        reset_at = datetime.now(UTC)
         ok, output = await anyio.to_thread.run_sync(host_reset.run_reset, method)
+        if ok:  # verify_gpu_after_reset compares with the state before and checks XIDs since then
+            app.resets[ref.index] = ResetRecord(reset_at, state)
         after = await anyio.to_thread.run_sync(read_reset_state, app.backend.nvml, _find(app, ref))
         notes = []
         if app.backend.mock is not None:
