@@ -1,7 +1,7 @@
 """Per-GPU verdicts for find_unhealthy_gpus, from get_gpu_health or from telemetry + inventory.
 
 get_gpu_health's result (tools/health.py) has ``gpus``, each with ``index``, ``uuid``, ``name``,
-``status`` (healthy|warning|degraded|critical|lost) and ``reasons`` (objects with ``message``); those
+``status`` (healthy|unknown|warning|degraded|critical|lost) and ``reasons`` (objects with ``message``); those
 statuses are passed through unchanged. Older or other agents are read leniently (``verdict``,
 ``health``, ``overall``; ok/pass/fail/...; a boolean ``healthy``; string reasons). A verdict that
 cannot be read is ``unknown``, never healthy.

@@ -169,6 +169,7 @@ def _processes(app: AgentApp, ref: GpuRef) -> dict[str, Any]:
             None,
         ),  # fmt: skip
         "zombies": zombies,
+        "unavailable": {f"processes.{k}": v for k, v in reading.unavailable.items()},
     }
 
 
@@ -190,6 +191,7 @@ def _inputs(
         **t["unavailable"],
         **usage["unavailable"],
         **pcie_unavailable,
+        **procs["unavailable"],
         **{f"ecc.{k}": v for k, v in ecc_gpu.unavailable.items()},
     }
     th = tele.throttling
