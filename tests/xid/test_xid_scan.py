@@ -146,3 +146,17 @@ def test_event_count_is_capped_keeping_the_newest() -> None:
     assert len(parser.events) <= 2 * MAX_EVENTS
     assert parser.events[-1].pid == 2 * MAX_EVENTS + 5 and parser.dropped == MAX_EVENTS
     assert "event cap" in parser.notes[-1]
+
+
+def test_rtc_line_dates_the_capture_whatever_the_chunk_size() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    text = (
+        b"[    0.000000] Linux version 6.8.0\n"
+        b"[    1.500000] rtc_cmos 00:00: setting system clock to 2026-11-21T09:00:01 UTC (1795251601)\n"
+        b"[ 3600.5] NVRM: Xid (PCI:0000:18:00): 13, pid=1, name=a, x\n"
+    )
+    boot = datetime.fromtimestamp(1795251601, UTC) - timedelta(seconds=1.5)
+    for chunk in (64, 1 << 20):
+        (ev,) = scan_bytes(text, chunk_size=chunk, derive_boot=True).events
+        assert ev.timestamp == boot + timedelta(seconds=3600.5), chunk

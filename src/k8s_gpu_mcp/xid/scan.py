@@ -30,6 +30,7 @@ MAX_FILE_BYTES = 1 << 30  # a bigger file is read from its last GiB (the newest 
 SCAN_DEADLINE_S = 30.0
 _LOST = b"fallen off the bus"
 _CLOCK = b"system clock to"  # the RTC line at boot: a wall clock for the uptime stamps of that boot
+_CLOCK_WITHIN = 1 << 20  # printed in the first seconds of a boot: looked for in a capture's first MiB
 _RECORD_LINES = 8  # continuation lines of one journald record looked back over
 _MAX_MISSES = 4096  # per chunk, before switching from memchr('X') to find(b"Xid")
 
@@ -53,10 +54,12 @@ def _record_head(buf: bytearray, found: dict[int, bytes], ls: int, floor: int) -
 
 
 def _candidates(
-    buf: bytearray, start: int, end: int, ctx: int = 0, first: bool = False
+    buf: bytearray, start: int, end: int, ctx: int = 0, clock_end: int = 0
 ) -> list[tuple[int, bytes]]:
     """Candidate lines in ``buf[start:end]``; ``buf[ctx:start]`` holds earlier lines kept for context.
-    ``first``: the chunk starts the stream, where a dmesg capture has its boot's RTC line."""
+    ``clock_end``: the boot's RTC line of a dmesg capture is looked for in ``buf[start:clock_end]``,
+    the part of the stream's first ``_CLOCK_WITHIN`` bytes (a substring search costs as much as the
+    others, so not over the whole file)."""
     found: dict[int, bytes] = {}
     find = buf.find
     anchor, misses = b"X", 0
@@ -88,11 +91,11 @@ def _candidates(
             found[ps] = bytes(buf[ps : min(prev_end, ps + MAX_LINE)])
             prev_end = ps - 1
         i = find(_LOST, le, end)
-    i = find(_CLOCK, start, end) if first else -1  # a slow substring search: the first chunk only
+    i = find(_CLOCK, start, clock_end) if clock_end > start else -1
     while i != -1:
         ls, le = _line_bounds(buf, start, end, i)
         found[ls] = bytes(buf[ls : min(le, ls + MAX_LINE)])
-        i = find(_CLOCK, le, end)
+        i = find(_CLOCK, le, clock_end)
     return sorted(found.items())
 
 
@@ -119,7 +122,8 @@ def iter_candidate_lines(
     stop_at = time.monotonic() + deadline_s
 
     def emit(lo: int, hi: int) -> Iterator[bytes]:
-        for off, line in _candidates(buf, lo, hi, 0, base == 0 and not skip_first_line):
+        clock_end = 0 if skip_first_line else min(hi, _CLOCK_WITHIN - base)
+        for off, line in _candidates(buf, lo, hi, 0, clock_end):
             if base + off not in recent:
                 recent.add(base + off)
                 yield line
