@@ -28,11 +28,11 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check src tests bench scripts
 	$(VENV)/bin/mypy
 
-## Performance report (not part of make test). Bytecode is compiled first, as the image build does
+## Performance report (not part of make test). SECTIONS=a,b runs only those (others kept from docs/benchmarks.md). Bytecode is compiled first, as the image build does
 ## (PYTHONDONTWRITEBYTECODE would otherwise make every agent start compile its modules from source).
 bench: $(STAMP)
 	$(PY) -m compileall -q src
-	$(PY) bench/run.py
+	$(PY) bench/run.py $(if $(SECTIONS),--only $(SECTIONS))
 
 ## End-to-end tier on a real kube-apiserver + etcd (built once per machine and cached in
 ## $${XDG_CACHE_HOME:-~/.cache}/k8s-gpu-mcp; the first build takes about 7 minutes on 2 cores).

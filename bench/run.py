@@ -200,6 +200,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         f"- Date: {m['date']}",
         f"- Machine: {m['cpu']}, {m['cpu_count']} cores, {m['platform']}, Python {m['python']}",
+        f"- Sections run on that date: {', '.join(report.get('sections_run') or report['results'])}"
+        " (the others are kept from the previous report)",
         "",
     ]
     for name, section in report["results"].items():
@@ -214,28 +216,63 @@ def render_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main() -> int:
+BASE_SECTIONS: dict[str, Callable[[], dict[str, Any]]] = {
+    "cold_start": cold_start,
+    "first_answer": first_answer,
+    "telemetry_round_trip": lambda: round_trip("get_gpu_telemetry", {}, calls=1000),
+    "tool_latencies": tool_latencies,
+    "memory": memory,
+}
+
+
+def previous_results(path: Path) -> dict[str, dict[str, Any]]:
+    """The sections of an earlier report (docs/benchmarks.md), to keep those not re-run."""
     results: dict[str, dict[str, Any]] = {}
-    results["cold_start"] = cold_start()
-    results["first_answer"] = first_answer()
-    results["telemetry_round_trip"] = round_trip("get_gpu_telemetry", {}, calls=1000)
-    results["tool_latencies"] = tool_latencies()
-    results["memory"] = memory()
-    for name, fn in extra_sections().items():
-        results[name] = fn()
-    verdicts = {
-        "cold start <= 1.15x minimal SDK server": results["cold_start"]["ratio"] <= 1.15,
-        "get_gpu_telemetry p50 <= 2x trivial tool": results["telemetry_round_trip"]["p50_ratio"] <= 2.0,
-    }
+    current: dict[str, Any] | None = None
+    for line in path.read_text().splitlines() if path.exists() else []:
+        if line.startswith("## "):
+            name = line[3:].strip()
+            current = None if name == "Targets" else results.setdefault(name, {})
+        elif (
+            current is not None
+            and line.startswith("| ")
+            and line not in ("| metric | value |", "| --- | --- |")
+        ):
+            key, _, value = line[2:-2].partition(" | ")
+            current[key] = {"True": True, "False": False}.get(value, value)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``--only a,b``: run those sections and keep the others from the last report (make bench SECTIONS=a,b)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    sections = {**BASE_SECTIONS, **extra_sections()}
+    only = args[args.index("--only") + 1].split(",") if "--only" in args else list(sections)
+    unknown = [name for name in only if name not in sections]
+    if unknown:
+        sys.stderr.write(f"unknown bench sections {unknown}; known: {', '.join(sections)}\n")
+        return 2
+    doc = REPO / "docs" / "benchmarks.md"
+    results = previous_results(doc) if "--only" in args else {}
+    for name in sections:
+        if name in only:
+            results[name] = sections[name]()
+    results = {name: results[name] for name in sections if name in results}
+    verdicts = {}
+    if "cold_start" in results and "telemetry_round_trip" in results:
+        verdicts["cold start <= 1.15x minimal SDK server"] = float(results["cold_start"]["ratio"]) <= 1.15
+        verdicts["get_gpu_telemetry p50 <= 2x trivial tool"] = (
+            float(results["telemetry_round_trip"]["p50_ratio"]) <= 2.0
+        )
     for section in results.values():
         for key, value in section.items():
             if key.startswith("verdict:"):
-                verdicts[key.removeprefix("verdict:")] = bool(value)
-    report = {"machine": machine(), "results": results, "verdicts": verdicts}
+                verdicts[key.removeprefix("verdict:")] = value is True
+    report = {"machine": machine(), "results": results, "verdicts": verdicts, "sections_run": only}
     out = REPO / ".bench"
     out.mkdir(exist_ok=True)
     (out / "report.json").write_text(json.dumps(report, indent=2))
-    (REPO / "docs" / "benchmarks.md").write_text(render_markdown(report))
+    doc.write_text(render_markdown(report))
     sys.stderr.write(json.dumps(report, indent=2) + "\n")
     return 0
 

@@ -173,7 +173,8 @@ def test_journey_job_to_xid48_and_nothing_left(cluster: Cluster, fleet: dict[str
         assert result["source"]["mock"] is True and result["source"]["scenario"] == "xid48-dbe"
         gpu0 = next(g for g in result["gpus"] if g["index"] == 0)
         assert gpu0["status"] == "critical" and "XID 48" in gpu0["summary"]
-        assert all(g["status"] == "healthy" for g in result["gpus"] if g["index"] != 0)
+        others = {g["status"] for g in result["gpus"] if g["index"] != 0}
+        assert others <= {"healthy", "unknown"}, others  # the capture has no NVLink error counters: unknown
         seen["pods_during"] = [p["spec"]["nodeName"] for p in debugger_pods(cluster)]
 
         again = ok(await client.call_tool("analyze_xid_errors", {"node": XID_NODE}))
@@ -190,7 +191,7 @@ def test_journey_job_to_xid48_and_nothing_left(cluster: Cluster, fleet: dict[str
         assert [(g["node"], g["index"], g["severity"]) for g in sweep["unhealthy"]] == [
             (XID_NODE, 0, "critical")
         ]
-        assert sweep["healthy_gpus"] == 23
+        assert sweep["healthy_gpus"] + len(sweep["unknown"]) == 23
 
         inv = ok(await client.call_tool("get_gpu_inventory", {"node_selector": f"{POOL}=cluster"}))
         by_node = {n["node"]: n for n in inv["nodes"]}

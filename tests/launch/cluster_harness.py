@@ -27,8 +27,15 @@ def make_app(state: Path, **opts: object) -> ClusterApp:
     pod = gpu_pod("trainer-0", "gpu-node-2", 8)
     pod["metadata"]["labels"] = {"job-name": "llm-train", "app": "trainer"}
     fake = FakeCluster(nodes, [pod, gpu_pod("web-0", "gpu-node-1", None)])
-    pool = SessionPool(lambda node: [sys.executable, str(FAKE), node, str(state)], max_sessions=2)
+    kind = "operator" if opts.get("mode") == "operator" else "ok"
+    app_ref: list[ClusterApp] = []
+    pool = SessionPool(
+        lambda node: [sys.executable, str(FAKE), node, str(state), kind],
+        max_sessions=2,
+        can_elicit=lambda: app_ref[0].outer_can_elicit,
+    )
     app = ClusterApp(ClusterOptions(**opts), api=fake.api("kubeconfig"), pool=pool)  # type: ignore[arg-type]
+    app_ref.append(app)
     app.fake = fake  # type: ignore[attr-defined]
     return app
 

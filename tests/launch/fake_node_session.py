@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Stands in for `k8s-gpu-mcp connect node/NAME` in the cluster-session unit tests.
 
-argv: NODE STATE_DIR [ok|image-pull]. ok: runs the real agent (mock T4) on our stdin/stdout, like
+argv: NODE STATE_DIR [ok|operator|image-pull]. ok: runs the real agent (mock T4) on our stdin/stdout, like
 the syringe relaying to the pod; records NODE.opened, and NODE.deleted when it ends (stdin EOF or
 SIGTERM), as the syringe deletes its pod. image-pull: says what the syringe says and exits 5.
 """
 
+import os
 import signal
 import subprocess
 import sys
@@ -22,8 +23,16 @@ if scenario == "image-pull":
     (state / f"{node}.deleted").write_text("never created")
     sys.exit(5)
 
-agent = subprocess.Popen([sys.executable, "-m", "k8s_gpu_mcp", "serve", "--nvml-mode=mock", "--profile", "t4",
-                          "--log-level", "WARNING"])  # fmt: skip
+args = ["--profile", "t4"]
+if scenario == "operator":  # H100 GPU 1's sysfs reset file in a test tree: nothing real is touched
+    trees = state / f"{node}-trees"
+    (trees / "sys/bus/pci/devices/0000:64:00.0").mkdir(parents=True, exist_ok=True)
+    (trees / "sys/bus/pci/devices/0000:64:00.0/reset").write_text("")
+    (trees / "host").mkdir(exist_ok=True)
+    args = ["--profile", "h100-sxm5-80gb-x8", "--mode", "operator", "--sys-root", str(trees / "sys"),
+            "--host-root", str(trees / "host")]  # fmt: skip
+agent = subprocess.Popen([sys.executable, "-m", "k8s_gpu_mcp", "serve", "--nvml-mode=mock", "--log-level", "WARNING",
+                          *args], env={**os.environ, "NODE_NAME": node})  # fmt: skip
 
 
 def stop(*_: object) -> None:

@@ -124,6 +124,37 @@ async def test_operator_mode_passes_destructive_tools_to_one_node(tmp_path: Path
         assert "has no GPU" in error_text(r) and app.pool.opened_total == 0
 
 
+async def test_the_agents_confirmation_question_reaches_the_user(tmp_path: Path, caplog) -> None:
+    """reset_gpu on one node: the agent there asks; the question arrives here as an elicitation; the
+    user's "no" goes back and the agent refuses. The audit lines carry the caller and correlation id."""
+    import logging
+
+    import mcp_types as types
+
+    app = make_app(tmp_path, mode="operator")
+    asked: list[str] = []
+
+    async def user_says_no(_ctx, params: types.ElicitRequestParams) -> types.ElicitResult:
+        asked.append(params.message)
+        return types.ElicitResult(action="decline")
+
+    caplog.set_level(logging.INFO, logger="k8s_gpu_mcp.audit")
+    async with (
+        app.pool.running(),
+        Client(app.server, elicitation_callback=user_says_no, mode="legacy") as client,
+    ):
+        r = await client.call_tool("reset_gpu", {"node": "gpu-node-2", "gpu": 1})
+    assert asked and "Reset GPU 1" in asked[0] and "gpu-node-2" in asked[0]
+    text = error_text(r)
+    assert "declined" in text and "refused" in text
+    lines = [rec.audit for rec in caplog.records if getattr(rec, "audit", None)]
+    requested = next(a for a in lines if a["outcome"] == "requested")
+    assert requested["node"] == "gpu-node-2" and "kubeconfig context" in requested["caller"]
+    assert len(requested["correlation_id"]) == 16 and app.pool.opened_total == 1
+    reset_file = tmp_path / "gpu-node-2-trees/sys/bus/pci/devices/0000:64:00.0/reset"
+    assert reset_file.read_text() == "", "the user said no: nothing was reset"
+
+
 def _rpc(proc: subprocess.Popen[bytes], *messages: dict) -> None:
     assert proc.stdin is not None
     proc.stdin.write(b"".join(json.dumps(m).encode() + b"\n" for m in messages))
