@@ -17,15 +17,17 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from k8s_gpu_mcp.gateway.breaker import BreakerBoard
 from k8s_gpu_mcp.gateway.discovery import Agent
 from k8s_gpu_mcp.gateway.rpc import AgentError, RpcClient, clip_text
 from k8s_gpu_mcp.metrics import LATENCY_BUCKETS
+
+if TYPE_CHECKING:  # prometheus_client is imported by FanoutMetrics only (connect cluster has none)
+    from prometheus_client import CollectorRegistry, Counter, Histogram
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +84,8 @@ class FanoutMetrics:
     latency: Histogram = field(init=False)
 
     def __post_init__(self) -> None:
+        from prometheus_client import Counter, Histogram
+
         ns = "k8s_gpu_mcp_gateway"
         self.calls = Counter(
             "node_calls", "Agent calls by outcome.", ["outcome"], namespace=ns, registry=self.registry
@@ -95,6 +99,8 @@ class FanoutMetrics:
         )
 
     def watch_breakers(self, board: BreakerBoard) -> None:
+        from prometheus_client import Gauge
+
         gauge = Gauge(
             "breakers_open",
             "Nodes whose circuit breaker is open.",

@@ -152,6 +152,7 @@ class FleetApp:
 
     kind = "gateway"
     require_target = False
+    serves_metrics = True  # /metrics over HTTP; a stdio-only front end skips prometheus at start-up
 
     def __init__(
         self,
@@ -167,8 +168,10 @@ class FleetApp:
         self.discovery = discovery
         self.board = BreakerBoard(settings.breaker_failures, settings.breaker_reset)
         self.metrics = ToolMetrics(namespace="k8s_gpu_mcp_gateway")
-        fanout_metrics = FanoutMetrics(self.metrics.registry)
-        fanout_metrics.watch_breakers(self.board)
+        fanout_metrics = None
+        if self.serves_metrics:
+            fanout_metrics = FanoutMetrics(self.metrics.registry)
+            fanout_metrics.watch_breakers(self.board)
         self.config = config
         self.fanout = Fanout(transport, self.config, self.board, fanout_metrics)
         self.last_discovery_error: str | None = None
@@ -182,9 +185,8 @@ class FleetApp:
         self.tool_names: list[str] = []
 
     def add_tool(self, fn: Callable[..., Any], *, title: str, annotations: ToolAnnotations) -> None:
-        self.server.add_tool(
-            self.metrics.instrument(fn), title=title, annotations=annotations, structured_output=True
-        )
+        tool = self.metrics.instrument(fn) if self.serves_metrics else fn
+        self.server.add_tool(tool, title=title, annotations=annotations, structured_output=True)
         self.tool_names.append(fn.__name__)
 
     async def agents(self) -> list[Agent]:

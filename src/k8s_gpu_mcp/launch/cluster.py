@@ -254,6 +254,7 @@ class ClusterApp(FleetApp):
 
     kind = "cluster"
     require_target = True
+    serves_metrics = False
 
     def __init__(self, opts: ClusterOptions, api: Any = None, pool: SessionPool | None = None) -> None:
         from k8s_gpu_mcp.k8s.client import KubeApi
