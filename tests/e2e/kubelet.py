@@ -7,6 +7,11 @@ It watches pods bound to its node and:
 - any other image: a simulated workload, Running with no process.
 Deleting a pod kills its processes and removes the object (grace period 0), like the real kubelet.
 
+Attach follows the real kubelet on stdin: a container with `stdin: true` but no `stdinOnce` (what
+`kubectl debug -i` creates) never sees EOF; the attach ends when the client closes its stdin, not
+when the container exits, and the exit code is not passed back. Only with `stdinOnce` does the
+client's EOF close the container's stdin and the attach report the exit code.
+
 It serves, over TLS on 127.0.0.1 (the node's daemonEndpoints port), what the API server proxies to:
 `/attach/{ns}/{pod}/{container}` as a websocket with the `v5.channel.k8s.io`/`v4.channel.k8s.io`
 channel protocol (frame = 1 channel byte + payload; 0 stdin, 1 stdout, 2 stderr, 3 status, 255 close),
@@ -398,12 +403,17 @@ class TestKubelet:
             q.put_nowait(None)
         reader = asyncio.create_task(self._read_stdin(ws, c))
         try:
-            while (item := await q.get()) is not None:
+            while (item := await self._next_output(q, reader, c)) is not None:
                 channel, data = item
                 if (channel == STDOUT and want_out) or (channel == STDERR and want_err):
                     await ws.send(bytes([channel]) + data)
-            code = c.exit_code or 0
-            await self._send_status(ws, code, None)
+            if c.stdin_once:
+                await self._send_status(ws, c.exit_code or 0, None)
+            else:
+                # the real kubelet (kubectl debug: stdin without stdinOnce) ends the attach only when
+                # the client's stdin closes, and passes no exit code back
+                await reader
+                await self._send_status(ws, 0, None)
         except Exception:
             log.debug("attach session ended", exc_info=True)
         finally:
@@ -415,6 +425,21 @@ class TestKubelet:
             with contextlib.suppress(Exception):
                 await ws.close()
 
+    @staticmethod
+    async def _next_output(
+        q: asyncio.Queue[tuple[int, bytes] | None], reader: asyncio.Task[None], c: Container
+    ) -> tuple[int, bytes] | None:
+        """The next output frame; None when the output has ended, or (stdin without stdinOnce, as
+        kubectl debug creates it) when the client closed its stdin: that ends the attach."""
+        if c.stdin_once:
+            return await q.get()
+        getter = asyncio.ensure_future(q.get())
+        await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+        if getter.done():
+            return getter.result()
+        getter.cancel()
+        return None
+
     async def _read_stdin(self, ws: Any, c: Container) -> None:
         try:
             async for msg in ws:
@@ -425,7 +450,9 @@ class TestKubelet:
                     c.proc.stdin.write(data[1:])
                     await c.proc.stdin.drain()
                 elif data[0] == CLOSE and data[1:2] == bytes([STDIN]):
-                    self._close_stdin(c)
+                    if c.stdin_once:
+                        self._close_stdin(c)
+                    return  # without stdinOnce the container's stdin stays open: no EOF reaches it
         except Exception:
             log.debug("attach reader ended", exc_info=True)
         finally:
