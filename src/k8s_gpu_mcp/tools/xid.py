@@ -204,7 +204,8 @@ def register(app: AgentApp) -> None:
         NVIDIA's catalog name, severity, SRE action and resolution bucket (decoded from the message where
         NVIDIA's action depends on it: 45, 48, 74, 144-150, 154), the GPU index/UUID/PCI id, pid and process;
         a per-GPU summary, a node verdict (worst severity) and one recommendation naming GPUs and actions.
-        Use it for stuck or crashed GPU jobs. SXids (NVSwitch) are listed separately."""
+        NVIDIA's investigatory workflows (13, 31, 45, 48, 74, 154) are evaluated per GPU over the window and
+        name the pattern seen. Use it for stuck or crashed GPU jobs. SXids (NVSwitch) are listed separately."""
         return collect_xids(
             app, since=since, gpus=gpus, min_severity=min_severity, limit=limit, source=source
         )
