@@ -33,6 +33,8 @@ def read_reset_state(nvml: Any, ref: GpuRef) -> dict[str, Any]:
         return {"lost": True, "unavailable": {"*": f"GpuIsLost: {lost}"}}
     r.unavailable.update(why)
     out["process_pids"] = sorted({p.pid for p in procs}) if procs is not None else None
+    if procs is None:
+        r.unavailable["process_pids"] = "; ".join(why.values()) or "the process lists could not be read"
     out["mig_mode_current"] = bool(mig[0]) if mig is not None else None
     out["mig_mode_pending"] = bool(mig[1]) if mig is not None else None
     if mig is None:
