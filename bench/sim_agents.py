@@ -50,7 +50,8 @@ def capture_payloads(profile: str = "h100-sxm5-80gb-x8") -> dict[str, dict[str, 
             names = {t.name for t in (await client.list_tools()).tools}
             for tool in ("get_gpu_telemetry", "get_gpu_inventory", *HEALTH_TOOLS):
                 if tool in names:
-                    result = await client.call_tool(tool, {})
+                    # detail=full: the heaviest answer an agent gives, and every GPU in it for tests to edit
+                    result = await client.call_tool(tool, {"detail": "full"})
                     out[tool] = result.model_dump(mode="json", by_alias=True, exclude_none=True)
         return out
 

@@ -43,31 +43,27 @@ async def main() -> int:
             say(
                 f"   source: MOCK data (profile {src['profile']}, scenario {src['scenario']}), node {src['node']}"
             )
-        for gpu in health["gpus"]:
-            if gpu["status"] != "healthy":
-                say(f"   GPU {gpu['index']}: {gpu['status']} (score {gpu['score']})")
-                for reason in gpu["reasons"][:3]:
-                    say(f"- [{reason['component']}] {reason['message']}", indent=5)
+        for problem in health["problems"]:
+            say(f"   GPU {problem['index']}: {problem['status']}: {problem['reason']}")
+            for evidence in problem["evidence"][:3]:
+                say(f"- [{evidence['check']}] {evidence['finding']}", indent=5)
 
         say("\n-> analyze_xid_errors(since='24h')")
         xids = (await client.call_tool("analyze_xid_errors", {"since": "24h"})).structured_content
-        for event in xids["events"]:
-            say(
-                f"   XID {event['xid']} ({event['name']}) on GPU {event['gpu_index']} [{event['severity']}]: {event['sre_action']}"
-            )
-        say(f"   verdict: {xids['verdict']}")
+        for problem in xids["problems"]:
+            for evidence in problem["evidence"]:
+                say(f"   GPU {problem['index']} [{evidence['status']}]: {evidence['finding']}")
+        say(f"   status: {xids['status']}")
 
         say("\n-> snapshot_ecc")
         ecc = (await client.call_tool("snapshot_ecc", {})).structured_content
-        for gpu in ecc["gpus"]:
-            if gpu["verdict"] != "healthy":
-                say(f"   GPU {gpu['index']}: {gpu['verdict']}")
-                for reason in gpu["reasons"][:2]:
-                    say(f"- {reason['text']}", indent=5)
+        for problem in ecc["problems"]:
+            say(f"   GPU {problem['index']}: {problem['status']}")
+            say(f"- {problem['evidence'][0]['finding']}", indent=5)
 
     say("\nAssistant:")
-    say(xids["recommendation"], indent=2)
-    say(f"Node status {health['node_status']}: {health['node_action']}", indent=2)
+    say(xids["action"], indent=2)
+    say(f"Node status {health['status']}: {health['action']}", indent=2)
     return 0
 
 

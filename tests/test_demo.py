@@ -22,6 +22,6 @@ def test_demo_ends_with_drain_the_node():
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = proc.stdout
     assert "Why is the training job on node-5 stuck?" in out
-    assert "XID 48 (Double Bit ECC Error) on GPU 0 [Fatal]" in out
+    assert "GPU 0 [critical]: XID 48 (Double Bit ECC Error)" in out
     assert "MOCK data" in out
     assert "Drain the node" in out.split("Assistant:")[-1]

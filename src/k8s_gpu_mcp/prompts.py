@@ -36,7 +36,7 @@ def xid_reference() -> str:
 def gpu_triage(node: str) -> str:
     return f"""Triage the NVIDIA GPUs on Kubernetes node {node}.
 
-1. Call get_gpu_health: it gives each GPU's status, score and reasons, and the node verdict and action.
+1. Call get_gpu_health: it gives the node's status and action, then each GPU that is not healthy.
 2. Call analyze_xid_errors(since="24h") for the kernel's XID history behind any warning or failure.
 3. For a GPU that is slow but has no XID, call get_gpu_telemetry and read `throttling.explanation`.
 4. For multi-GPU jobs that hang or crawl, call inspect_topology and read its findings.
@@ -52,7 +52,7 @@ action, the most severe that applies: none, restart the workload, reset a GPU, o
 def diagnose_xid_errors(since: str = "24h") -> str:
     return f"""Diagnose the NVIDIA XID errors on this node since {since}.
 
-1. Call analyze_xid_errors(since="{since}"). Read `verdict`, `recommendation`, and the per-code summary.
+1. Call analyze_xid_errors(since="{since}"). Read `status`, `action`, and each GPU's `problems` entry.
 2. For each code, use the event's `sre_action` and `bucket`: they already account for the message text
    (XID 45 caused by an earlier XID, 48 next to 63/64, the XID 74 and 144-150 register decode, 154's
    recovery action), so do not replace them with an action per number.
@@ -62,7 +62,7 @@ def diagnose_xid_errors(since: str = "24h") -> str:
 Reference from the XID catalog (Fatal and Critical codes):
 {xid_reference()}
 
-Conclude with the node verdict, the GPUs involved (index and PCI bus id) and the action.
+Conclude with the node status, the GPUs involved (index and PCI bus id) and the action.
 {MOCK_NOTE}"""
 
 
@@ -72,7 +72,7 @@ def gpu_health_check(node: str) -> str:
 1. Call get_gpu_health(since="24h"). Report each GPU's status and score, and quote its reasons with
    their evidence.
 2. For any GPU below healthy, call snapshot_ecc and get_gpu_telemetry for that GPU to confirm.
-3. Conclude: is each GPU fit to run work? Give the node verdict and the SRE action.
+3. Conclude: is each GPU fit to run work? Give the node status and the SRE action.
 {MOCK_NOTE}"""
 
 

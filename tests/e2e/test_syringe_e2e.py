@@ -103,7 +103,7 @@ def test_mcp_session_through_kubectl_debug(cluster: Cluster, gpu_cluster: TestKu
         assert alloc["node"] == GPU_NODE and alloc["allocated"] == {"nvidia.com/gpu": 7}
 
         if "analyze_xid_errors" in tools:
-            seen["xid"] = structured(await client.call_tool("analyze_xid_errors", {}))
+            seen["xid"] = structured(await client.call_tool("analyze_xid_errors", {"detail": "full"}))
 
     anyio.run(mcp_session, cluster, connect_argv(cluster, GPU_NODE, "--", "--scenario", str(XID48)), steps)
     assert len(seen["pods_during"]) == 1, "exactly one debugger pod while the session is open"
@@ -111,8 +111,8 @@ def test_mcp_session_through_kubectl_debug(cluster: Cluster, gpu_cluster: TestKu
     if "analyze_xid_errors" not in seen["tools"]:
         pytest.skip("analyze_xid_errors is not on main yet (XID teammate's tool); every other step passed")
     xid = seen["xid"]
-    assert xid["verdict"] == "Fatal", json.dumps(xid)[:2000]
-    assert any(e["xid"] == 48 and e["gpu_index"] == 0 and e["gpu_uuid"] for e in xid["events"])
+    assert xid["status"] == "critical", json.dumps(xid)[:2000]
+    assert any(e["xid"] == 48 and e["index"] == 0 and e["uuid"] for e in xid["events"])
 
 
 def test_agent_reports_rbac_it_lacks(cluster: Cluster, gpu_cluster: TestKubelet) -> None:

@@ -95,7 +95,7 @@ async def test_find_unhealthy_uses_health_or_falls_back_to_telemetry(tmp_path, p
         r = await client.call_tool("find_unhealthy_gpus", {})
     await fleet.stop()
     s = r.structured_content
-    assert [(v["node"], v["index"], v["severity"], v["basis"]) for v in s["unhealthy"]] == [
+    assert [(v["node"], v["index"], v["status"], v["basis"]) for v in s["unhealthy"]] == [
         ("sim-0000", 2, "critical", "get_gpu_health")
     ]
     assert s["unhealthy"][0]["reasons"] == ["uncorrectable ECC errors"]
@@ -135,11 +135,11 @@ async def test_gateway_metrics_move(tmp_path, payloads):
 
 
 async def test_large_results_keep_the_text_block_small(tmp_path, payloads):
-    fleet = SimFleet(payloads, ["ok"] * 20)
+    fleet = SimFleet(payloads, ["ok"] * 60)  # 60 full health replies: more than TEXT_LIMIT_BYTES
     gw = await gateway(tmp_path, fleet)
     async with Client(gw.server) as client:
         r = await client.call_tool("get_gpu_health", {})
     await fleet.stop()
     text = json.loads(r.content[0].text)
     assert "structuredContent only" in text["note"] and "result" not in text["nodes"][0]
-    assert all(n["result"]["gpus"] for n in r.structured_content["nodes"])
+    assert all(n["result"]["counts"]["gpus"] == 8 for n in r.structured_content["nodes"])

@@ -17,15 +17,18 @@ from tests.conftest import call
         ("row-remap-pending", None, "degraded"),
     ],
 )
-async def test_real_health_output_maps_status_and_reasons(make_app, scenario, gpu, status):
-    result = (await call(make_app(profile=None, scenario=scenario), "get_gpu_health")).structured_content
+@pytest.mark.parametrize("detail", ["summary", "full"])
+async def test_real_health_output_maps_status_and_reasons(make_app, scenario, gpu, status, detail):
+    app = make_app(profile=None, scenario=scenario)
+    result = (await call(app, "get_gpu_health", {"detail": detail})).structured_content
     verdicts = from_health("node-5", result)
-    assert len(verdicts) == len(result["gpus"])
-    by_status = {v.severity for v in verdicts}
+    assert len(verdicts) == result["counts"]["gpus"] == len(app.backend.adapter.gpus())
+    by_status = {v.status for v in verdicts}
     assert status in by_status, by_status
-    bad = next(v for v in verdicts if v.severity == status)
+    bad = next(v for v in verdicts if v.status == status)
     assert bad.basis == "get_gpu_health" and bad.reasons and bad.node == "node-5"
-    assert "unknown" not in by_status or any(g["status"] == "unknown" for g in result["gpus"])
+    assert (status == "lost" or (bad.uuid and bad.pci_bus_id)) and (gpu is None or bad.index == gpu)
+    assert "unknown" not in by_status or result["counts"]["unknown"]
 
 
 @pytest.mark.anyio
@@ -34,13 +37,15 @@ async def test_cluster_health_summary_keeps_every_verdict_and_drops_the_evidence
 
     from k8s_gpu_mcp.gateway.server import health_summary
 
-    full = (await call(make_app(profile=None, scenario="ecc-dbe-xid48"), "get_gpu_health")).structured_content
+    app = make_app(profile=None, scenario="ecc-dbe-xid48")
+    full = (await call(app, "get_gpu_health", {"detail": "full"})).structured_content
     brief = health_summary(full)
-    assert brief["node_status"] == full["node_status"] and brief["node_action"] == full["node_action"]
-    assert [(g["index"], g["status"], g["score"]) for g in brief["gpus"]] == [
-        (g["index"], g["status"], g["score"]) for g in full["gpus"]
+    assert brief["status"] == full["status"] and brief["action"] == full["action"]
+    assert [(p["index"], p["status"], p["reason"]) for p in brief["problems"]] == [
+        (p["index"], p["status"], p["reason"]) for p in full["problems"]
     ]
-    assert brief["mock"] is True and "reasons" not in brief["gpus"][0]
+    assert brief["counts"] == full["counts"]
+    assert brief["mock"] is True and "evidence" not in brief["problems"][0]
     assert len(json.dumps(brief)) < len(json.dumps(full)) / 3
 
 

@@ -9,7 +9,8 @@ from tests.conftest import call
 
 
 async def health(app, args=None):
-    result = await call(app, "get_gpu_health", args or {})
+    """get_gpu_health(detail=full): every GPU with all its reasons."""
+    result = await call(app, "get_gpu_health", {"detail": "full", **(args or {})})
     assert not result.is_error, result.content
     return result.structured_content
 
@@ -29,9 +30,7 @@ def only_unverified_nvlink(gpu):
 async def test_idle_h100_node_is_unverified_not_healthy_without_nvlink_counters(make_app):
     data = await health(make_app())
     # The captures hold no NVLink error counters (NotSupported in the mock): not "all checks passed".
-    assert data["node_status"] == "unknown" and data["node_action"].startswith(
-        "Keep the node in service, but verify"
-    )
+    assert data["status"] == "unknown" and data["action"].startswith("Keep the node in service, but verify")
     assert all(only_unverified_nvlink(g) for g in data["gpus"]), [g["summary"] for g in data["gpus"]]
     assert {g["score"] for g in data["gpus"]} == {95}
     assert "links 0, 1, 2," in data["gpus"][0]["reasons"][0]["message"]  # each link named once
@@ -81,8 +80,8 @@ async def test_scenario_verdict_and_action(make_app, name):
     data = await health(make_app(None, name))
     gpu = by_index(data)[index]
     assert gpu["status"] == status, gpu["summary"]
-    assert gpu_words.lower() in gpu["action"].lower() and node_words in data["node_action"]
-    assert data["node_status"] == status
+    assert gpu_words.lower() in gpu["action"].lower() and node_words in data["action"]
+    assert data["status"] == status
     others = [g for g in data["gpus"] if g["index"] != index]
     assert all(g["status"] == "healthy" or only_unverified_nvlink(g) for g in others), [
         g["summary"] for g in others

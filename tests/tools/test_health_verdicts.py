@@ -11,7 +11,7 @@ from tests.conftest import call
 
 
 async def health(app, args=None):
-    result = await call(app, "get_gpu_health", args or {})
+    result = await call(app, "get_gpu_health", {"detail": "full", **(args or {})})
     assert not result.is_error, result.content
     return result.structured_content
 
@@ -40,7 +40,7 @@ async def test_busy_and_capped_is_healthy_with_no_advice(make_app):
     data = await health(make_app(None, "busy-and-capped"))
     g = gpu(data, 0)
     assert (g["status"], g["score"], g["action"]) == ("healthy", 100, "No action.")
-    assert (data["node_status"], data["node_action"]) == ("healthy", "No action: every GPU passed.")
+    assert (data["status"], data["action"]) == ("healthy", "No action: every GPU passed.")
     throttling = next(r for r in g["reasons"] if r["component"] == "throttling")
     assert throttling["severity"] == "info" and "normal under load" in throttling["message"]
     assert throttling["action"] is None and "raise" not in throttling["message"]
@@ -50,7 +50,7 @@ async def test_busy_and_capped_is_healthy_with_no_advice(make_app):
 async def test_idle_power_cap_is_an_idle_artifact(make_app):
     data = await health(make_app(None, "idle-power-cap"))
     g = gpu(data, 0)
-    assert (g["status"], g["action"], data["node_action"]) == (
+    assert (g["status"], g["action"], data["action"]) == (
         "healthy",
         "No action.",
         "No action: every GPU passed.",
@@ -62,7 +62,7 @@ async def test_idle_power_cap_is_an_idle_artifact(make_app):
 
 @pytest.mark.anyio
 async def test_idle_clocks_are_called_lowered_only_when_they_are(make_app):
-    t4 = (await call(make_app("t4"), "get_gpu_telemetry")).structured_content["gpus"][0]
+    t4 = (await call(make_app("t4"), "get_gpu_telemetry", {"detail": "full"})).structured_content["gpus"][0]
     assert t4["clocks"]["sm_mhz"] == t4["clocks"]["max_sm_mhz"]
     assert "lowered" not in t4["throttling"]["explanation"].replace("not lowered", "")
 
@@ -71,14 +71,14 @@ async def test_idle_clocks_are_called_lowered_only_when_they_are(make_app):
 async def test_zombie_memory_is_a_warning_with_evidence(make_app):
     data = await health(make_app(None, "zombie"))
     held, unaccounted = gpu(data, 2), gpu(data, 6)
-    assert held["status"] == unaccounted["status"] == "warning" == data["node_status"]
+    assert held["status"] == unaccounted["status"] == "warning" == data["status"]
     z = next(r for r in held["reasons"] if r["component"] == "processes")
     assert z["severity"] == "warning" and "30720 MiB" in z["message"] and "4194303" in z["message"]
     assert z["evidence"]["zombies"][0]["pid"] == 4194303
     o = next(r for r in unaccounted["reasons"] if r["component"] == "processes")
     assert o["evidence"]["unaccounted_mib"] == 2048 and "1 process)" in o["message"]
     assert "nvidia-smi -r -i 2)" in held["action"] and "<gpu>" not in held["action"]
-    action = data["node_action"]
+    action = data["action"]
     assert action.startswith("Keep the node in service. GPUs 2 and 6: Free the memory")
     assert action.count("Free the memory") == 1 and "<gpu>" not in action and "No drain" not in action
 
@@ -97,10 +97,12 @@ async def test_mock_mode_never_reads_this_machines_proc_for_profile_pids(make_ap
     # pid 1 exists on every machine: a profile pid must still be judged by the profile, not by /proc.
     app = make_app(None, {"gpus": {0: {"processes": {"compute": [{"pid": 1, "used_memory": 1048576, "name": "python"}]},
                                        "memory": {"used": 1048576, "free": 85016494080}}}})  # fmt: skip
-    p = (await call(app, "list_gpu_processes", {"gpus": [0]})).structured_content["gpus"][0]["processes"][0]
+    p = (await call(app, "list_gpu_processes", {"gpus": [0], "detail": "full"})).structured_content["gpus"][
+        0
+    ]["processes"][0]
     assert p["command"] == "python" and p["zombie"] is False
     alive = (
-        await call(make_app(None, "ecc-dbe-xid48"), "list_gpu_processes", {"gpus": [0]})
+        await call(make_app(None, "ecc-dbe-xid48"), "list_gpu_processes", {"gpus": [0], "detail": "full"})
     ).structured_content
     assert alive["gpus"][0]["processes"][0]["zombie"] is False  # the hung job of the XID 48 story
 
@@ -113,9 +115,9 @@ async def test_corrected_error_storm_is_monitor(make_app):
     memory = next(r for r in g["reasons"] if r["component"] == "memory")
     assert memory["evidence"]["verdict"] == "monitor" and "48213 corrected" in memory["message"]
     assert g["status"] == "warning" and "re-check ECC" in g["action"]
-    assert data["node_action"].startswith("Keep the node in service. GPU 3: Re-check ECC")
-    ecc = (await call(app, "snapshot_ecc", {"gpus": [3]})).structured_content["gpus"][0]
-    assert ecc["verdict"] == "monitor"
+    assert data["action"].startswith("Keep the node in service. GPU 3: Re-check ECC")
+    ecc = (await call(app, "snapshot_ecc", {"gpus": [3], "detail": "full"})).structured_content["gpus"][0]
+    assert ecc["memory_state"] == "monitor"
 
 
 @pytest.mark.anyio
@@ -127,7 +129,7 @@ async def test_pcie_downtrained_and_replaying_is_a_warning(make_app):
     messages = " | ".join(r["message"] for r in pcie)
     assert "x8 of x16" in messages and "Gen3 of Gen5" in messages
     assert pcie[0]["evidence"]["link_width"] == 8 and pcie[0]["evidence"]["max_link_width"] == 16
-    assert g["status"] == "warning" and "Reseat" in g["action"] and "Reseat" in data["node_action"]
+    assert g["status"] == "warning" and "Reseat" in g["action"] and "Reseat" in data["action"]
     time.sleep(1.1)  # the replay rate needs two reads of the counter at least a second apart
     again = gpu(await health(app, {"gpus": [5]}), 5)
     rising = [r for r in again["reasons"] if r["component"] == "pcie" and "rising" in r["message"]]
@@ -153,7 +155,7 @@ async def test_an_unreadable_process_list_is_unknown_never_healthy(make_app):
     g = gpu(data, 0)
     assert g["status"] == "unknown" and "all checks passed" not in g["summary"]
     assert "processes" in components(g, "unknown") and "Verify" in g["action"]
-    assert data["node_status"] == "unknown" and data["node_action"].startswith(
+    assert data["status"] == "unknown" and data["action"].startswith(
         "Keep the node in service, but verify GPU 0"
     )
 
@@ -169,7 +171,7 @@ async def test_a_crashed_xid_analysis_is_unknown_never_healthy(make_app, monkeyp
     data = await health(make_app(None, "busy-and-capped"))
     g = gpu(data, 0)
     assert g["status"] == "unknown" and "xid" in components(g, "unknown")
-    assert "all checks passed" not in g["summary"] and data["node_status"] == "unknown"
+    assert "all checks passed" not in g["summary"] and data["status"] == "unknown"
     # a GPU with a found fault keeps it, and says what could not be verified
     data = await health(make_app(None, "row-remap-pending"))
     g5 = gpu(data, 5)
@@ -183,7 +185,7 @@ async def test_a_since_too_large_is_a_clear_error_or_unknown_never_healthy(make_
         assert "since" in result.content[0].text
     else:
         data = result.structured_content
-        assert gpu(data, 0)["status"] != "healthy" and data["node_status"] != "healthy"
+        assert gpu(data, 0)["status"] != "healthy" and data["status"] != "healthy"
 
 
 @pytest.mark.anyio
@@ -196,8 +198,8 @@ async def test_node_action_is_one_ranked_text(make_app):
         }
     }
     data = await health(make_app(None, scenario))
-    action = data["node_action"]
-    assert data["node_status"] == "degraded"
+    action = data["action"]
+    assert data["status"] == "degraded"
     assert action.startswith(
         "Move workloads off GPUs 3 and 5 (or drain the node); then GPUs 3 and 5: Reset it"
     )

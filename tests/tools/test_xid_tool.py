@@ -32,40 +32,45 @@ def _scenario(make_app):
 @pytest.mark.anyio
 async def test_xid_48_and_79_on_h100_is_fatal_with_drain_actions(make_app):
     app, refs = _scenario(make_app)
-    result = await call(app, "analyze_xid_errors")
+    result = await call(app, "analyze_xid_errors", {"detail": "full"})
     assert not result.is_error, result.content[0].text
     data = result.structured_content
-    assert data["verdict"] == "Fatal"
-    rec = data["recommendation"]
+    assert data["status"] == "critical"  # XID 79 is Fatal; WORKFLOW_XID_48 solo (reset) is Critical
+    rec = data["action"]
     assert "Reset the GPU (drain its workloads first); run field diagnostics if it recurs: XID 48" in rec
     (wf,) = [w for w in data["workflows"] if w["xid"] == 48]
-    assert (wf["workflow"], wf["gpu_index"], wf["pattern"]) == ("WORKFLOW_XID_48", 3, "solo")
+    assert (wf["workflow"], wf["index"], wf["pattern"]) == ("WORKFLOW_XID_48", 3, "solo")
     assert "Drain the node and reboot it: XID 79 (GPU has fallen off the bus) on GPU 5" in rec
     by_xid = {e["xid"]: e for e in data["events"]}
-    assert by_xid[48]["gpu_uuid"] == refs[3].uuid and by_xid[48]["bus_id"] == refs[3].bus_id
-    assert by_xid[79]["gpu_index"] == 5 and by_xid[45]["sympathetic"]
+    assert by_xid[48]["uuid"] == refs[3].uuid and by_xid[48]["pci_bus_id"] == refs[3].bus_id
+    assert by_xid[48]["catalog_severity"] == "Critical" and by_xid[48]["status"] == "degraded"  # XID_STATUS
+    assert by_xid[79]["index"] == 5 and by_xid[45]["sympathetic"]
     assert data["source"]["mock"] is True and "scenario" in data["sources"]
 
 
 @pytest.mark.anyio
 async def test_filters_and_nvml_source(make_app):
     app, _ = _scenario(make_app)
-    data = (await call(app, "analyze_xid_errors", {"gpus": [5], "min_severity": "Fatal"})).structured_content
+    data = (
+        await call(app, "analyze_xid_errors", {"gpus": [5], "min_severity": "fatal", "detail": "full"})
+    ).structured_content
     assert [e["xid"] for e in data["events"]] == [79]
     data = (await call(app, "analyze_xid_errors", {"source": "nvml"})).structured_content
-    assert data["verdict"] == "OK" and data["sources"] == ["nvml"]
+    assert data["status"] == "healthy" and data["sources"] == ["nvml"]
 
 
 @pytest.mark.anyio
 async def test_live_nvml_event_from_scenario(make_app):
     app = make_app(scenario={"xid_events": [{"gpu": 2, "xid": 48}]})
     for _ in range(100):
-        data = (await call(app, "analyze_xid_errors", {"source": "nvml"})).structured_content
+        data = (
+            await call(app, "analyze_xid_errors", {"source": "nvml", "detail": "full"})
+        ).structured_content
         if data["events"]:
             break
         time.sleep(0.05)
     (ev,) = data["events"]
-    assert (ev["xid"], ev["gpu_index"], ev["sources"]) == (48, 2, ["nvml"])
+    assert (ev["xid"], ev["index"], ev["sources"]) == (48, 2, ["nvml"])
 
 
 @pytest.mark.anyio
@@ -73,7 +78,7 @@ async def test_kernel_log_file_setting(make_app, tmp_path):
     log = tmp_path / "kern.log"
     log.write_text("[ 10.0] NVRM: Xid (PCI:0000:ee:00): 13, pid=1, name=a, Graphics SM Warp Exception\n")
     app = make_app(kernel_log=str(log))
-    data = (await call(app, "analyze_xid_errors", {"since": "3650d"})).structured_content
+    data = (await call(app, "analyze_xid_errors", {"since": "3650d", "detail": "full"})).structured_content
     assert data["sources"][0] == "file" and data["events"][0]["xid"] == 13 and data["events"][0]["app_caused"]
 
 
@@ -132,7 +137,9 @@ async def test_files_on_the_allow_list_are_read(make_app, tmp_path):
     b.write_text("2026-11-21T10:00:00Z gpu-7 kernel: NVRM: Xid (PCI:0000:ee:00): 43, pid=1, name=a, x\n")
     app = make_app(xid_log_files=f"{a}, {b}")
     for path, xid in ((str(a), 31), (f"{tmp_path}/./b.log", 43)):
-        data = (await call(app, "analyze_xid_errors", {"source": path, "since": "3650d"})).structured_content
+        data = (
+            await call(app, "analyze_xid_errors", {"source": path, "since": "3650d", "detail": "full"})
+        ).structured_content
         assert data["sources"] == ["file", "nvml"] and [e["xid"] for e in data["events"]] == [xid]
     b.unlink()
     result = await call(app, "analyze_xid_errors", {"source": str(b)})
@@ -143,11 +150,15 @@ async def test_files_on_the_allow_list_are_read(make_app, tmp_path):
 async def test_file_uptime_needs_the_boot_time_of_its_host(make_app, tmp_path):
     log = tmp_path / "kern.log"
     log.write_text("[ 3600.0] NVRM: Xid (PCI:0000:ee:00): 13, pid=1, name=a, x\n")
-    data = (await call(make_app(kernel_log=str(log)), "analyze_xid_errors")).structured_content
+    data = (
+        await call(make_app(kernel_log=str(log)), "analyze_xid_errors", {"detail": "full"})
+    ).structured_content
     (ev,) = data["events"]
     assert ev["timestamp"] is None and ev["uptime_s"] == 3600.0 and "--boot-time" in ev["timestamp_note"]
     app = make_app(kernel_log=str(log), boot_time="2026-11-21T09:00:00Z")
-    (ev,) = (await call(app, "analyze_xid_errors", {"since": "3650d"})).structured_content["events"]
+    (ev,) = (await call(app, "analyze_xid_errors", {"since": "3650d", "detail": "full"})).structured_content[
+        "events"
+    ]
     assert ev["timestamp"].startswith("2026-11-21T10:00:00")
     result = await call(make_app(kernel_log=str(log), boot_time="soon"), "analyze_xid_errors")
     assert result.is_error and "--boot-time" in result.content[0].text

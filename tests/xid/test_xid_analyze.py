@@ -33,21 +33,21 @@ def _run(lines: list[str], **kwargs) -> XidAnalysis:
 
 def test_scenario_48_and_79_is_fatal_with_drain_actions_on_the_right_gpus() -> None:
     r = _run(SCENARIO)
-    assert r.verdict == "Fatal"
-    assert r.recommendation.startswith("Drain the node")
-    assert "XID 48 (Double Bit ECC Error) on GPU 3" in r.recommendation
-    assert "XID 79 (GPU has fallen off the bus) on GPU 5" in r.recommendation
-    assert "Drain the node and reset the GPU: XID 48" in r.recommendation
-    assert "Drain the node and reboot it: XID 79" in r.recommendation
+    assert r.status == "critical"
+    assert r.action.startswith("Drain the node")
+    assert "XID 48 (Double Bit ECC Error) on GPU 3" in r.action
+    assert "XID 79 (GPU has fallen off the bus) on GPU 5" in r.action
+    assert "Drain the node and reset the GPU: XID 48" in r.action
+    assert "Drain the node and reboot it: XID 79" in r.action
     by_xid = {e.xid: e for e in r.events}
-    assert by_xid[48].gpu_index == 3 and by_xid[48].gpu_uuid == "GPU-00000003" and by_xid[48].pid == 4242
+    assert by_xid[48].index == 3 and by_xid[48].uuid == "GPU-00000003" and by_xid[48].pid == 4242
     assert by_xid[48].timestamp == BOOT + timedelta(seconds=3600.000001)
     assert any("63/64" in n for n in by_xid[48].notes)
-    assert by_xid[45].sympathetic and by_xid[45].severity == "Info"
-    assert by_xid[79].gpu_index == 5 and by_xid[79].bus_id == "00000000:AB:00.0"
+    assert by_xid[45].sympathetic and by_xid[45].catalog_severity == "Info"
+    assert by_xid[79].index == 5 and by_xid[79].pci_bus_id == "00000000:AB:00.0"
     assert len(r.events) == 4  # the companion "GPU has fallen off the bus." line is not an XID
-    top = r.summary[0]
-    assert (top.severity, top.count) == ("Fatal", 1)
+    top = r.xids[0]
+    assert (top.catalog_severity, top.count) == ("Fatal", 1)
     assert not r.truncated and r.total_events == 4
 
 
@@ -59,7 +59,7 @@ def test_lost_gpu_without_xid_is_reported_like_79_and_merged_with_its_xid() -> N
     ]
     alone = _run(head)
     (ev,) = alone.events
-    assert (ev.kind, ev.xid, ev.gpu_index, ev.severity) == ("gpu_lost", 79, 5, "Fatal")
+    assert (ev.kind, ev.xid, ev.index, ev.catalog_severity) == ("gpu_lost", 79, 5, "Fatal")
     both = _run(SCENARIO[3:4] + head)
     assert [(e.kind, e.xid) for e in both.events] == [("xid", 79)]
 
@@ -74,13 +74,13 @@ def test_same_event_from_kmsg_and_nvml_is_merged() -> None:
     )  # fmt: skip
     r = analyze([kern, nvml], GPU_MAP, now=NOW)
     (ev,) = r.events
-    assert ev.sources == ["kmsg", "nvml"] and ev.gpu_index == 3
+    assert ev.sources == ["kmsg", "nvml"] and ev.index == 3
 
 
 def test_repeated_events_from_one_source_are_kept() -> None:
     line = "[ 3600.0] NVRM: Xid (PCI:0000:18:00): 13, pid=1, name=a, Graphics SM Warp Exception"
     r = _run([line, line.replace("3600.0", "3600.5")])
-    assert r.total_events == 2 and r.summary[0].count == 2
+    assert r.total_events == 2 and r.xids[0].count == 2
 
 
 def test_recurring_hardware_xid_escalates_to_replace() -> None:
@@ -88,18 +88,18 @@ def test_recurring_hardware_xid_escalates_to_replace() -> None:
         f"[ {3600 + i * 60}.0] NVRM: Xid (PCI:0000:18:00): 95, pid=1, name=a, Uncontained" for i in range(3)
     ]
     r = _run(lines)
-    assert r.summary[0].sre_action == REPLACE_ACTION
-    assert r.recommendation.startswith(REPLACE_ACTION)
+    assert r.xids[0].sre_action == REPLACE_ACTION
+    assert r.action.startswith(REPLACE_ACTION)
 
 
 def test_since_filter_limit_and_min_severity() -> None:
     old = "[ 10.0] NVRM: Xid (PCI:0000:18:00): 48, pid=1, name=a, DBE"  # 2h before NOW
-    assert _run([old], since="1h").verdict == "OK"
-    assert _run([old], since="3h").verdict == "Critical"  # WORKFLOW_XID_48: solo -> reset the GPU
-    assert _run([old], since=(NOW - timedelta(hours=3)).isoformat()).verdict == "Critical"
+    assert _run([old], since="1h").status == "healthy"
+    assert _run([old], since="3h").status == "degraded"  # WORKFLOW_XID_48: solo -> reset the GPU
+    assert _run([old], since=(NOW - timedelta(hours=3)).isoformat()).status == "degraded"
     many = [f"[ {3600 + i}.0] NVRM: Xid (PCI:0000:18:00): 13, pid=1, name=a, x" for i in range(5)]
     r = _run(many + SCENARIO[:1], limit=2)
-    assert r.truncated and len(r.events) == 2 and r.total_events == 6 and r.verdict == "Critical"
+    assert r.truncated and len(r.events) == 2 and r.total_events == 6 and r.status == "degraded"
     r = _run(SCENARIO, min_severity="Fatal")
     assert {e.xid for e in r.events} == {48, 79}
 
@@ -135,15 +135,15 @@ def test_parse_since_forms() -> None:
 def test_unmatched_bus_ids_and_undated_events_are_noted() -> None:
     r = _run(["NVRM: Xid (PCI:0000:ee:00): 48, pid=1, name=a, DBE"])
     (ev,) = r.events
-    assert ev.gpu_index is None and ev.timestamp is None
-    assert "on PCI 0000:ee:00" not in r.recommendation and "PCI:0000:ee:00" in r.notes[0]
+    assert ev.index is None and ev.timestamp is None
+    assert "on PCI 0000:ee:00" not in r.action and "PCI:0000:ee:00" in r.notes[0]
     assert "no usable timestamp" in r.notes[1]
-    assert "PCI 00000000:EE:00.0" in r.recommendation
+    assert "PCI 00000000:EE:00.0" in r.action
 
 
 def test_no_events_is_ok() -> None:
     r = _run(["[ 1.0] eth0: link up"])
-    assert r.verdict == "OK" and r.events == [] and "no action" in r.recommendation
+    assert r.status == "healthy" and r.events == [] and "no action" in r.action
 
 
 def test_cgroup_attribution_under_a_proc_root(tmp_path: Path) -> None:
@@ -173,7 +173,7 @@ def test_sxids_are_kept_apart() -> None:
 
 
 def test_result_is_json_serialisable() -> None:
-    assert '"verdict":"Fatal"' in _run(SCENARIO).model_dump_json()
+    assert '"status":"critical"' in _run(SCENARIO).model_dump_json()
 
 
 def test_lost_gpu_without_bus_id_gets_the_orphan_kernel_events_by_elimination():
@@ -188,8 +188,8 @@ def test_lost_gpu_without_bus_id_gets_the_orphan_kernel_events_by_elimination():
         {"index": 1, "uuid": None, "bus_id": None},
     ]
     result = analyze(parse_lines(lines).events, gpu_map, since=None)
-    assert [e.gpu_index for e in result.events] == [1]
+    assert [e.index for e in result.events] == [1]
     assert any("by elimination" in n for n in result.notes)
     # two unreadable GPUs: ambiguous, so no attribution
     gpu_map.append({"index": 2, "uuid": None, "bus_id": None})
-    assert [e.gpu_index for e in analyze(parse_lines(lines).events, gpu_map, since=None).events] == [None]
+    assert [e.index for e in analyze(parse_lines(lines).events, gpu_map, since=None).events] == [None]

@@ -40,7 +40,7 @@ def test_one_line_lost_gpu_alone_is_a_lost_gpu() -> None:
     (ev,) = _both([ONE_LINE])
     assert (ev.kind, ev.xid, ev.bus_id, ev.uptime_s) == ("gpu_lost", None, "00000000:29:00.0", 1843.30815)
     (out,) = analyze([ev], GPU, since=None, now=NOW).events
-    assert (out.xid, out.kind, out.gpu_index, out.severity) == (79, "gpu_lost", 0, "Fatal")
+    assert (out.xid, out.kind, out.index, out.catalog_severity) == (79, "gpu_lost", 0, "Fatal")
 
 
 @pytest.mark.parametrize("order", [(XID79, ONE_LINE), (ONE_LINE, XID79)])

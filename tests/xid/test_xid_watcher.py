@@ -57,7 +57,7 @@ def test_watcher_records_xid_events_and_unwatched_devices() -> None:
     assert not w.running
     assert nv.calls["nvmlEventSetFree"] == 1 and nv._event_sets == []
     r = analyze(w.events(), GPU_MAP, since=None)
-    assert r.verdict == "Critical" and "GPU 0" in r.recommendation  # a solo XID 48: reset the GPU
+    assert r.status == "degraded" and "GPU 0" in r.action  # a solo XID 48: reset the GPU (Critical)
 
 
 def test_gpu_is_lost_becomes_a_lost_gpu_event_once() -> None:

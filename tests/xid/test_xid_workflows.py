@@ -21,9 +21,12 @@ def _run(lines: list[str]) -> XidAnalysis:
 
 
 def _wf(r: XidAnalysis, xid: int, gpu: int = 0):
-    (found,) = [w for w in r.workflows if w.xid == xid and w.gpu_index == gpu]
-    summary = [s for s in r.summary if s.xid == xid and s.gpu_index == gpu][0]
-    assert (summary.severity, summary.sre_action) == (found.severity, found.sre_action)  # it is the advice
+    (found,) = [w for w in r.workflows if w.xid == xid and w.index == gpu]
+    summary = [s for s in r.xids if s.xid == xid and s.index == gpu][0]
+    assert (summary.catalog_severity, summary.sre_action) == (
+        found.catalog_severity,
+        found.sre_action,
+    )  # it is the advice
     return found
 
 
@@ -34,8 +37,12 @@ def _x13(t: float, pid: int, where: str, bus: str = A) -> str:
 def test_xid13_burst_on_one_tpc_across_sms_points_at_hardware() -> None:
     r = _run([_x13(100.0, 7, "GPC 2, TPC 3, SM 0"), _x13(100.0, 7, "GPC 2, TPC 3, SM 1")])
     wf = _wf(r, 13)
-    assert wf.severity == "Critical" and wf.sre_action == HARDWARE_DIAG and "across SMs 0, 1" in wf.pattern
-    assert "WORKFLOW_XID_13" in r.recommendation or HARDWARE_DIAG in r.recommendation
+    assert (
+        wf.catalog_severity == "Critical"
+        and wf.sre_action == HARDWARE_DIAG
+        and "across SMs 0, 1" in wf.pattern
+    )
+    assert "WORKFLOW_XID_13" in r.action or HARDWARE_DIAG in r.action
 
 
 def test_xid13_several_lines_of_one_fault_are_not_a_burst() -> None:
@@ -45,12 +52,12 @@ def test_xid13_several_lines_of_one_fault_are_not_a_burst() -> None:
         "[ 100.0] NVRM: Xid (PCI:0000:18:00): 13, pid=7, name=python3, Graphics SM Global Exception on (GPC 7, TPC 7, SM 0): Multiple Warp Errors",
     ]
     wf = _wf(_run(lines), 13)
-    assert wf.severity == "Warning" and "check the application" in wf.pattern
+    assert wf.catalog_severity == "Warning" and "check the application" in wf.pattern
 
 
 def test_xid13_repeats_on_the_same_sm_at_other_times() -> None:
     wf = _wf(_run([_x13(100.0, 7, "GPC 1, TPC 0, SM 1"), _x13(900.0, 8, "GPC 1, TPC 0, SM 1")]), 13)
-    assert wf.severity == "Critical" and "same SM" in wf.pattern
+    assert wf.catalog_severity == "Critical" and "same SM" in wf.pattern
 
 
 def _x31(t: float, name: str, bus: str = A) -> str:
@@ -60,7 +67,7 @@ def _x31(t: float, name: str, bus: str = A) -> str:
 def test_xid31_different_applications_on_one_gpu_point_at_hardware() -> None:
     wf = _wf(_run([_x31(100.0, "python3"), _x31(200.0, "trainer")]), 31)
     assert (
-        wf.severity == "Critical"
+        wf.catalog_severity == "Critical"
         and wf.sre_action == HARDWARE_DIAG
         and "2 different applications" in wf.pattern
     )
@@ -69,17 +76,17 @@ def test_xid31_different_applications_on_one_gpu_point_at_hardware() -> None:
 def test_xid31_same_application_on_several_gpus_points_at_the_application() -> None:
     r = _run([_x31(100.0, "python3"), _x31(200.0, "python3"), _x31(300.0, "python3", B)])
     wf = _wf(r, 31)
-    assert wf.severity == "Warning" and "several GPUs" in wf.pattern
+    assert wf.catalog_severity == "Warning" and "several GPUs" in wf.pattern
     assert _wf(r, 31, 1).pattern == "solo: check the application"
 
 
 def test_xid45_alone_restarts_fabric_manager_with_others_follows_them() -> None:
     alone = "[ 100.0] NVRM: Xid (PCI:0000:18:00): 45, pid=1, name=a, Ch 00000008"
     wf = _wf(_run([alone]), 45)
-    assert (wf.pattern, wf.severity) == ("solo", "Warning") and "Fabric Manager" in wf.sre_action
+    assert (wf.pattern, wf.catalog_severity) == ("solo", "Warning") and "Fabric Manager" in wf.sre_action
     wf = _wf(_run([_x31(50.0, "a"), alone]), 45)
     assert (
-        wf.severity == "Info"
+        wf.catalog_severity == "Info"
         and wf.pattern == "with XID 31 on this GPU"
         and wf.sre_action == "None: act on XID 31"
     )
@@ -91,15 +98,15 @@ X64 = "[ 100.1] NVRM: Xid (PCI:0000:18:00): 64, pid='<unknown>', name=<unknown>,
 
 
 def test_xid48_alone_with_63_and_with_64() -> None:
-    assert (_wf(_run([X48]), 48).pattern, _wf(_run([X48]), 48).severity) == ("solo", "Critical")
+    assert (_wf(_run([X48]), 48).pattern, _wf(_run([X48]), 48).catalog_severity) == ("solo", "Critical")
     wf = _wf(_run([X48, X63]), 48)
     assert (
-        wf.severity == "Fatal"
+        wf.catalog_severity == "Fatal"
         and wf.sre_action == "Drain the node and reset the GPU"
         and "XID 63" in wf.pattern
     )
     wf = _wf(_run([X48, X64]), 48)
-    assert wf.severity == "Fatal" and wf.sre_action == ACTIONS["replace"] and "replace" in wf.pattern
+    assert wf.catalog_severity == "Fatal" and wf.sre_action == ACTIONS["replace"] and "replace" in wf.pattern
 
 
 def test_xid48_on_another_gpu_does_not_count_as_with_63() -> None:
@@ -135,8 +142,8 @@ def test_xid63_and_64_advice_is_the_ecc_verdicts() -> None:
     )
     assert (pending.verdict, failed.verdict) == (XID_VERDICT[63], XID_VERDICT[64])
     wf63, wf64 = _wf(_run([X63]), 63), _wf(_run([X64]), 64)
-    assert wf63.sre_action == pending.action and wf63.severity == "Critical"
-    assert wf64.sre_action == failed.action and wf64.severity == "Fatal"
+    assert wf63.sre_action == pending.action and wf63.catalog_severity == "Critical"
+    assert wf64.sre_action == failed.action and wf64.catalog_severity == "Fatal"
 
 
 def _x74(t: float, r0: str, link: int = 3) -> str:
@@ -165,4 +172,6 @@ def test_xid154_follows_the_latest_recovery_action() -> None:
         ]
     )
     wf = _wf(r, 154)
-    assert wf.severity == "Fatal" and "Node Reboot Required" in wf.pattern and "reboot" in wf.sre_action
+    assert (
+        wf.catalog_severity == "Fatal" and "Node Reboot Required" in wf.pattern and "reboot" in wf.sre_action
+    )

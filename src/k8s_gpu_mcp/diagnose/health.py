@@ -14,6 +14,7 @@ from k8s_gpu_mcp.diagnose import pcie as pcie_rules
 from k8s_gpu_mcp.diagnose.ecc import Verdict as EccVerdict
 from k8s_gpu_mcp.diagnose.throttle import Throttling
 from k8s_gpu_mcp.diagnose.topology import Finding
+from k8s_gpu_mcp.vocabulary import XID_STATUS
 
 # "unknown": nothing wrong was found, but a check could not run or a signal could not be read, so
 # the GPU is not known to be healthy. It ranks above healthy and below warning: a found fault wins.
@@ -42,11 +43,10 @@ SEVERITY_STATUS: dict[str, Status] = {
 ORPHAN_MIN_MIB = 256
 ORPHAN_MIN_SHARE = 0.01
 THERMAL_MARGIN_C = 5  # "close to slowdown" margin below NVML's own slowdown threshold
+# NVIDIA's catalog severities as reason severities: the one table in vocabulary.XID_STATUS.
 XID_SEVERITY: dict[str, Severity] = {
-    "Info": "info",
-    "Warning": "warning",
-    "Critical": "degraded",
-    "Fatal": "critical",
+    catalog: "info" if status == "healthy" else status  # type: ignore[misc]
+    for catalog, status in XID_STATUS.items()
 }
 ECC_SEVERITY: dict[str, Severity] = {
     "healthy": "info",

@@ -1,10 +1,10 @@
-"""Per-GPU verdicts for find_unhealthy_gpus, from get_gpu_health or from telemetry + inventory.
+"""Per-GPU statuses for find_unhealthy_gpus, from get_gpu_health or from telemetry + inventory.
 
-get_gpu_health's result (tools/health.py) has ``gpus``, each with ``index``, ``uuid``, ``name``,
-``status`` (healthy|unknown|warning|degraded|critical|lost) and ``reasons`` (objects with ``message``); those
-statuses are passed through unchanged. Older or other agents are read leniently (``verdict``,
-``health``, ``overall``; ok/pass/fail/...; a boolean ``healthy``; string reasons). A verdict that
-cannot be read is ``unknown``, never healthy.
+get_gpu_health's summary (tools/health.py) has ``problems`` (each GPU that is not healthy: ``index``,
+``uuid``, ``pci_bus_id``, ``status``, ``reason``) and ``healthy_gpus``; its ``status`` words are the
+one scale (vocabulary.py) and pass through unchanged. A full answer's ``gpus`` and older or other
+agents are read leniently (``verdict``, ``health``, ``overall``; ok/pass/fail/...; a boolean
+``healthy``; string reasons). A status that cannot be read is ``unknown``, never healthy.
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-Severity = Literal["healthy", "warning", "degraded", "critical", "lost", "unknown"]
-UNHEALTHY: tuple[Severity, ...] = ("warning", "degraded", "critical", "lost")
+from k8s_gpu_mcp.vocabulary import STATUS_RANK, Status
 
-_WORDS: dict[str, Severity] = {
+UNHEALTHY: tuple[Status, ...] = tuple(s for s, rank in STATUS_RANK.items() if rank >= STATUS_RANK["warning"])  # type: ignore[misc]
+
+_WORDS: dict[str, Status] = {
     "healthy": "healthy",
     "ok": "healthy",
     "pass": "healthy",
@@ -42,13 +43,14 @@ class GpuVerdict(BaseModel):
     node: str
     index: int | None = None
     uuid: str | None = None
+    pci_bus_id: str | None = None
     name: str | None = None
-    severity: Severity
+    status: Status
     reasons: list[str] = Field(default_factory=list)
     basis: Literal["get_gpu_health", "telemetry+inventory"]
 
 
-def _severity(entry: dict[str, Any]) -> Severity:
+def _status(entry: dict[str, Any]) -> Status:
     for key in _VERDICT_KEYS:
         value = entry.get(key)
         if isinstance(value, dict):  # e.g. {"status": {"level": "critical", ...}}
@@ -77,19 +79,54 @@ def _reasons(entry: dict[str, Any]) -> list[str]:
     return out
 
 
+def from_summary(node: str, result: dict[str, Any]) -> list[GpuVerdict]:
+    """get_gpu_health's summary: its problems, and one healthy verdict per healthy GPU."""
+    out = []
+    for p in result.get("problems") or []:
+        if isinstance(p, dict):
+            reason = p.get("reason")
+            out.append(
+                GpuVerdict(
+                    node=node,
+                    index=p.get("index") if isinstance(p.get("index"), int) else None,
+                    uuid=p.get("uuid"),
+                    pci_bus_id=p.get("pci_bus_id"),
+                    status=_status(p),
+                    reasons=[str(reason)] if reason else ["no reason in the get_gpu_health problem"],
+                    basis="get_gpu_health",
+                )
+            )
+    for g in result.get("healthy_gpus") or []:
+        if isinstance(g, dict):
+            index = g.get("index")
+            out.append(
+                GpuVerdict(
+                    node=node,
+                    index=index if isinstance(index, int) else None,
+                    uuid=g.get("uuid"),
+                    pci_bus_id=g.get("pci_bus_id"),
+                    status="healthy",
+                    basis="get_gpu_health",
+                )
+            )
+    return out
+
+
 def from_health(node: str, result: dict[str, Any]) -> list[GpuVerdict]:
     gpus = result.get("gpus")
+    if not isinstance(gpus, list) and isinstance(result.get("problems"), list):
+        return from_summary(node, result)
     if not isinstance(gpus, list):
-        severity = _severity(result)
+        severity = _status(result)
         reasons = _reasons(result) or (
             [] if severity == "healthy" else ["get_gpu_health returned no per-GPU list"]
         )
-        return [GpuVerdict(node=node, severity=severity, reasons=reasons, basis="get_gpu_health")]
+        return [GpuVerdict(node=node, status=severity, reasons=reasons, basis="get_gpu_health")]
     verdicts = []
     for entry in gpus:
         if not isinstance(entry, dict):
             continue
-        severity = _severity(entry)
+        severity = _status(entry)
         reasons = _reasons(entry)
         if severity == "unknown" and not reasons:
             reasons = ["no verdict field in the get_gpu_health entry"]
@@ -98,8 +135,9 @@ def from_health(node: str, result: dict[str, Any]) -> list[GpuVerdict]:
                 node=node,
                 index=entry.get("index") if isinstance(entry.get("index"), int) else None,
                 uuid=entry.get("uuid"),
+                pci_bus_id=entry.get("pci_bus_id"),
                 name=entry.get("name"),
-                severity=severity,
+                status=severity,
                 reasons=reasons,
                 basis="get_gpu_health",
             )
@@ -123,7 +161,7 @@ def from_telemetry(
         if not isinstance(gpu, dict):
             continue
         reasons: list[str] = []
-        severity: Severity = "healthy"
+        severity: Status = "healthy"
         if gpu.get("lost") or gpu.get("index") in lost_in_inventory:
             severity, reasons = (
                 "critical",
@@ -147,8 +185,9 @@ def from_telemetry(
                 node=node,
                 index=gpu.get("index"),
                 uuid=gpu.get("uuid"),
+                pci_bus_id=gpu.get("pci_bus_id"),
                 name=gpu.get("name"),
-                severity=severity,
+                status=severity,
                 reasons=reasons,
                 basis="telemetry+inventory",
             )

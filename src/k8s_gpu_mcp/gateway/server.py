@@ -20,7 +20,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio
 import pydantic_core
@@ -53,6 +53,7 @@ from k8s_gpu_mcp.gateway.rpc import AgentError, RpcClient
 from k8s_gpu_mcp.http.auth import Token
 from k8s_gpu_mcp.metrics import ToolMetrics
 from k8s_gpu_mcp.tools._common import GpuSelector
+from k8s_gpu_mcp.vocabulary import Detail
 
 if TYPE_CHECKING:
     from k8s_gpu_mcp.config import Settings
@@ -410,16 +411,17 @@ def log_call(summary: Summary) -> None:
 
 def health_summary(result: dict[str, Any]) -> dict[str, Any]:
     """One node's get_gpu_health, condensed to its verdicts (what a cluster-wide answer needs)."""
-    keep = ("index", "uuid", "status", "score", "summary", "action")
-    gpus = result.get("gpus")
+    keep = ("index", "uuid", "pci_bus_id", "status", "reason", "action")
+    problems = result.get("problems")
     return {
-        "node_status": result.get("node_status"),
-        "node_action": result.get("node_action"),
+        "status": result.get("status"),
+        "action": result.get("action"),
         "mock": (result.get("source") or {}).get("mock"),
-        "gpus": [{k: g.get(k) for k in keep} for g in gpus if isinstance(g, dict)]
-        if isinstance(gpus, list)
+        "problems": [{k: p.get(k) for k in keep} for p in problems if isinstance(p, dict)]
+        if isinstance(problems, list)
         else None,
-        "notes": result.get("notes") or [],
+        "counts": result.get("counts"),
+        "unavailable": result.get("unavailable") or {},
     }
 
 
@@ -463,10 +465,10 @@ ArgumentsArg = Annotated[
     Field(description='the node tool\'s other arguments, e.g. {"since": "1h"} (docs/tools.md)'),
 ]
 DetailArg = Annotated[
-    Literal["summary", "full"],
+    Detail,
     Field(
-        description="summary: node status/action and per-GPU status, score, summary, action; "
-        "full: each agent's whole get_gpu_health result (reasons with evidence)"
+        description="summary: each node's status and action, its GPUs that are not healthy (status, "
+        "reason, action) and the counts; full: each agent's whole get_gpu_health(detail=full) result"
     ),
 ]
 
@@ -549,6 +551,8 @@ def register_node_tools(app: FleetApp) -> None:
     ) -> FanoutReply:
         condense = health_summary if detail == "summary" else None
         args = _merge_args(gpus, arguments)
+        if detail == "full":  # sent only when full: an agent from before the summaries knows no `detail`
+            args["detail"] = "full"
         return await per_node(app, "get_gpu_health", args, node, nodes, node_selector, ctx, condense)
 
     get_gpu_health.__doc__ = (
@@ -731,10 +735,10 @@ async def sweep(gw: FleetApp, target: tuple[list[Agent], list[str]], ctx: Contex
     log_call(summary)
     return UnhealthyReport(
         summary=summary,
-        unhealthy=[v for v in verdicts if v.severity in UNHEALTHY],
-        unknown=[v for v in verdicts if v.severity == "unknown"],
+        unhealthy=[v for v in verdicts if v.status in UNHEALTHY],
+        unknown=[v for v in verdicts if v.status == "unknown"],
         unreachable=[NodeResult(**r) for r in node_results(final, keep_result=False) if not r["ok"]],
-        healthy_gpus=sum(1 for v in verdicts if v.severity == "healthy"),
+        healthy_gpus=sum(1 for v in verdicts if v.status == "healthy"),
         nodes_checked=len(final),
     )
 

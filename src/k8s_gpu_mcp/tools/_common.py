@@ -1,9 +1,11 @@
-"""What every tool shares: the ``source`` stamp, GPU selection, and annotation presets."""
+"""What every tool shares: the ``source`` stamp, GPU selection, annotation presets, and the summary
+shape every node tool answers with (docs/tools.md, "Vocabulary")."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
@@ -11,6 +13,7 @@ from pydantic import Field, StrictInt, StrictStr
 
 from k8s_gpu_mcp.gpu.pci import kernel_bus_id
 from k8s_gpu_mcp.models import ToolModel
+from k8s_gpu_mcp.vocabulary import STATUS_RANK, DetailLevel, Status, is_not_supported, worst
 
 if TYPE_CHECKING:
     from k8s_gpu_mcp.gpu.adapter import GpuRef
@@ -101,3 +104,129 @@ def valid_choices(refs: list[GpuRef]) -> str:
         return "this node has no GPUs that NVML can see"
     listed = ", ".join(f"{r.index} ({r.uuid or 'uuid unknown'})" for r in refs)
     return f"valid GPUs: {listed}"
+
+
+class GpuName(ToolModel):
+    """How every answer names a GPU."""
+
+    index: int | None
+    uuid: str | None
+    pci_bus_id: str | None = Field(description="NVML form, e.g. 00000000:3B:00.0")
+
+
+def gpu_name(ref: GpuRef) -> GpuName:
+    return GpuName(index=ref.index, uuid=ref.uuid, pci_bus_id=ref.bus_id)
+
+
+class Evidence(ToolModel):
+    check: str = Field(description="what was checked: thermal, power, throttling, memory, xid, nvlink, ...")
+    status: Status
+    finding: str = Field(description="what was found, with the numbers")
+    readings: dict[str, Any] = Field(default_factory=dict, description="the readings behind the finding")
+
+
+class GpuProblem(GpuName):
+    """A GPU that is not healthy: the reason in one line, the evidence that proves it, the next step."""
+
+    status: Status
+    reason: str
+    evidence: list[Evidence] = Field(default_factory=list)
+    action: str | None = None
+
+
+class Counts(ToolModel):
+    gpus: int
+    healthy: int
+    unknown: int = Field(description="GPUs whose status is unknown (a deciding check could not be read)")
+    not_healthy: int = Field(description="GPUs at warning or worse")
+
+
+class NotSupported(ToolModel):
+    """Fields this GPU model or mode never has (NVML NotSupported), counted once instead of per GPU."""
+
+    count: int = Field(description="how many per-GPU fields NVML answered NotSupported")
+    fields: list[str] = Field(description="their names, each once")
+
+
+class NodeAnswer(ToolModel):
+    """The head of every node tool's answer: the verdict first, the evidence, then the counts."""
+
+    status: Status = Field(description="the node's status: its worst GPU's, on the one scale")
+    action: str = Field(description="the next step for the node")
+    detail: DetailLevel = Field(description="summary: problems only; full: every reading (gpus)")
+    problems: list[GpuProblem] = Field(description="every GPU that is not healthy, most severe first")
+    healthy_gpus: list[GpuName] = Field(description="the GPUs that passed every check of this tool")
+    counts: Counts
+    unavailable: dict[str, str] = Field(
+        default_factory=dict,
+        description="checks that could not be made, and why (NotSupported-by-design fields are left out)",
+    )
+
+
+def node_head(
+    detail: DetailLevel,
+    gpus: Iterable[tuple[GpuName, Status]],
+    problems: list[GpuProblem],
+    action: str,
+    unavailable: dict[str, str],
+) -> dict[str, Any]:
+    """The NodeAnswer fields from each GPU's status, its problems and what could not be read."""
+    listed = list(gpus)
+    statuses = [s for _, s in listed]
+    problems = sorted(
+        problems, key=lambda p: (-STATUS_RANK[p.status], p.index if p.index is not None else -1)
+    )
+    return {
+        "status": worst(statuses),
+        "action": action,
+        "detail": detail,
+        "problems": problems,
+        "healthy_gpus": [name for name, s in listed if s == "healthy"],
+        "counts": Counts(
+            gpus=len(listed),
+            healthy=statuses.count("healthy"),
+            unknown=statuses.count("unknown"),
+            not_healthy=sum(1 for s in statuses if STATUS_RANK[s] >= STATUS_RANK["warning"]),
+        ),
+        "unavailable": unavailable,
+    }
+
+
+def fold_unavailable(node: dict[str, str], per_gpu: dict[int, dict[str, str]]) -> dict[str, str]:
+    """Node-level reasons plus each GPU's, the same field and reason on several GPUs said once
+    ("temperature_c": "NoPermission: ... (GPU 0, 1)"); NotSupported-by-design fields left out."""
+    out = {k: v for k, v in node.items() if not is_not_supported(v)}
+    folded: dict[tuple[str, str], list[int]] = {}
+    for index, fields in per_gpu.items():
+        for key, why in fields.items():
+            if not is_not_supported(why):
+                folded.setdefault((key, why), []).append(index)
+    for (key, why), indexes in folded.items():
+        label = f"{why} (GPU {', '.join(map(str, indexes))})"
+        out[key if key not in out else f"{key} (GPU {indexes[0]})"] = label
+    return out
+
+
+def split_not_supported(model: ToolModel) -> NotSupported | None:
+    """Take NotSupported entries out of every ``unavailable`` in ``model`` (recursively) and count them."""
+    names: set[str] = set()
+    count = 0
+
+    def walk(obj: Any) -> None:
+        nonlocal count
+        if isinstance(obj, ToolModel):
+            unavailable = getattr(obj, "unavailable", None)
+            if isinstance(unavailable, dict):
+                for key in [k for k, v in unavailable.items() if isinstance(v, str) and is_not_supported(v)]:
+                    del unavailable[key]
+                    names.add(key)
+                    count += 1
+            for name in type(obj).model_fields:
+                if name != "unavailable":
+                    walk(getattr(obj, name))
+        elif isinstance(obj, list):
+            for item in obj:
+                walk(item)
+
+    walk(model)
+    return NotSupported(count=count, fields=sorted(names)) if count else None

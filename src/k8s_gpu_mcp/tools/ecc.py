@@ -10,14 +10,38 @@ from k8s_gpu_mcp.diagnose import ecc as verdicts
 from k8s_gpu_mcp.gpu.adapter import ARCHITECTURES, GpuLost, GpuRef
 from k8s_gpu_mcp.gpu.ecc import read_ecc
 from k8s_gpu_mcp.models import ToolModel
-from k8s_gpu_mcp.tools._common import READ_ONLY, GpuSelector, Source, select_gpus, source
+from k8s_gpu_mcp.tools._common import (
+    READ_ONLY,
+    Evidence,
+    GpuName,
+    GpuProblem,
+    GpuSelector,
+    NodeAnswer,
+    NotSupported,
+    Source,
+    fold_unavailable,
+    node_head,
+    select_gpus,
+    source,
+    split_not_supported,
+)
+from k8s_gpu_mcp.vocabulary import Detail, Status
 
 if TYPE_CHECKING:
     from k8s_gpu_mcp.server import AgentApp
 
 TOOLSET = "core"
 
-Verdict = Literal["healthy", "monitor", "reset-required", "replace", "unknown", "lost"]
+MemoryState = Literal["healthy", "monitor", "reset-required", "replace", "unknown", "lost"]
+# The memory verdict's categories on the one status scale.
+MEMORY_STATUS: dict[str, Status] = {
+    "healthy": "healthy",
+    "unknown": "unknown",
+    "monitor": "warning",
+    "reset-required": "degraded",
+    "replace": "critical",
+    "lost": "lost",
+}
 
 
 class Counts(ToolModel):
@@ -60,28 +84,70 @@ class GpuEcc(ToolModel):
     pci_bus_id: str | None
     architecture: str | None = None
     lost: bool = False
-    ecc_enabled: bool | None = None
-    ecc_pending: bool | None = Field(None, description="ECC mode after the next reset")
+    status: Status = Field(description="memory_state on the one status scale")
+    ecc_mode_current: bool | None = Field(None, description="ECC enabled now")
+    ecc_mode_pending: bool | None = Field(None, description="ECC enabled after the next reset")
     volatile: Scope | None = Field(None, description="since the last driver load / GPU reset")
     aggregate: Scope | None = Field(None, description="over the board's life (InfoROM)")
     sram_threshold_exceeded: bool | None = None
     repair_mechanism: Literal["page_retirement", "row_remapping"] | None = None
     retired_pages: RetiredPages | None = None
     remapped_rows: RemappedRows | None = None
-    verdict: Verdict
-    reasons: list[Reason] = Field(default_factory=list, description="why, most severe first")
-    not_read: list[str] = Field(
-        default_factory=list, description="signals the verdict could not use, and why"
+    memory_state: MemoryState = Field(
+        description="healthy, monitor, reset-required (a repair completes on reset), replace (RMA), unknown, lost"
     )
+    reasons: list[Reason] = Field(default_factory=list, description="why, most severe first")
     action: str
-    unavailable: dict[str, str] = Field(default_factory=dict)
+    unavailable: dict[str, str] = Field(
+        default_factory=dict,
+        description="field -> why it is null; verdict.* = signals the verdict could not use",
+    )
 
 
-class EccResult(ToolModel):
+class EccResult(NodeAnswer):
+    not_supported: NotSupported | None = Field(None, description="full only: fields this GPU model never has")
+    gpus: list[GpuEcc] | None = Field(None, description="full only: every counter of every GPU")
     source: Source
-    gpus: list[GpuEcc]
-    node_verdict: Verdict
-    node_action: str
+
+
+def problem(g: GpuEcc) -> GpuProblem:
+    """A GPU whose memory is not healthy: the verdict's reason and the counters that decide it."""
+    shown = [r.text for r in g.reasons if r.level != "info"]
+    unknown = {
+        k.removeprefix("verdict."): v.removeprefix("the verdict needs it: ")
+        for k, v in g.unavailable.items()
+        if k.startswith("verdict.")
+    }
+    if g.lost:
+        reason = f"GPU lost: {g.unavailable.get('*', 'GpuIsLost')}"
+    elif shown:
+        reason = shown[0]
+    else:
+        reason = "memory health could not be decided: " + "; ".join(f"{k}: {v}" for k, v in unknown.items())
+    readings: dict[str, Any] = {
+        "ecc_mode_current": g.ecc_mode_current,
+        "ecc_mode_pending": g.ecc_mode_pending,
+    }
+    for scope in ("volatile", "aggregate"):
+        counts = getattr(g, scope)
+        if counts is not None:
+            readings[f"{scope}_corrected"] = counts.corrected.total
+            readings[f"{scope}_uncorrected"] = counts.uncorrected.total
+    readings["sram_threshold_exceeded"] = g.sram_threshold_exceeded
+    if g.remapped_rows is not None and g.repair_mechanism == "row_remapping":
+        readings["remapped_rows"] = g.remapped_rows.model_dump(exclude={"histogram"})
+    if g.retired_pages is not None and g.repair_mechanism == "page_retirement":
+        readings["retired_pages"] = g.retired_pages.model_dump()
+    finding = "; ".join(shown) or reason
+    return GpuProblem(
+        index=g.index,
+        uuid=g.uuid,
+        pci_bus_id=g.pci_bus_id,
+        status=g.status,
+        reason=reason,
+        evidence=[Evidence(check="memory", status=g.status, finding=finding, readings=readings)],
+        action=g.action,
+    )
 
 
 def _scope(raw: dict[str, dict[str, int | None]]) -> Scope:
@@ -118,7 +184,12 @@ def ecc_state(raw: dict[str, Any]) -> verdicts.EccState:
 
 def _lost(base: dict[str, Any], reason: str) -> GpuEcc:
     return GpuEcc(
-        **base, lost=True, verdict="lost", action="GPU lost: see get_gpu_health", unavailable={"*": reason}
+        **base,
+        lost=True,
+        status="lost",
+        memory_state="lost",
+        action="GPU lost: see get_gpu_health",
+        unavailable={"*": reason},
     )
 
 
@@ -138,29 +209,39 @@ def snapshot(app: AgentApp, ref: GpuRef) -> tuple[GpuEcc, verdicts.Verdict | Non
     gpu = GpuEcc(
         **base,
         architecture=ARCHITECTURES.get(arch, f"unknown ({arch})") if arch is not None else None,
-        ecc_enabled=state.ecc_enabled,
-        ecc_pending=state.ecc_pending,
+        status=MEMORY_STATUS[v.verdict],
+        ecc_mode_current=state.ecc_enabled,
+        ecc_mode_pending=state.ecc_pending,
         volatile=_scope(counters["volatile"]),
         aggregate=_scope(counters["aggregate"]),
         sram_threshold_exceeded=state.sram_threshold_exceeded,
         repair_mechanism=state.repair,
         retired_pages=RetiredPages(**raw["retired_pages"]),
         remapped_rows=RemappedRows(**raw["remapped_rows"]),
-        verdict=v.verdict,
+        memory_state=v.verdict,
         reasons=[Reason(level=r.level, text=r.text) for r in v.reasons],
-        not_read=v.unknown,
         action=v.action,
-        unavailable=raw["unavailable"],
+        unavailable={**raw["unavailable"], **_undecided(v.unknown)},
     )
     return gpu, v
+
+
+def _undecided(unknown: list[str]) -> dict[str, str]:
+    """The verdict's "signal: why" lines as ``unavailable`` entries (``verdict.volatile_uncorrected``)."""
+    out = {}
+    for line in unknown:
+        name, _, why = line.partition(": ")
+        # worded so a NotSupported the verdict depends on is not dropped as by-design
+        out[f"verdict.{name.replace(' ', '_')}"] = f"the verdict needs it: {why or line}"
+    return out
 
 
 RANK = {**verdicts.RANK, "lost": 5}
 
 
-def node_summary(gpus: list[GpuEcc]) -> tuple[Verdict, str]:
-    worst: Verdict = max((g.verdict for g in gpus), key=RANK.__getitem__, default="healthy")
-    hit = ", ".join(str(g.index) for g in gpus if g.verdict == worst)
+def node_summary(gpus: list[GpuEcc]) -> tuple[MemoryState, str]:
+    worst: MemoryState = max((g.memory_state for g in gpus), key=RANK.__getitem__, default="healthy")
+    hit = ", ".join(str(g.index) for g in gpus if g.memory_state == worst)
     actions = {
         "healthy": "No action: no GPU memory errors that need one.",
         "unknown": f"GPU {hit}: memory health could not be read; check nvidia-smi -q -d ECC on the host.",
@@ -173,15 +254,28 @@ def node_summary(gpus: list[GpuEcc]) -> tuple[Verdict, str]:
 
 
 def register(app: AgentApp) -> None:
-    def snapshot_ecc(gpus: GpuSelector = None) -> EccResult:
-        """Snapshot GPU memory health: ECC mode (current/pending), corrected and uncorrected error counts
-        (volatile since reset and aggregate for the board's life) per memory location, the SRAM
-        threshold flag, retired pages (pre-Ampere: SBE, DBE, pending) or remapped rows (Ampere+:
-        correctable, uncorrectable, pending, failure, spare-row histogram), and a verdict with its
-        reasons: healthy, monitor, reset-required (a pending remap/retirement completes on reset),
-        replace (an RMA criterion), or unknown (a deciding counter could not be read)."""
+    def snapshot_ecc(gpus: GpuSelector = None, detail: Detail = "summary") -> EccResult:
+        """Snapshot GPU memory health. The node's status and action first, then each GPU whose memory
+        is not healthy with its memory_state (monitor, reset-required: a pending remap/retirement
+        completes on reset, replace: an RMA criterion, unknown: a deciding counter could not be read)
+        and the counters behind it: ECC mode (current/pending), corrected/uncorrected totals (volatile
+        since reset, aggregate for the board's life), the SRAM threshold flag, remapped rows (Ampere+)
+        or retired pages (pre-Ampere). detail="full" adds every counter per memory location and the
+        spare-row histogram for every GPU."""
         items = [snapshot(app, ref)[0] for ref in select_gpus(app, gpus)]
-        verdict, action = node_summary(items)
-        return EccResult(source=source(app), gpus=items, node_verdict=verdict, node_action=action)
+        _, action = node_summary(items)
+        statuses = [(GpuName(index=g.index, uuid=g.uuid, pci_bus_id=g.pci_bus_id), g.status) for g in items]
+        head = node_head(
+            detail,
+            statuses,
+            [problem(g) for g in items if g.status != "healthy"],
+            action,
+            fold_unavailable({}, {g.index: g.unavailable for g in items}),
+        )
+        result = EccResult(**head, source=source(app))
+        if detail == "full":
+            result.gpus = items
+            result.not_supported = split_not_supported(result)
+        return result
 
     app.add_tool(snapshot_ecc, title="GPU ECC and memory repair snapshot", annotations=READ_ONLY)

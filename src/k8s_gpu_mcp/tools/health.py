@@ -19,8 +19,23 @@ from k8s_gpu_mcp.models import ToolModel
 from k8s_gpu_mcp.tools import ecc as ecc_tool
 from k8s_gpu_mcp.tools import processes as processes_tool
 from k8s_gpu_mcp.tools import topology as topology_tool
-from k8s_gpu_mcp.tools._common import READ_ONLY, GpuSelector, Source, select_gpus, source
+from k8s_gpu_mcp.tools._common import (
+    READ_ONLY,
+    Evidence,
+    GpuName,
+    GpuProblem,
+    GpuSelector,
+    NodeAnswer,
+    NotSupported,
+    Source,
+    fold_unavailable,
+    node_head,
+    select_gpus,
+    source,
+    split_not_supported,
+)
 from k8s_gpu_mcp.tools.telemetry import build_telemetry
+from k8s_gpu_mcp.vocabulary import SEVERITY_STATUS, Detail, Status
 from k8s_gpu_mcp.xid.models import XidSummary
 
 if TYPE_CHECKING:
@@ -28,7 +43,6 @@ if TYPE_CHECKING:
 
 TOOLSET = "core"
 
-Status = Literal["healthy", "unknown", "warning", "degraded", "critical", "lost"]
 # Topology findings that are about a GPU's own links (P2P limits of the PCIe layout are not health).
 LINK_FINDINGS = {
     "inactive_links",
@@ -58,7 +72,7 @@ class GpuHealth(ToolModel):
     uuid: str | None
     name: str | None
     pci_bus_id: str | None
-    status: Status
+    status: health.Status = Field(description="on the one status scale (docs/tools.md)")
     score: int = Field(ge=0, le=100, description="100 minus each component's worst penalty (docs/health.md)")
     summary: str
     reasons: list[HealthReason] = Field(description="most severe first")
@@ -66,14 +80,33 @@ class GpuHealth(ToolModel):
     unavailable: dict[str, str] = Field(default_factory=dict)
 
 
-class HealthResult(ToolModel):
-    source: Source
+class HealthResult(NodeAnswer):
     since: str = Field(description="window for recent XIDs")
-    node_status: Status
-    node_action: str
-    gpus: list[GpuHealth]
     notes: list[str] = Field(default_factory=list)
-    unavailable: dict[str, str] = Field(default_factory=dict)
+    not_supported: NotSupported | None = Field(None, description="full only: fields this GPU model never has")
+    gpus: list[GpuHealth] | None = Field(
+        None, description="full only: every GPU's status, score and reasons with their evidence"
+    )
+    source: Source
+
+
+def problem(g: GpuHealth) -> GpuProblem:
+    """A GPU that is not healthy, as the summary shows it: its lead reason and the evidence behind it."""
+    shown = [r for r in g.reasons if r.severity != "info"] or g.reasons
+    return GpuProblem(
+        index=g.index,
+        uuid=g.uuid,
+        pci_bus_id=g.pci_bus_id,
+        status=g.status,
+        reason=shown[0].message if shown else g.summary,
+        evidence=[
+            Evidence(
+                check=r.component, status=SEVERITY_STATUS[r.severity], finding=r.message, readings=r.evidence
+            )
+            for r in shown
+        ],
+        action=g.action,
+    )
 
 
 def recent_xids(app: AgentApp, since: str) -> tuple[list[health.XidFinding], list[str], dict[str, str]]:
@@ -81,13 +114,13 @@ def recent_xids(app: AgentApp, since: str) -> tuple[list[health.XidFinding], lis
     from k8s_gpu_mcp.tools.xid import collect_xids
 
     try:  # a ToolError (such as a bad `since`) is the caller's to see; a crash only costs the XID part
-        data = collect_xids(app, since=since)
+        data, _ = collect_xids(app, since=since)
     except ToolError:
         raise
     except Exception as exc:
         log.warning("XID analysis crashed during get_gpu_health", exc_info=exc)
         return [], [], {"xids": f"XID analysis failed: {exc!r}"}
-    findings = [xid_finding(s) for s in data.summary]
+    findings = [xid_finding(s) for s in data.xids]
     unavailable = {f"xids.{k}": v for k, v in data.unavailable.items()}
     notes = [f"XID analysis: {n}" for n in data.notes]
     return findings, notes, unavailable
@@ -97,8 +130,8 @@ def xid_finding(summary: XidSummary) -> health.XidFinding:
     """One XID analysis summary row (per XID and GPU) as a health input."""
     return health.XidFinding(
         code=summary.xid,
-        gpu_index=summary.gpu_index,
-        severity=summary.severity,
+        gpu_index=summary.index,
+        severity=summary.catalog_severity,
         action=summary.sre_action,
         name=summary.name or "",
         count=summary.count,
@@ -277,13 +310,15 @@ def register(app: AgentApp) -> None:
         since: Annotated[
             str, Field(description='window for recent XIDs: "30m", "24h", "7d" or RFC 3339')
         ] = "24h",
+        detail: Detail = "summary",
     ) -> HealthResult:
-        """Start here: one health check of the node's GPUs. Per GPU a status (healthy, unknown, warning,
-        degraded, critical, lost), a 0-100 score and the reasons with their numbers: temperature against NVML's own
-        thresholds, power against the limit, throttling, ECC / row remapping / retired pages, recent XIDs,
-        NVLink state and errors, PCIe link width/generation and replays, and running processes (zombies,
-        memory no process accounts for); then the node's status and the SRE action
-        (e.g. drain and reset GPU 3, or cordon and RMA). Unreadable signals are reported, never assumed fine."""
+        """Start here: one health check of the node's GPUs. The node's status and SRE action first (e.g.
+        drain and reset GPU 3, or cordon and RMA), then each GPU that is not healthy with its reason and
+        the evidence: temperature against NVML's own thresholds, power against the limit, throttling,
+        ECC / row remapping / retired pages, recent XIDs, NVLink state and errors, PCIe link
+        width/generation and replays, running processes (zombies, memory no process accounts for).
+        Ends with the counts and the checks that could not be made (never assumed fine).
+        detail="full" adds every GPU's 0-100 score and all its reasons."""
         refs = select_gpus(app, gpus)
         xids, notes, unavailable = recent_xids(app, since)
         topology = topology_tool.inspect(app, app.backend.adapter.gpus())
@@ -293,18 +328,24 @@ def register(app: AgentApp) -> None:
             for ref in refs
         ]
         items = [gpu for gpu, _ in judged]
-        status, action = node.node_verdict([a for _, a in judged])
+        _, action = node.node_verdict([a for _, a in judged])
         stray = [x for x in xids if x.gpu_index is None]
         if stray:
             notes.append("XIDs on no GPU NVML lists: " + ", ".join(f"XID {x.code} x{x.count}" for x in stray))
-        return HealthResult(
-            source=source(app),
-            since=since,
-            node_status=status,
-            node_action=action,
-            gpus=items,
-            notes=notes,
-            unavailable=unavailable,
+        statuses: list[tuple[GpuName, Status]] = [
+            (GpuName(index=g.index, uuid=g.uuid, pci_bus_id=g.pci_bus_id), g.status) for g in items
+        ]
+        head = node_head(
+            detail,
+            statuses,
+            [problem(g) for g in items if g.status != "healthy"],
+            action,
+            fold_unavailable(unavailable, {g.index: g.unavailable for g in items}),
         )
+        result = HealthResult(**head, since=since, notes=notes, source=source(app))
+        if detail == "full":
+            result.gpus = items
+            result.not_supported = split_not_supported(result)
+        return result
 
     app.add_tool(get_gpu_health, title="GPU health (node verdict and action)", annotations=READ_ONLY)

@@ -11,8 +11,20 @@ from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
 from k8s_gpu_mcp.tools import _common
-from k8s_gpu_mcp.tools._common import READ_ONLY, GpuSelector, Source, clip, select_gpus
-from k8s_gpu_mcp.xid.models import XidAnalysis
+from k8s_gpu_mcp.tools._common import (
+    READ_ONLY,
+    Evidence,
+    GpuName,
+    GpuProblem,
+    GpuSelector,
+    NodeAnswer,
+    Source,
+    clip,
+    node_head,
+    select_gpus,
+)
+from k8s_gpu_mcp.vocabulary import Detail, DetailLevel, Status, worst
+from k8s_gpu_mcp.xid.models import SxidEvent, Workflow, XidAnalysis, XidEvent, XidSummary
 
 if TYPE_CHECKING:
     from k8s_gpu_mcp.server import AgentApp
@@ -52,12 +64,91 @@ def _check_filters(since: str, min_severity: str | None) -> None:
         parse_since(since, datetime.now(UTC))
     except (ValueError, OverflowError):
         raise ToolError(f"invalid since {clip(since)}: use {SINCE_HELP}") from None
-    if min_severity is not None and min_severity not in SEVERITY_ORDER:
+    if min_severity is not None and min_severity.strip().lower() not in {k.lower() for k in SEVERITY_ORDER}:
         raise ToolError(f"invalid min_severity {clip(min_severity)}; valid: {', '.join(SEVERITY_ORDER)}")
 
 
-class XidErrorsResult(XidAnalysis):
+class XidErrorsResult(NodeAnswer):
+    since: datetime | None = Field(description="start of the window (null: no lower bound)")
+    sources: list[str] = Field(
+        description="where events were read: kmsg, journal, dmesg, file, nvml, scenario"
+    )
+    total_events: int
+    notes: list[str] = Field(default_factory=list)
+    sxid_count: int = Field(0, description="NVSwitch SXids in the window (listed with detail=full)")
+    xids: list[XidSummary] | None = Field(
+        None, description="full only: per XID and GPU, the count, first and last seen, and the action"
+    )
+    workflows: list[Workflow] | None = Field(
+        None,
+        description="full only: NVIDIA's investigatory workflows per GPU, the pattern seen and its advice",
+    )
+    events: list[XidEvent] | None = Field(None, description="full only: the most recent events (limit)")
+    truncated: bool | None = Field(None, description="full only: limit cut the event list")
+    sxids: list[SxidEvent] | None = Field(None, description="full only: NVSwitch SXids (never GPU XIDs)")
     source: Source
+
+
+def xid_problems(rows: list[XidSummary]) -> list[GpuProblem]:
+    """Per GPU (or unmatched PCI id), the XIDs that are not informational, as summary problems."""
+    by_gpu: dict[tuple[int | None, str | None], list[XidSummary]] = {}
+    for row in rows:
+        if row.status != "healthy":
+            by_gpu.setdefault((row.index, row.pci_bus_id if row.index is None else None), []).append(row)
+    problems = []
+    for group in by_gpu.values():
+        first = group[0]  # rows are sorted most severe first
+        problems.append(
+            GpuProblem(
+                index=first.index,
+                uuid=first.uuid,
+                pci_bus_id=first.pci_bus_id,
+                status=worst(r.status for r in group),
+                reason="; ".join(f"XID {r.xid} {r.name} x{r.count}" for r in group),
+                evidence=[
+                    Evidence(
+                        check="xid",
+                        status=r.status,
+                        finding=f"XID {r.xid} ({r.name}) x{r.count}: {r.sre_action}",
+                        readings={
+                            "xid": r.xid,
+                            "count": r.count,
+                            "catalog_severity": r.catalog_severity,
+                            "first_seen": r.first_seen.isoformat() if r.first_seen else None,
+                            "last_seen": r.last_seen.isoformat() if r.last_seen else None,
+                        },
+                    )
+                    for r in group
+                ],
+                action=first.sre_action,
+            )
+        )
+    return problems
+
+
+def answer(app: AgentApp, analysis: XidAnalysis, refs: list[Any], detail: DetailLevel) -> XidErrorsResult:
+    problems = xid_problems(analysis.xids)
+    status_of = {p.index: p.status for p in problems if p.index is not None}
+    statuses: list[tuple[GpuName, Status]] = [
+        (_common.gpu_name(r), "lost" if r.lost_reason else status_of.get(r.index, "healthy")) for r in refs
+    ]
+    head = node_head(detail, statuses, problems, analysis.action, analysis.unavailable)
+    if any(p.index is None for p in problems):  # an XID on a GPU NVML does not list still counts
+        head["status"] = worst([head["status"], *(p.status for p in problems)])
+    result = XidErrorsResult(
+        **head,
+        since=analysis.since,
+        sources=analysis.sources,
+        total_events=analysis.total_events,
+        notes=analysis.notes,
+        sxid_count=len(analysis.sxids),
+        source=_common.source(app),
+    )
+    if detail == "full":
+        result.xids, result.events, result.sxids = analysis.xids, analysis.events, analysis.sxids
+        result.workflows = analysis.workflows
+        result.truncated = analysis.truncated
+    return result
 
 
 def _mock_boot_time(lines: list[str], now: datetime) -> datetime:
@@ -77,8 +168,9 @@ def collect_xids(
     min_severity: str | None = None,
     limit: int = 200,
     source: str | None = None,
-) -> XidErrorsResult:
-    """The XID analysis behind analyze_xid_errors (also used by get_gpu_health); ToolError on bad input."""
+) -> tuple[XidAnalysis, list[Any]]:
+    """The XID analysis behind analyze_xid_errors (also used by get_gpu_health), and the GPUs it
+    covers; ToolError on bad input."""
     from k8s_gpu_mcp.xid.analyze import analyze
     from k8s_gpu_mcp.xid.sources import parse_boot_time, read_kernel_log
 
@@ -181,7 +273,7 @@ def collect_xids(
         )
     except ValueError as exc:
         raise ToolError(str(exc)) from exc
-    return XidErrorsResult(**result.model_dump(), source=_common.source(app))
+    return result, refs if indexes is None else [r for r in refs if r.index in indexes]
 
 
 def register(app: AgentApp) -> None:
@@ -189,7 +281,10 @@ def register(app: AgentApp) -> None:
         since: Annotated[str, Field(description='Window: "30m", "24h", "7d" or an RFC 3339 time')] = "24h",
         gpus: GpuSelector = None,
         min_severity: Annotated[
-            str | None, Field(description="Only events at or above: Info, Warning, Critical or Fatal")
+            str | None,
+            Field(
+                description="Only events at or above this catalog severity: Info, Warning, Critical or Fatal"
+            ),
         ] = None,
         limit: Annotated[int, Field(ge=1, le=5000, description="Most recent events to return")] = 200,
         source: Annotated[
@@ -199,15 +294,19 @@ def register(app: AgentApp) -> None:
                 "the operator named at start-up (--kernel-log, --xid-log-files)"
             ),
         ] = None,
+        detail: Detail = "summary",
     ) -> XidErrorsResult:
-        """Find NVIDIA XID errors (kernel log + live NVML events) and say what to do: per event the XID,
-        NVIDIA's catalog name, severity, SRE action and resolution bucket (decoded from the message where
-        NVIDIA's action depends on it: 45, 48, 74, 144-150, 154), the GPU index/UUID/PCI id, pid and process;
-        a per-GPU summary, a node verdict (worst severity) and one recommendation naming GPUs and actions.
-        NVIDIA's investigatory workflows (13, 31, 45, 48, 74, 154) are evaluated per GPU over the window and
-        name the pattern seen. Use it for stuck or crashed GPU jobs. SXids (NVSwitch) are listed separately."""
-        return collect_xids(
+        """Find NVIDIA XID errors (kernel log + live NVML events) and say what to do: the node's status
+        (worst XID on the status scale) and one action naming GPUs and actions, then per GPU the XIDs
+        that need action with counts, catalog severity, first/last seen and NVIDIA's SRE action (decoded
+        from the message where NVIDIA's action depends on it: 45, 48, 74, 144-150, 154).
+        detail="full" adds per event the resolution bucket, pid, process and the kernel line, and the
+        NVSwitch SXids. NVIDIA's investigatory workflows (13, 31, 45, 48, 74, 154) are evaluated per GPU
+        over the window and name the pattern seen (detail="full": workflows). Use it for stuck or crashed
+        GPU jobs."""
+        analysis, refs = collect_xids(
             app, since=since, gpus=gpus, min_severity=min_severity, limit=limit, source=source
         )
+        return answer(app, analysis, refs, detail)
 
     app.add_tool(analyze_xid_errors, title="Analyze XID errors", annotations=READ_ONLY)

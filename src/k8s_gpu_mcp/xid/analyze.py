@@ -12,10 +12,11 @@ from typing import Any
 
 from ..gpu.pci import normalize_bus_id
 from ..k8s.cgroup import read_cgroup
+from ..vocabulary import XID_STATUS, worst
 from . import workflows
 from .catalog import SEVERITY_ORDER, lookup
 from .decode import decode
-from .models import SxidEvent, Verdict, XidAnalysis, XidEvent, XidSummary
+from .models import SxidEvent, XidAnalysis, XidEvent, XidSummary
 from .parse import KernelEvent
 from .parse import SxidEvent as RawSxid
 from .workflows import RECURRING_COUNT, REPLACE_ACTION
@@ -144,6 +145,10 @@ def analyze(
 ) -> XidAnalysis:
     """Analyse XID events. Raises ValueError (with the valid choices) on bad arguments."""
     now = now or datetime.now(UTC)
+    if min_severity is not None:
+        min_severity = next(
+            (k for k in SEVERITY_ORDER if k.lower() == min_severity.strip().lower()), min_severity
+        )
     if min_severity is not None and min_severity not in SEVERITY_ORDER:
         raise ValueError(
             f"invalid min_severity {_ECHO.repr(min_severity)}; valid: {', '.join(SEVERITY_ORDER)}"
@@ -186,16 +191,15 @@ def analyze(
     found = workflows.evaluate(decoded)  # over every event of the window, before min_severity
     workflows.apply(decoded, found)
     if min_severity is not None:
-        decoded = [e for e in decoded if SEVERITY_ORDER[e.severity] >= SEVERITY_ORDER[min_severity]]
+        decoded = [e for e in decoded if SEVERITY_ORDER[e.catalog_severity] >= SEVERITY_ORDER[min_severity]]
 
-    summary = _summary(decoded, {(w.xid, w.gpu_index, w.bus_id) for w in found})
-    verdict: Verdict = max((e.severity for e in decoded), key=SEVERITY_ORDER.__getitem__, default="OK")
+    summary = _summary(decoded, {(w.xid, w.index, w.pci_bus_id) for w in found})
     truncated = len(decoded) > limit
     return XidAnalysis(
-        verdict=verdict,
-        recommendation=_recommendation(summary),
+        status=worst(e.status for e in decoded),
+        action=_recommendation(summary),
         events=decoded[-limit:],
-        summary=summary,
+        xids=summary,
         workflows=found,
         sxids=[_sxid(s) for s in sxids if lower is None or s.timestamp is None or s.timestamp >= lower],
         total_events=len(decoded),
@@ -234,7 +238,8 @@ def _event(
         kind=ev.kind,
         xid=code,
         name=name,
-        severity=d.severity,
+        status=XID_STATUS[d.severity],
+        catalog_severity=d.severity,
         sre_action=d.sre_action,
         bucket=d.bucket,
         investigatory_bucket=d.investigatory_bucket,
@@ -244,9 +249,9 @@ def _event(
         app_caused_why=d.app_caused_why,
         sympathetic=ev.sympathetic or (code == 45 and d.severity == "Info"),
         caused_by_xid=ev.caused_by_xid,
-        gpu_index=ev.gpu_index,
-        gpu_uuid=gpu.uuid if gpu else None,
-        bus_id=ev.bus_id,
+        index=ev.gpu_index,
+        uuid=gpu.uuid if gpu else None,
+        pci_bus_id=ev.bus_id,
         pci=ev.pci,
         pid=ev.pid,
         process=ev.process,
@@ -264,37 +269,38 @@ def _summary(
     GPU escalate to replacing it."""
     groups: dict[tuple[int, int | None, str | None], list[XidEvent]] = {}
     for e in events:
-        groups.setdefault((e.xid, e.gpu_index, e.bus_id), []).append(e)
+        groups.setdefault((e.xid, e.index, e.pci_bus_id), []).append(e)
     out = []
     for (xid, index, bus_id), evs in groups.items():
-        worst = max(evs, key=lambda e: SEVERITY_ORDER[e.severity])
+        top = max(evs, key=lambda e: SEVERITY_ORDER[e.catalog_severity])
         stamps = [e.timestamp for e in evs if e.timestamp]
-        action = worst.sre_action
+        action = top.sre_action
         if (
             (xid, index, bus_id) not in by_workflow
             and len(evs) >= RECURRING_COUNT
-            and worst.severity in ("Critical", "Fatal")
+            and top.catalog_severity in ("Critical", "Fatal")
             and lookup(xid).origin == "hardware"
         ):
             action = REPLACE_ACTION
         out.append(
             XidSummary(
                 xid=xid,
-                name=worst.name,
-                gpu_index=index,
-                gpu_uuid=worst.gpu_uuid,
-                bus_id=bus_id,
+                name=top.name,
+                index=index,
+                uuid=top.uuid,
+                pci_bus_id=bus_id,
                 count=len(evs),
                 first_seen=min(stamps, default=None),
                 last_seen=max(stamps, default=None),
-                severity=worst.severity,
+                status=top.status,
+                catalog_severity=top.catalog_severity,
                 sre_action=action,
             )
         )
     out.sort(
         key=lambda s: (
-            -SEVERITY_ORDER[s.severity],
-            s.gpu_index if s.gpu_index is not None else 1 << 30,
+            -SEVERITY_ORDER[s.catalog_severity],
+            s.index if s.index is not None else 1 << 30,
             s.xid,
         )
     )
@@ -315,7 +321,7 @@ def _gpu_label(indexes: list[int | None], buses: list[str | None]) -> str:
 def _recommendation(summary: list[XidSummary]) -> str:
     if not summary:
         return "No XID errors in the window; no action needed."
-    actionable = [s for s in summary if s.severity != "Info"] or summary
+    actionable = [s for s in summary if s.catalog_severity != "Info"] or summary
     by_action: dict[str, dict[int, list[XidSummary]]] = {}
     for s in actionable:
         by_action.setdefault(s.sre_action, {}).setdefault(s.xid, []).append(s)
@@ -323,7 +329,7 @@ def _recommendation(summary: list[XidSummary]) -> str:
     for action, per_xid in by_action.items():
         clauses = []
         for xid, rows in per_xid.items():
-            label = _gpu_label([r.gpu_index for r in rows], [r.bus_id for r in rows])
+            label = _gpu_label([r.index for r in rows], [r.pci_bus_id for r in rows])
             count = sum(r.count for r in rows)
             times = f" ({count} times)" if count > 1 else ""
             clauses.append(f"XID {xid} ({rows[0].name}) on {label}{times}")

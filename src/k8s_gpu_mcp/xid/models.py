@@ -8,9 +8,9 @@ from typing import Literal
 from pydantic import Field
 
 from k8s_gpu_mcp.models import ToolModel
+from k8s_gpu_mcp.vocabulary import Status
 
 Severity = Literal["Info", "Warning", "Critical", "Fatal"]
-Verdict = Literal["OK", "Info", "Warning", "Critical", "Fatal"]
 
 
 class XidEvent(ToolModel):
@@ -22,7 +22,8 @@ class XidEvent(ToolModel):
     )
     xid: int = Field(description="XID number (79 for a lost GPU reported without an XID)")
     name: str
-    severity: Severity
+    status: Status = Field(description="catalog_severity on the one status scale (docs/tools.md)")
+    catalog_severity: Severity = Field(description="severity derived from NVIDIA's resolution bucket")
     sre_action: str
     bucket: str | None = Field(description="NVIDIA's immediate resolution bucket (after message decoding)")
     investigatory_bucket: str | None = None
@@ -32,9 +33,9 @@ class XidEvent(ToolModel):
     app_caused_why: str | None = None
     sympathetic: bool = Field(False, description="Side effect of another XID")
     caused_by_xid: int | None = None
-    gpu_index: int | None = None
-    gpu_uuid: str | None = None
-    bus_id: str | None = Field(None, description="NVML form, e.g. 00000000:3B:00.0")
+    index: int | None = Field(None, description="GPU index; null when the PCI id matches no GPU NVML lists")
+    uuid: str | None = None
+    pci_bus_id: str | None = Field(None, description="NVML form, e.g. 00000000:3B:00.0")
     pci: str | None = Field(None, description="PCI id exactly as the kernel printed it")
     pid: int | None = None
     process: str | None = None
@@ -49,13 +50,14 @@ class XidEvent(ToolModel):
 class XidSummary(ToolModel):
     xid: int
     name: str
-    gpu_index: int | None
-    gpu_uuid: str | None
-    bus_id: str | None
+    index: int | None
+    uuid: str | None
+    pci_bus_id: str | None
     count: int
     first_seen: datetime | None
     last_seen: datetime | None
-    severity: Severity
+    status: Status
+    catalog_severity: Severity
     sre_action: str
 
 
@@ -66,11 +68,12 @@ class Workflow(ToolModel):
         description="NVIDIA's workflow (WORKFLOW_XID_13, ...), or the ECC verdict for 63/64"
     )
     xid: int
-    gpu_index: int | None
-    bus_id: str | None
+    index: int | None
+    pci_bus_id: str | None
     count: int = Field(description="Events of this XID on this GPU in the window")
     pattern: str = Field(description="The pattern seen, and what it points at")
-    severity: Severity
+    status: Status
+    catalog_severity: Severity
     sre_action: str = Field(description="The advice for this XID on this GPU (replaces the per-event one)")
 
 
@@ -87,10 +90,10 @@ class SxidEvent(ToolModel):
 
 
 class XidAnalysis(ToolModel):
-    verdict: Verdict = Field(description="Worst severity among the reported events; OK when there are none")
-    recommendation: str
+    status: Status = Field(description="Worst status among the reported events; healthy when there are none")
+    action: str = Field(description="One recommendation naming the GPUs and the actions")
     events: list[XidEvent]
-    summary: list[XidSummary]
+    xids: list[XidSummary] = Field(description="Per XID and GPU: count, first and last seen, action")
     workflows: list[Workflow] = Field(
         default_factory=list,
         description="NVIDIA's investigatory workflows per GPU: the pattern seen and its advice",

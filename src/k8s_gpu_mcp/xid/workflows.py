@@ -27,6 +27,7 @@ from collections.abc import Callable
 
 from ..diagnose.ecc import ACTIONS as ECC_ACTIONS
 from ..diagnose.ecc import XID_VERDICT
+from ..vocabulary import XID_STATUS
 from .catalog import SEVERITY_ORDER, Severity
 from .models import Workflow, XidEvent
 
@@ -45,7 +46,7 @@ Rule = Callable[[list[XidEvent], dict[int, list[XidEvent]]], Workflow | None]
 
 
 def _gpu_key(e: XidEvent | Workflow) -> str:
-    return str(e.gpu_index) if e.gpu_index is not None else (e.bus_id or "?")
+    return str(e.index) if e.index is not None else (e.pci_bus_id or "?")
 
 
 def _finding(
@@ -54,11 +55,12 @@ def _finding(
     return Workflow(
         workflow=name,
         xid=xid,
-        gpu_index=evs[0].gpu_index,
-        bus_id=evs[0].bus_id,
+        index=evs[0].index,
+        pci_bus_id=evs[0].pci_bus_id,
         count=len(evs),
         pattern=pattern,
-        severity=severity,
+        status=XID_STATUS[severity],
+        catalog_severity=severity,
         sre_action=action,
     )
 
@@ -190,9 +192,11 @@ def _xid74(evs: list[XidEvent], by_xid: dict[int, list[XidEvent]]) -> Workflow |
     pattern = (
         f"ECC/parity errors more than {X74_REPORT_AFTER} times on link {', '.join(busy)}: report to NVIDIA"
     )
-    worst = max(evs, key=lambda e: SEVERITY_ORDER[e.severity])
+    worst = max(evs, key=lambda e: SEVERITY_ORDER[e.catalog_severity])
     severity: Severity = (
-        "Critical" if SEVERITY_ORDER[worst.severity] < SEVERITY_ORDER["Critical"] else worst.severity
+        "Critical"
+        if SEVERITY_ORDER[worst.catalog_severity] < SEVERITY_ORDER["Critical"]
+        else worst.catalog_severity
     )
     return _finding(
         "WORKFLOW_NVLINK_ERR",
@@ -210,7 +214,7 @@ def _xid154(evs: list[XidEvent], by_xid: dict[int, list[XidEvent]]) -> Workflow 
         return None
     last = dated[-1]  # events arrive in time order
     pattern = f"the driver's latest recovery action for this GPU is {last.subcode}"
-    return _finding("XID_154", 154, evs, pattern, last.severity, last.sre_action)
+    return _finding("XID_154", 154, evs, pattern, last.catalog_severity, last.sre_action)
 
 
 RULES: dict[int, Rule] = {
@@ -241,5 +245,5 @@ def apply(events: list[XidEvent], findings: list[Workflow]) -> None:
         f = by_key.get((e.xid, _gpu_key(e)))
         if f is None:
             continue
-        e.severity, e.sre_action = f.severity, f.sre_action
+        e.catalog_severity, e.status, e.sre_action = f.catalog_severity, f.status, f.sre_action
         e.notes.append(f"{f.workflow} over the window on this GPU: {f.pattern}.")

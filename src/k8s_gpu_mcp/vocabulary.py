@@ -1,0 +1,79 @@
+"""The one vocabulary every answer uses (tools, gateway, prompts), documented in docs/tools.md.
+
+An assistant reads many tools; each word here means the same thing in all of them:
+
+* ``status``: one scale, per GPU and per node (a node's status is its worst GPU's);
+* ``action``: the next step, one sentence;
+* ``index``, ``uuid``, ``pci_bus_id``: how a GPU is named (NVML's index, UUID and bus id form);
+* ``unavailable``: what could not be read, and why (``field -> reason``); unknown is never healthy;
+* ``not_supported``: what this GPU model or mode never has (L1 ECC on Hopper, NVLink on a PCIe
+  card, fan on a passive board): not a failure, so summaries leave it out and ``full`` counts it once.
+
+XID catalog severities are mapped onto ``status`` in :data:`XID_STATUS`, the one table for that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field
+
+Status = Literal["healthy", "unknown", "warning", "degraded", "critical", "lost"]
+STATUS_RANK: dict[str, int] = {
+    "healthy": 0,
+    "unknown": 1,
+    "warning": 2,
+    "degraded": 3,
+    "critical": 4,
+    "lost": 5,
+}
+STATUS_MEANING: dict[str, str] = {
+    "healthy": "every check this tool makes passed",
+    "unknown": "a check that decides the answer could not be read (see unavailable); never healthy",
+    "warning": "works, but needs a look (near a limit, a warning XID, a zombie, an unreadable signal)",
+    "degraded": "works with reduced capability (throttled, link down, a repair pending a reset)",
+    "critical": "do not run work on it: an RMA criterion or a fatal XID; drain the node",
+    "lost": "fell off the bus: NVML reports the GPU lost",
+}
+# NVIDIA's XID catalog words (xid/catalog.py) on the one status scale.
+XID_STATUS: dict[str, Status] = {
+    "Info": "healthy",
+    "Warning": "warning",
+    "Critical": "degraded",
+    "Fatal": "critical",
+}
+# A health reason's severity (diagnose/health.py) on the status scale: an info reason is a note.
+SEVERITY_STATUS: dict[str, Status] = {
+    "info": "healthy",
+    "unknown": "unknown",
+    "warning": "warning",
+    "degraded": "degraded",
+    "critical": "critical",
+}
+NOT_SUPPORTED = "NotSupported"
+
+
+def _lower(value: Any) -> Any:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+DetailLevel = Literal["summary", "full"]
+Detail = Annotated[
+    DetailLevel,
+    BeforeValidator(_lower),
+    Field(
+        description="summary (default): node status and action, then only the GPUs that are not healthy "
+        "with their evidence, and the counts; full: every reading of every GPU"
+    ),
+]
+
+
+def worst(statuses: Iterable[Status], default: Status = "healthy") -> Status:
+    """The most severe status on the scale (a node's status is its worst GPU's)."""
+    return max(statuses, key=STATUS_RANK.__getitem__, default=default)
+
+
+def is_not_supported(reason: str) -> bool:
+    """NVML's NotSupported: this model or mode never has the field (not a failed read)."""
+    return reason.startswith(NOT_SUPPORTED)
