@@ -18,8 +18,10 @@ async def test_clean_h100_has_counters_per_location_and_no_retired_pages(make_ap
     assert gpu["memory_state"] == "healthy" and gpu["repair_mechanism"] == "row_remapping"
     assert gpu["aggregate"]["uncorrected"]["by_location"]["dram"] == 0
     assert gpu["aggregate"]["uncorrected"]["by_location"]["l1_cache"] is None  # N/A is null, not 0
-    assert "aggregate.uncorrected.l1_cache" not in gpu["unavailable"]  # NotSupported by design: counted once
-    assert "aggregate.uncorrected.l1_cache" in data["not_supported"]["fields"]
+    assert (
+        gpu["unavailable"]["aggregate.uncorrected.l1_cache"] == "NotSupported"
+    )  # by design: the call said once
+    assert "nvmlDeviceGetMemoryErrorCounter" in data["not_supported"]["calls"]
     assert gpu["retired_pages"] == {"sbe": None, "dbe": None, "pending": None}
     assert gpu["sram_threshold_exceeded"] is False
     assert data["status"] == "healthy"

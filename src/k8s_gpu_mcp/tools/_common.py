@@ -13,7 +13,7 @@ from pydantic import Field, StrictInt, StrictStr
 
 from k8s_gpu_mcp.gpu.pci import kernel_bus_id
 from k8s_gpu_mcp.models import ToolModel
-from k8s_gpu_mcp.vocabulary import STATUS_RANK, DetailLevel, Status, is_not_supported, worst
+from k8s_gpu_mcp.vocabulary import NOT_SUPPORTED, STATUS_RANK, DetailLevel, Status, is_not_supported, worst
 
 if TYPE_CHECKING:
     from k8s_gpu_mcp.gpu.adapter import GpuRef
@@ -142,10 +142,15 @@ class Counts(ToolModel):
 
 
 class NotSupported(ToolModel):
-    """Fields this GPU model or mode never has (NVML NotSupported), counted once instead of per GPU."""
+    """Fields this GPU model or mode never has (NVML NotSupported), counted once for the node."""
 
-    count: int = Field(description="how many per-GPU fields NVML answered NotSupported")
-    fields: list[str] = Field(description="their names, each once")
+    count: int = Field(description="per-GPU fields NVML answered NotSupported (each says just NotSupported)")
+    calls: list[str] = Field(description="the NVML calls that answered NotSupported, each once")
+
+
+def full_only(description: str) -> Any:
+    """A field only ``detail="full"`` fills: left out of a summary rather than sent as null."""
+    return Field(None, description=f"full only: {description}", exclude_if=lambda v: v is None)
 
 
 class NodeAnswer(ToolModel):
@@ -208,8 +213,9 @@ def fold_unavailable(node: dict[str, str], per_gpu: dict[int, dict[str, str]]) -
 
 
 def split_not_supported(model: ToolModel) -> NotSupported | None:
-    """Take NotSupported entries out of every ``unavailable`` in ``model`` (recursively) and count them."""
-    names: set[str] = set()
+    """Shorten every NotSupported reason in ``model`` (recursively) to the bare word, the NVML calls
+    said once in the returned count: the null keeps its reason, the reason is not repeated per GPU."""
+    calls: set[str] = set()
     count = 0
 
     def walk(obj: Any) -> None:
@@ -217,10 +223,13 @@ def split_not_supported(model: ToolModel) -> NotSupported | None:
         if isinstance(obj, ToolModel):
             unavailable = getattr(obj, "unavailable", None)
             if isinstance(unavailable, dict):
-                for key in [k for k, v in unavailable.items() if isinstance(v, str) and is_not_supported(v)]:
-                    del unavailable[key]
-                    names.add(key)
-                    count += 1
+                for key, why in unavailable.items():
+                    if isinstance(why, str) and is_not_supported(why):
+                        call = why.removeprefix(NOT_SUPPORTED).strip(" :")
+                        if call:
+                            calls.add(call)
+                        unavailable[key] = NOT_SUPPORTED
+                        count += 1
             for name in type(obj).model_fields:
                 if name != "unavailable":
                     walk(getattr(obj, name))
@@ -229,4 +238,4 @@ def split_not_supported(model: ToolModel) -> NotSupported | None:
                 walk(item)
 
     walk(model)
-    return NotSupported(count=count, fields=sorted(names)) if count else None
+    return NotSupported(count=count, calls=sorted(calls)) if count else None

@@ -20,6 +20,7 @@ from k8s_gpu_mcp.tools._common import (
     NotSupported,
     Source,
     fold_unavailable,
+    full_only,
     node_head,
     select_gpus,
     source,
@@ -105,8 +106,8 @@ class GpuEcc(ToolModel):
 
 
 class EccResult(NodeAnswer):
-    not_supported: NotSupported | None = Field(None, description="full only: fields this GPU model never has")
-    gpus: list[GpuEcc] | None = Field(None, description="full only: every counter of every GPU")
+    not_supported: NotSupported | None = full_only("fields this GPU model never has")
+    gpus: list[GpuEcc] | None = full_only("every counter of every GPU")
     source: Source
 
 

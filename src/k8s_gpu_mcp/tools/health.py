@@ -29,6 +29,7 @@ from k8s_gpu_mcp.tools._common import (
     NotSupported,
     Source,
     fold_unavailable,
+    full_only,
     node_head,
     select_gpus,
     source,
@@ -83,10 +84,8 @@ class GpuHealth(ToolModel):
 class HealthResult(NodeAnswer):
     since: str = Field(description="window for recent XIDs")
     notes: list[str] = Field(default_factory=list)
-    not_supported: NotSupported | None = Field(None, description="full only: fields this GPU model never has")
-    gpus: list[GpuHealth] | None = Field(
-        None, description="full only: every GPU's status, score and reasons with their evidence"
-    )
+    not_supported: NotSupported | None = full_only("fields this GPU model never has")
+    gpus: list[GpuHealth] | None = full_only("every GPU's status, score and reasons with their evidence")
     source: Source
 
 

@@ -20,6 +20,7 @@ from k8s_gpu_mcp.tools._common import (
     NodeAnswer,
     Source,
     clip,
+    full_only,
     node_head,
     select_gpus,
 )
@@ -76,16 +77,15 @@ class XidErrorsResult(NodeAnswer):
     total_events: int
     notes: list[str] = Field(default_factory=list)
     sxid_count: int = Field(0, description="NVSwitch SXids in the window (listed with detail=full)")
-    xids: list[XidSummary] | None = Field(
-        None, description="full only: per XID and GPU, the count, first and last seen, and the action"
+    xids: list[XidSummary] | None = full_only(
+        "per XID and GPU, the count, first and last seen, and the action"
     )
-    workflows: list[Workflow] | None = Field(
-        None,
-        description="full only: NVIDIA's investigatory workflows per GPU, the pattern seen and its advice",
+    workflows: list[Workflow] | None = full_only(
+        "NVIDIA's investigatory workflows per GPU, the pattern seen and its advice"
     )
-    events: list[XidEvent] | None = Field(None, description="full only: the most recent events (limit)")
-    truncated: bool | None = Field(None, description="full only: limit cut the event list")
-    sxids: list[SxidEvent] | None = Field(None, description="full only: NVSwitch SXids (never GPU XIDs)")
+    events: list[XidEvent] | None = full_only("the most recent events (limit)")
+    truncated: bool | None = full_only("limit cut the event list")
+    sxids: list[SxidEvent] | None = full_only("NVSwitch SXids (never GPU XIDs)")
     source: Source
 
 
