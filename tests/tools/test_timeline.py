@@ -25,7 +25,7 @@ async def test_xid48_and_the_pending_remap_are_on_gpu_0_in_time_order(make_app, 
     data = (await call(make_app(None, "ecc-dbe-xid48"), "get_node_timeline")).structured_content
     entries = data["entries"]
     xid48 = next(e for e in entries if e["kind"] == "xid" and "XID 48" in e["meaning"])
-    assert xid48["gpu"] == 0 and xid48["source"] == "kernel-log" and "Fatal" in xid48["meaning"]
+    assert xid48["gpu"] == 0 and xid48["source"] == "kernel-log" and "(critical)" in xid48["meaning"]
     ecc = next(e for e in entries if e["kind"] == "ecc")
     assert ecc["gpu"] == 0 and "reset-required" in ecc["meaning"]
     times = [e["time"] for e in entries if e["time"]]

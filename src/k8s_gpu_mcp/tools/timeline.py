@@ -22,7 +22,7 @@ from k8s_gpu_mcp.tools._common import READ_ONLY, Source, clip, source
 
 if TYPE_CHECKING:
     from k8s_gpu_mcp.server import AgentApp
-    from k8s_gpu_mcp.tools.xid import XidErrorsResult
+    from k8s_gpu_mcp.xid.models import XidAnalysis
 
 TOOLSET = "core"
 
@@ -47,14 +47,14 @@ class TimelineResult(ToolModel):
     )
 
 
-def xid_entries(result: XidErrorsResult) -> list[timeline.Entry]:
+def xid_entries(result: XidAnalysis) -> list[timeline.Entry]:
     out = []
     for ev in result.events:
         where: timeline.Source = "nvml" if ev.sources == ["nvml"] else "kernel-log"
         kind: timeline.Kind = "gpu_lost" if ev.kind == "gpu_lost" else "xid"
         act = ev.sre_action if ev.sre_action and ev.sre_action.lower() != "none" else "no action"
-        meaning = f"XID {ev.xid} {ev.name} ({ev.severity}): {act}"
-        out.append(timeline.Entry(ev.timestamp, where, kind, meaning, gpu=ev.gpu_index))
+        meaning = f"XID {ev.xid} {ev.name} ({ev.status}): {act}"
+        out.append(timeline.Entry(ev.timestamp, where, kind, meaning, gpu=ev.index))
     for sx in result.sxids:
         meaning = (
             f"SXid {sx.sxid} on NVSwitch {sx.switch}" + (" (fatal)" if sx.fatal else "") + f": {sx.message}"
@@ -126,7 +126,7 @@ def build_timeline(app: AgentApp, since: str, limit: int) -> TimelineResult:
         raise ToolError(str(exc)) from None
     if lower is not None and lower > now:
         raise ToolError(f"since {clip(since)} is in the future; use a past time or a window such as 24h")
-    xids = collect_xids(app, since=since, limit=5000)
+    xids, _ = collect_xids(app, since=since, limit=5000)
     unavailable = {f"xids.{k}": v for k, v in xids.unavailable.items()}
     notes = [f"XID analysis: {n}" for n in xids.notes]
     boots, boot_notes = boot_entries(app, lower)

@@ -125,8 +125,8 @@ def _ecc_check(state: dict[str, Any]) -> Check:
 def _xid_check(app: AgentApp, ref: GpuRef, since: datetime) -> Check:
     from k8s_gpu_mcp.tools.xid import collect_xids
 
-    xids = collect_xids(app, since=since.isoformat(), gpus=[ref.index])
-    mine = [s for s in xids.summary if s.gpu_index == ref.index]
+    xids, _ = collect_xids(app, since=since.isoformat(), gpus=[ref.index])
+    mine = [s for s in xids.xids if s.index == ref.index]
     if not mine:
         return Check(name="xids_since_reset", ok=True, detail=f"none since {since.isoformat()}")
     listed = ", ".join(f"XID {s.xid} x{s.count}" for s in mine)
