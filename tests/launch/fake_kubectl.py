@@ -3,7 +3,7 @@
 
 FAKE_KUBECTL_STATE is a directory: calls.jsonl records every argv, pod.json holds the "debugger pod".
 FAKE_KUBECTL_SCENARIO picks the behaviour: ok, no-node, node-forbidden, no-create, no-delete,
-unreachable, image-pull, stuck, logs-fallback, crash.
+unreachable, image-pull, stuck, logs-fallback, crash, ignore-eof (the agent never sees stdin's EOF).
 """
 
 import json
@@ -73,11 +73,13 @@ elif args[:1] == ["debug"]:
     for a in args:
         if a.startswith("--custom="):
             (state / "custom.json").write_text(Path(a.split("=", 1)[1]).read_text())
-    if scenario in ("ok", "no-delete", "logs-fallback", "crash"):
+    if scenario in ("ok", "no-delete", "logs-fallback", "crash", "ignore-eof"):
         (state / "pod.json").write_text(json.dumps(pod(running=True)))
         data = sys.stdin.buffer.read()
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
+        if scenario == "ignore-eof":  # a kubectl stream that does not pass the EOF on
+            time.sleep(60)
         if scenario == "logs-fallback":
             sys.stderr.write("warning: couldn't attach to pod/x, falling back to streaming logs: exit 3\n")
             sys.stderr.flush()

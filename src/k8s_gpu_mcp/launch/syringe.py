@@ -4,7 +4,15 @@ The MCP client runs this locally (``{"command": "k8s-gpu-mcp", "args": ["connect
 it starts ``kubectl debug node/NAME --profile=sysadmin -i --quiet -- k8s-gpu-mcp serve ...``, relays
 stdin/stdout byte for byte (stdout carries nothing else), forwards stderr, watches the debugger pod
 for image-pull errors and start-up timeouts, and deletes the pod when the session ends.
-Nothing stays in the cluster when no one is asking.
+Nothing stays in the cluster when no one is asking:
+
+- the client going away ends the session: stdin is relayed by this process, and at its EOF kubectl's
+  stdin is closed and, if the agent has not ended ``EOF_GRACE_S`` later, kubectl is stopped (the
+  kubectl stream does not always carry the EOF to the agent); a broken stdout pipe ends it too;
+- a signal at any point (before the pod exists included) ends the session and deletes the pod;
+- a SIGKILL of this process is covered by a watcher process: it holds the read end of a pipe that
+  only this process can write to, and when that pipe closes without a "done" line, it stops kubectl
+  and deletes the session's pod (at most ``ORPHAN_RETRIES`` looks over ~10 s for one still being made).
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ import array
 import fcntl
 import json
 import os
+import re
 import select
 import shutil
 import signal
@@ -37,6 +46,15 @@ DEBUG_CONTAINER = "debugger"  # the container name kubectl debug node/... gives 
 SESSION_ENV = "K8S_GPU_MCP_SESSION"  # marks the pod this session created
 DEFAULT_TIMEOUT_S = 120.0
 POLL_S = 0.5
+EOF_GRACE_S = 5.0  # after the client's EOF, how long the agent may take to end by itself
+ORPHAN_RETRIES = 5
+ORPHAN_RETRY_S = 2.0
+# A node name is a DNS-1123 subdomain (lower case, digits, '-', '.'; at most 253): nothing that
+# kubectl could read as a flag, nor a path.
+NODE_NAME_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
+# serve flags the launcher sets itself; after `--` they (or an abbreviation argparse would expand to
+# them) are refused rather than appended, so `-- --mode=operator` cannot beat `--mode read-only`
+FIXED_SERVE_FLAGS = ("--mode", "--host-root", "--transport")
 
 # Exit codes besides the agent's own (passed through from kubectl).
 EXIT_ERROR = 1
@@ -151,7 +169,17 @@ def parse_args(argv: Sequence[str], prog: str = "k8s-gpu-mcp connect") -> Option
     ns = build_parser(prog).parse_args(argv)
     kind, _, name = ns.target.rpartition("/")
     if kind not in ("", "node", "nodes", "no") or not name:
-        build_parser(prog).error(f"target must be node/NAME, got {ns.target!r}")
+        build_parser(prog).error(f"target must be node/NAME, got {ns.target[:300]!r}")
+    if len(name) > 253 or not NODE_NAME_RE.match(name):
+        build_parser(prog).error(
+            f"not a Kubernetes node name: {name[:80]!r} (lower-case letters, digits, '-' and '.', "
+            "starting and ending with a letter or digit, at most 253 characters)"
+        )
+    if bad := fixed_flag_override(extra):
+        build_parser(prog).error(
+            f"{bad[:80]!r} after `--` would override a flag the launcher sets ({', '.join(FIXED_SERVE_FLAGS)}); "
+            "use --mode before `--`"
+        )
     return Options(
         node=name,
         image=ns.image,
@@ -165,6 +193,15 @@ def parse_args(argv: Sequence[str], prog: str = "k8s-gpu-mcp connect") -> Option
         as_root=ns.as_root,
         serve_args=extra,
     )
+
+
+def fixed_flag_override(serve_args: Sequence[str]) -> str | None:
+    """The first serve arg that names (or abbreviates) a flag the launcher fixes, else None."""
+    for arg in serve_args:
+        name = arg.split("=", 1)[0]
+        if name.startswith("--") and len(name) > 2 and any(f.startswith(name) for f in FIXED_SERVE_FLAGS):
+            return arg
+    return None
 
 
 class Kubectl:
@@ -281,8 +318,11 @@ def preflight(k: Kubectl, opts: Options) -> list[str]:
     return warnings
 
 
-def nvml_mode_flag(serve_args: Sequence[str]) -> str:
-    """Real NVML in the pod, never a silent fallback; mock only when a profile/scenario asks for it."""
+def nvml_mode_flag(serve_args: Sequence[str]) -> str | None:
+    """Real NVML in the pod, never a silent fallback; mock only when a profile/scenario asks for it.
+    None when the serve args choose ``--nvml-mode`` themselves (given once, not overridden)."""
+    if any(a.split("=", 1)[0] == "--nvml-mode" for a in serve_args):
+        return None
     asks_mock = any(a.split("=", 1)[0] in ("--profile", "--scenario") for a in serve_args)
     return "--nvml-mode=mock" if asks_mock else "--nvml-mode=real"
 
@@ -300,7 +340,7 @@ def debug_argv(k: Kubectl, opts: Options, session: str, custom: str | None = Non
     serve = [
         "k8s-gpu-mcp",
         "serve",
-        nvml_mode_flag(opts.serve_args),
+        *filter(None, [nvml_mode_flag(opts.serve_args)]),
         f"--mode={opts.mode}",
         "--host-root=/host",
     ]
@@ -388,6 +428,8 @@ class Session:
         self.stderr_tail: deque[str] = deque(maxlen=20)
         self.lock = threading.Lock()
         self.stopping_by_signal = False
+        self.watcher: subprocess.Popen[bytes] | None = None
+        self.watcher_pipe: int | None = None  # write end: only this process holds it
 
     # threads -----------------------------------------------------------------------------------
     def _relay_stdout(self) -> None:
@@ -429,6 +471,30 @@ class Session:
             except OSError:
                 pending[0] = 0
             self.stdout_budget = pending[0]
+
+    def _relay_stdin(self) -> None:
+        """Copy our stdin to kubectl's. At EOF (the client is gone or done) close kubectl's stdin,
+        then give the agent EOF_GRACE_S to end before stopping kubectl, so the session ends even
+        when the kubectl stream does not pass the EOF on to the agent."""
+        assert self.proc is not None and self.proc.stdin is not None
+        sink = self.proc.stdin.fileno()
+        try:
+            while True:
+                data = os.read(sys.stdin.fileno(), 65536)
+                if not data:
+                    break
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(sink, view) :]
+        except OSError:  # kubectl ended (EPIPE), or stdin is unreadable
+            pass
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        if self.proc.poll() is None and not self.stopping.wait(EOF_GRACE_S) and self.proc.poll() is None:
+            _say(f"the client closed stdin and the agent did not end within {EOF_GRACE_S:g}s: stopping")
+            self.stop()
 
     def _relay_stderr(self) -> None:
         assert self.proc is not None and self.proc.stderr is not None
@@ -515,23 +581,35 @@ class Session:
             return self._run(debug_argv(self.k, self.opts, self.session, custom))
 
     def _run(self, argv: list[str]) -> int:
-        self.proc = subprocess.Popen(
-            argv, stdin=None, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0
-        )
-        threads = [
-            threading.Thread(target=self._relay_stdout, name="stdout", daemon=True),
-            threading.Thread(target=self._relay_stderr, name="stderr", daemon=True),
-            threading.Thread(target=self._watch_pod, name="watch", daemon=True),
-        ]
-        for t in threads:
-            t.start()
+        self._start_watcher()
         try:
-            rc = self.proc.wait()
+            if self.stopping.is_set():  # a signal came before kubectl started: nothing to start
+                self.stopping_by_signal = True
+                return 128 + signal.SIGTERM
+            self.proc = subprocess.Popen(
+                argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0
+            )
+            self._tell_watcher(f"pid {self.proc.pid}")
+            if self.stopping.is_set():  # a signal while kubectl was being started
+                self.stop()
+            threads = [
+                threading.Thread(target=self._relay_stdout, name="stdout", daemon=True),
+                threading.Thread(target=self._relay_stderr, name="stderr", daemon=True),
+                threading.Thread(target=self._watch_pod, name="watch", daemon=True),
+                threading.Thread(target=self._relay_stdin, name="stdin", daemon=True),
+            ]
+            for t in threads:
+                t.start()
+            try:
+                rc = self.proc.wait()
+            finally:
+                self.stopping.set()
+                threads[0].join(timeout=5)
+                threads[1].join(timeout=5)
+                self.cleanup()
         finally:
-            self.stopping.set()
-            threads[0].join(timeout=5)
-            threads[1].join(timeout=5)
-            self.cleanup()
+            self._tell_watcher("done")
+            self._close_watcher()
         if self.error is not None:
             raise self.error
         if rc != 0 and not self.running.is_set() and not self.stopping_by_signal:
@@ -539,6 +617,48 @@ class Session:
             if error.code != EXIT_ERROR:  # a recognised cause; otherwise the agent's own exit code
                 raise error
         return rc if rc >= 0 else 128 - rc
+
+    # the orphan watcher ------------------------------------------------------------------------------
+    def _start_watcher(self) -> None:
+        """A process in its own session that cleans up if this one dies without doing so (SIGKILL)."""
+        read_end, write_end = os.pipe()  # both non-inheritable: kubectl never holds the write end
+        spec = {
+            "fd": read_end,
+            "kubectl": self.k.argv(namespaced=True),
+            "node": self.opts.node,
+            "session": self.session,
+        }
+        try:
+            self.watcher = subprocess.Popen(
+                [sys.executable, "-m", "k8s_gpu_mcp.launch.syringe", "--orphan-watcher", json.dumps(spec)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,  # stdout is the MCP wire
+                pass_fds=(read_end,),
+                start_new_session=True,  # a Ctrl-C to our process group must not take it too
+            )
+            self.watcher_pipe = write_end
+        except OSError as exc:
+            os.close(write_end)
+            _say(f"warning: no orphan watcher ({exc}): if this process is killed, delete the pod yourself")
+        finally:
+            os.close(read_end)
+
+    def _tell_watcher(self, line: str) -> None:
+        if self.watcher_pipe is not None:
+            try:
+                os.write(self.watcher_pipe, f"{line}\n".encode())
+            except OSError:
+                pass
+
+    def _close_watcher(self) -> None:
+        if self.watcher_pipe is not None:
+            os.close(self.watcher_pipe)
+            self.watcher_pipe = None
+        if self.watcher is not None:
+            try:
+                self.watcher.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
 
     def cleanup(self) -> None:
         """Delete the debugger pod this session created (found now if the watcher had not yet)."""
@@ -562,6 +682,53 @@ class Session:
             return
         if res.returncode != 0:
             _say(f"warning: could not delete debugger pod {name}: {res.stderr.strip()}")
+
+
+def orphan_watcher(spec_json: str) -> int:
+    """Wait on the launcher's pipe; if it closes without "done", stop kubectl and delete the pod."""
+    spec = json.loads(spec_json)
+    kubectl_pid, data = None, b""
+    with os.fdopen(spec["fd"], "rb", buffering=0) as pipe:
+        while chunk := pipe.read(4096):
+            data += chunk
+            for line in data.splitlines():
+                if line.startswith(b"pid "):
+                    kubectl_pid = int(line[4:])
+            if b"done\n" in data:
+                return 0
+            data = data[-64:]
+    if kubectl_pid is not None:
+        try:
+            os.kill(kubectl_pid, signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            pass
+    base, node, session = spec["kubectl"], spec["node"], spec["session"]
+    for attempt in range(ORPHAN_RETRIES):
+        try:
+            res = subprocess.run(
+                [*base, "get", "pods", "--field-selector", f"spec.nodeName={node}", "-o", "json"],
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+            pods = json.loads(res.stdout).get("items", []) if res.returncode == 0 else []
+        except (subprocess.SubprocessError, OSError, ValueError):
+            pods = []
+        mine = [p for p in pods if is_session_pod(p, node, session)]
+        for pod in mine:
+            name, ns = pod["metadata"]["name"], pod["metadata"].get("namespace")
+            args = ["delete", "pod", name, "--wait=false", "--ignore-not-found", *(["-n", ns] if ns else [])]
+            try:
+                subprocess.run([*base, *args], stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+                _say(f"the launcher died: deleted its debugger pod {name}")
+            except (subprocess.SubprocessError, OSError) as exc:
+                _say(f"the launcher died and its debugger pod {name} could not be deleted: {exc}")
+        if mine:
+            return 0
+        if attempt < ORPHAN_RETRIES - 1:
+            time.sleep(ORPHAN_RETRY_S)  # the pod may still be being created
+    return 0
 
 
 def _say(message: str) -> None:
@@ -607,3 +774,9 @@ def plugin_main() -> int:
 
         return cluster.main(sys.argv[1:], prog="kubectl gpu-mcp")
     return main(sys.argv[1:], prog="kubectl gpu-mcp")
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["--orphan-watcher"]:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the terminal going away is the launcher's business
+    sys.exit(orphan_watcher(sys.argv[2]))
