@@ -235,14 +235,17 @@ class Kubectl:
         )
 
     def run(
-        self, *args: str, namespaced: bool = False, timeout: float = 30
+        self, *args: str, namespaced: bool = False, timeout: float = 30, detached: bool = False
     ) -> subprocess.CompletedProcess[str]:
+        """``detached``: in its own session, so a signal to our process group (an MCP client ending
+        its server with killpg, a Ctrl-C) cannot cut it short; used for the pod's deletion."""
         return subprocess.run(
             self.argv(*args, namespaced=namespaced),
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
             timeout=timeout,
+            start_new_session=detached,
         )
 
 
@@ -654,11 +657,8 @@ class Session:
         if self.watcher_pipe is not None:
             os.close(self.watcher_pipe)
             self.watcher_pipe = None
-        if self.watcher is not None:
-            try:
-                self.watcher.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
+        # not waited for: it reads "done" and exits by itself, and an MCP client gives its server
+        # only ~2 s after closing stdin before it signals the whole process group
 
     def cleanup(self) -> None:
         """Delete the debugger pod this session created (found now if the watcher had not yet)."""
@@ -676,7 +676,7 @@ class Session:
         if ns:
             args += ["-n", ns]
         try:
-            res = self.k.run(*args, timeout=30)
+            res = self.k.run(*args, timeout=30, detached=True)
         except subprocess.SubprocessError as exc:
             _say(f"warning: could not delete debugger pod {name}: {exc}")
             return
