@@ -171,9 +171,17 @@ class SessionPool:
                 tg.cancel_scope.cancel()
 
     async def close_all(self) -> None:
+        """SIGTERM every child at once (each deletes its pod in parallel), then wait for them. The
+        signal goes first, before the MCP sessions wind down: a client that gave us EOF may kill us
+        a few seconds later, and a child that already has its SIGTERM finishes the deletion alone."""
         self._closing = True
         sessions = list(self.sessions.values())
         for s in sessions:
+            if s.process is not None and s.process.returncode is None:
+                try:
+                    s.process.send_signal(signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
             s.close_requested.set()
         with anyio.move_on_after(STOP_GRACE_S + 5):
             for s in sessions:
