@@ -30,16 +30,26 @@ def no_arg_tools(app: AgentApp) -> list[str]:
     return sorted(t.name for t in tools if not t.input_schema.get("required"))
 
 
+def full_args(app: AgentApp) -> dict[str, dict[str, str]]:
+    """detail=full where a tool has it: summaries leave NotSupported out by design, full keeps it."""
+    tools = anyio.run(app.server.list_tools)
+    return {
+        t.name: {"detail": "full"} if "detail" in t.input_schema.get("properties", {}) else {} for t in tools
+    }
+
+
 def call_all(app: AgentApp, tools: list[str]) -> dict[str, tuple[object, set[str]]]:
     """Each tool's result, with the NVML functions that tool called."""
     fake = app.backend.nvml
+
+    args = full_args(app)
 
     async def run() -> dict[str, tuple[object, set[str]]]:
         out = {}
         for name in tools:
             fake.calls.clear()
             app.backend.adapter.gpus(refresh=True)
-            result = await app.server.call_tool(name, {})
+            result = await app.server.call_tool(name, args[name])
             out[name] = (result, set(fake.calls))
         return out
 

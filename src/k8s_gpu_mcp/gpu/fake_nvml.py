@@ -639,7 +639,11 @@ class FakeNvml:
         return int(_missing(caps.get(_NVLINK_CAP.get(capability, "?"))))
 
     def nvmlDeviceGetNvLinkErrorCounter(self, h: FakeHandle, link: int, counter: int) -> int:
-        errors = _missing(self._link("nvmlDeviceGetNvLinkErrorCounter", h, link).get("errors"))
+        # No capture prints these counters: a profile without them answers NoData (not read), not
+        # NotSupported (which real NVML answers where the GPU has no such counter).
+        errors = self._link("nvmlDeviceGetNvLinkErrorCounter", h, link).get("errors")
+        if errors is None:
+            raise NVMLError(NVML_ERROR_NO_DATA)
         return _missing(errors.get(_NVLINK_ERROR.get(counter, "?")))
 
     def nvmlDeviceGetFieldValues(self, h: FakeHandle, field_ids: list[Any]) -> list[c_nvmlFieldValue_t]:

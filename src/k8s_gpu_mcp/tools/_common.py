@@ -197,14 +197,21 @@ def node_head(
     }
 
 
-def fold_unavailable(node: dict[str, str], per_gpu: dict[int, dict[str, str]]) -> dict[str, str]:
+def fold_unavailable(
+    node: dict[str, str], per_gpu: dict[int, dict[str, str]], *, keep_not_supported: bool = False
+) -> dict[str, str]:
     """Node-level reasons plus each GPU's, the same field and reason on several GPUs said once
-    ("temperature_c": "NoPermission: ... (GPU 0, 1)"); NotSupported-by-design fields left out."""
-    out = {k: v for k, v in node.items() if not is_not_supported(v)}
+    ("temperature_c": "NoPermission: ... (GPU 0, 1)"); NotSupported-by-design fields left out unless
+    ``keep_not_supported`` (detail=full, where split_not_supported then counts them once)."""
+
+    def kept(why: str) -> bool:
+        return keep_not_supported or not is_not_supported(why)
+
+    out = {k: v for k, v in node.items() if kept(v)}
     folded: dict[tuple[str, str], list[int]] = {}
     for index, fields in per_gpu.items():
         for key, why in fields.items():
-            if not is_not_supported(why):
+            if kept(why):
                 folded.setdefault((key, why), []).append(index)
     for (key, why), indexes in folded.items():
         label = f"{why} (GPU {', '.join(map(str, indexes))})"

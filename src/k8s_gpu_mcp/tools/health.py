@@ -259,7 +259,10 @@ def failed_checks(xid_unavailable: dict[str, str], topo: dict[str, str]) -> dict
     out = {}
     if "xids" in xid_unavailable:
         out["xid"] = xid_unavailable["xids"]
-    if "nvlink.errors" in topo:
+    # NotSupported is by design (a driver or GPU that reports NVLink errors another way): the check
+    # does not exist there. Any other failure, NoData for a capture without counters too, means it
+    # could not run.
+    if "nvlink.errors" in topo and not topo["nvlink.errors"].startswith("NotSupported"):
         out["nvlink"] = f"NVLink error counters unreadable: {topo['nvlink.errors']}"
     return out
 
@@ -339,7 +342,9 @@ def register(app: AgentApp) -> None:
             statuses,
             [problem(g) for g in items if g.status != "healthy"],
             action,
-            fold_unavailable(unavailable, {g.index: g.unavailable for g in items}),
+            fold_unavailable(
+                unavailable, {g.index: g.unavailable for g in items}, keep_not_supported=detail == "full"
+            ),
         )
         result = HealthResult(**head, since=since, notes=notes, source=source(app))
         if detail == "full":
