@@ -132,6 +132,12 @@ class GpuProblem(GpuName):
     reason: str
     evidence: list[Evidence] = Field(default_factory=list)
     action: str | None = None
+    same_as: int | None = Field(
+        None,
+        description="the GPU index whose problem this one repeats word for word: its reason, evidence and "
+        "action are given there once, not again here",
+        exclude_if=lambda v: v is None,
+    )
 
 
 class Counts(ToolModel):
@@ -168,6 +174,22 @@ class NodeAnswer(ToolModel):
     )
 
 
+def fold_problems(problems: list[GpuProblem]) -> list[GpuProblem]:
+    """A problem several GPUs share word for word (eight GPUs with one unreadable counter) is said
+    once: the later GPUs point at the first with ``same_as`` and carry no copy of it."""
+    first: dict[tuple[str, str, str | None], int | None] = {}
+    out = []
+    for p in problems:
+        key = (p.status, p.reason, p.action)
+        if key in first:
+            out.append(GpuProblem(index=p.index, uuid=p.uuid, pci_bus_id=p.pci_bus_id, status=p.status,
+                                  reason=f"same as GPU {first[key]}", same_as=first[key]))  # fmt: skip
+        else:
+            first[key] = p.index
+            out.append(p)
+    return out
+
+
 def node_head(
     detail: DetailLevel,
     gpus: Iterable[tuple[GpuName, Status]],
@@ -178,8 +200,8 @@ def node_head(
     """The NodeAnswer fields from each GPU's status, its problems and what could not be read."""
     listed = list(gpus)
     statuses = [s for _, s in listed]
-    problems = sorted(
-        problems, key=lambda p: (-STATUS_RANK[p.status], p.index if p.index is not None else -1)
+    problems = fold_problems(
+        sorted(problems, key=lambda p: (-STATUS_RANK[p.status], p.index if p.index is not None else -1))
     )
     return {
         "status": worst(statuses),
