@@ -179,7 +179,8 @@ def test_journey_job_to_xid48_and_nothing_left(cluster: Cluster, fleet: dict[str
 
         again = ok(await client.call_tool("analyze_xid_errors", {"node": XID_NODE}))
         assert again["nodes"][0]["ok"], again["nodes"][0]
-        assert any(e["xid"] == 48 and e["gpu_index"] == 0 for e in again["nodes"][0]["result"]["events"])
+        problems = again["nodes"][0]["result"]["problems"]  # the summary: the unhealthy GPUs
+        assert any(p["index"] == 0 and "XID 48" in p["reason"] for p in problems), problems
         seen["pods_after_second"] = [p["spec"]["nodeName"] for p in debugger_pods(cluster)]
 
         sweep = ok(
@@ -188,7 +189,7 @@ def test_journey_job_to_xid48_and_nothing_left(cluster: Cluster, fleet: dict[str
             )
         )
         assert sweep["nodes_checked"] == 3 and sweep["unreachable"] == [], sweep
-        assert [(g["node"], g["index"], g["severity"]) for g in sweep["unhealthy"]] == [
+        assert [(g["node"], g["index"], g["status"]) for g in sweep["unhealthy"]] == [
             (XID_NODE, 0, "critical")
         ]
         assert sweep["healthy_gpus"] + len(sweep["unknown"]) == 23
