@@ -14,7 +14,7 @@ from k8s_gpu_mcp.diagnose import pcie as pcie_rules
 from k8s_gpu_mcp.diagnose.ecc import Verdict as EccVerdict
 from k8s_gpu_mcp.diagnose.throttle import Throttling
 from k8s_gpu_mcp.diagnose.topology import Finding
-from k8s_gpu_mcp.vocabulary import XID_STATUS
+from k8s_gpu_mcp.vocabulary import STATUS_RANK, XID_STATUS
 
 # "unknown": nothing wrong was found, but a check could not run or a signal could not be read, so
 # the GPU is not known to be healthy. It ranks above healthy and below warning: a found fault wins.
@@ -22,14 +22,6 @@ Status = Literal["healthy", "unknown", "warning", "degraded", "critical", "lost"
 Severity = Literal["info", "unknown", "warning", "degraded", "critical"]
 XidSeverity = Literal["Info", "Warning", "Critical", "Fatal"]
 PENALTY: dict[str, int] = {"info": 0, "unknown": 5, "warning": 10, "degraded": 25, "critical": 50}
-STATUS_RANK: dict[str, int] = {
-    "healthy": 0,
-    "unknown": 1,
-    "warning": 2,
-    "degraded": 3,
-    "critical": 4,
-    "lost": 5,
-}
 SEVERITY_RANK: dict[str, int] = {"info": 0, "unknown": 1, "warning": 2, "degraded": 3, "critical": 4}
 SEVERITY_STATUS: dict[str, Status] = {
     "info": "healthy",
