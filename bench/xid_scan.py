@@ -1,7 +1,7 @@
 """Benchmark: XID scan of a 1M-line (~70 MB) kernel log vs ``grep -F -c 'NVRM: Xid'`` on the same file.
 
 Generates the log under a temp dir (realistic filler, 0.1% XID lines), times both in the same run
-(median of 3 interleaved runs, page cache warm for both) and prints one JSON line:
+(median of 7 interleaved runs, page cache warm for both) and prints one JSON line:
 {"xid_scan_mb_s": ..., "grep_mb_s": ..., "ratio": ...}. grep's stdout is a pipe, not /dev/null:
 GNU grep stops at the first match when its output is /dev/null.
 """
@@ -61,7 +61,7 @@ def generate(path: Path) -> None:
             f.write(stamp + text.format(n=i, p=i % 7) + "\n")
 
 
-def _medians(a, b, rounds: int = 3) -> tuple[float, float]:
+def _medians(a, b, rounds: int = 7) -> tuple[float, float]:
     """Median wall time of ``a`` and of ``b``, interleaved so both see the same machine load."""
     ta, tb = [], []
     for _ in range(rounds):
