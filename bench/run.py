@@ -32,6 +32,9 @@ def percentile(samples: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
+START_RATIO_MAX = 1.25  # issue 18: cold start and first answers within 1.25x the minimal SDK server's
+
+
 def cold_start(runs: int = 20) -> dict[str, Any]:
     """Process start to initialize reply, median of 20 (at least the 10 asked for); agent and minimal
     server interleaved so both see the same machine noise."""
@@ -46,7 +49,7 @@ def cold_start(runs: int = 20) -> dict[str, Any]:
         "agent_median_s": round(a, 4),
         "minimal_sdk_server_median_s": round(f, 4),
         "ratio": round(a / f, 3),
-        "target_ratio_max": 1.15,
+        "target_ratio_max": START_RATIO_MAX,
         "runs": runs,
     }
 
@@ -54,8 +57,8 @@ def cold_start(runs: int = 20) -> dict[str, Any]:
 def first_answer(
     tools: tuple[str, ...] = ("get_gpu_telemetry", "get_gpu_health"), runs: int = 10
 ) -> dict[str, Any]:
-    """Process start to the first tool result, the trivial tool's next to it: a tool's module is
-    imported on its first call, so this is where the start-up work not counted above shows."""
+    """Process start to the first tool result, next to the minimal server's start to its first ping:
+    the start-up measure that matters (every tool registers at start; a client always calls one)."""
     out: dict[str, Any] = {}
     for tool in tools:
         agent, floor = [], []
@@ -72,6 +75,9 @@ def first_answer(
         a, f = statistics.median(agent), statistics.median(floor)
         out[f"{tool} median s"] = round(a, 4)
         out[f"{tool} vs minimal server's first ping"] = f"{a / f:.3f}x (ping {f:.4f} s)"
+        out[f"verdict:first {tool} <= {START_RATIO_MAX}x minimal server's first ping"] = (
+            a / f <= START_RATIO_MAX
+        )
     out["runs"] = runs
     return out
 
@@ -260,7 +266,9 @@ def main(argv: list[str] | None = None) -> int:
     results = {name: results[name] for name in sections if name in results}
     verdicts = {}
     if "cold_start" in results and "telemetry_round_trip" in results:
-        verdicts["cold start <= 1.15x minimal SDK server"] = float(results["cold_start"]["ratio"]) <= 1.15
+        verdicts[f"cold start <= {START_RATIO_MAX}x minimal SDK server"] = (
+            float(results["cold_start"]["ratio"]) <= START_RATIO_MAX
+        )
         verdicts["get_gpu_telemetry p50 <= 2x trivial tool"] = (
             float(results["telemetry_round_trip"]["p50_ratio"]) <= 2.0
         )
