@@ -86,41 +86,10 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     )
     env = os.environ.get
     p.add_argument("target", metavar="cluster", choices=["cluster"], help="the literal word cluster")
-    p.add_argument(
-        "--image",
-        default=env("K8S_GPU_MCP_IMAGE", syringe.DEFAULT_IMAGE),
-        help=f"agent image [env K8S_GPU_MCP_IMAGE; default {syringe.DEFAULT_IMAGE}]",
-    )
-    p.add_argument(
-        "-n",
-        "--namespace",
-        default=env("K8S_GPU_MCP_NAMESPACE"),
-        help="namespace for the debugger pods [env K8S_GPU_MCP_NAMESPACE; default: the context's]",
-    )
-    p.add_argument(
-        "--context", default=env("K8S_GPU_MCP_CONTEXT"), help="kubeconfig context [env K8S_GPU_MCP_CONTEXT]"
-    )
-    p.add_argument(
-        "--kubeconfig",
-        default=env("K8S_GPU_MCP_KUBECONFIG"),
-        help="kubeconfig file [env K8S_GPU_MCP_KUBECONFIG; default: KUBECONFIG or ~/.kube/config]",
-    )
-    p.add_argument(
-        "--mode",
-        choices=("read-only", "operator"),
-        default=env("K8S_GPU_MCP_MODE", "read-only"),
-        help="read-only, or operator: kill_gpu_process/reset_gpu on one named node per call [env K8S_GPU_MCP_MODE]",
-    )
-    p.add_argument(
-        "--timeout",
-        type=float,
-        default=float(env("K8S_GPU_MCP_CONNECT_TIMEOUT", syringe.DEFAULT_TIMEOUT_S)),
-        help="seconds a debugger pod may take to run [env K8S_GPU_MCP_CONNECT_TIMEOUT]",
-    )
-    p.add_argument(
-        "--kubectl",
-        default=env("K8S_GPU_MCP_KUBECTL", "kubectl"),
-        help="kubectl binary [env K8S_GPU_MCP_KUBECTL]",
+    syringe.add_pod_options(
+        p,
+        mode_help="read-only, or operator: kill_gpu_process/reset_gpu on one named node per call "
+        "[env K8S_GPU_MCP_MODE]",
     )
     p.add_argument(
         "--idle-timeout",

@@ -96,17 +96,9 @@ class Options:
     serve_args: list[str] = field(default_factory=list)
 
 
-def build_parser(prog: str = "k8s-gpu-mcp connect") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog=prog,
-        description="Start the agent on a Kubernetes node with `kubectl debug` and speak MCP to it over stdio. "
-        "Arguments after `--` are appended to `k8s-gpu-mcp serve` in the pod.",
-        epilog=f"Exit codes: {EXIT_NODE_NOT_FOUND} node not found, {EXIT_FORBIDDEN} RBAC forbids it, "
-        f"{EXIT_IMAGE_PULL} image cannot be pulled, {EXIT_TIMEOUT} pod not running in time, "
-        f"{EXIT_UNREACHABLE} API server unreachable or kubectl missing; otherwise the agent's own.",
-    )
+def add_pod_options(p: argparse.ArgumentParser, *, mode_help: str) -> None:
+    """The debugger-pod options `connect node/NAME` and `connect cluster` share, each with its env var."""
     env = os.environ.get
-    p.add_argument("target", metavar="node/NAME", help="the node to inject the agent into")
     p.add_argument(
         "--image",
         default=env("K8S_GPU_MCP_IMAGE", DEFAULT_IMAGE),
@@ -116,7 +108,7 @@ def build_parser(prog: str = "k8s-gpu-mcp connect") -> argparse.ArgumentParser:
         "-n",
         "--namespace",
         default=env("K8S_GPU_MCP_NAMESPACE"),
-        help="namespace for the debugger pod [env K8S_GPU_MCP_NAMESPACE; default: the context's]",
+        help="namespace for the debugger pods [env K8S_GPU_MCP_NAMESPACE; default: the context's]",
     )
     p.add_argument(
         "--context", default=env("K8S_GPU_MCP_CONTEXT"), help="kubeconfig context [env K8S_GPU_MCP_CONTEXT]"
@@ -124,25 +116,38 @@ def build_parser(prog: str = "k8s-gpu-mcp connect") -> argparse.ArgumentParser:
     p.add_argument(
         "--kubeconfig",
         default=env("K8S_GPU_MCP_KUBECONFIG"),
-        help="kubeconfig file [env K8S_GPU_MCP_KUBECONFIG; default: kubectl's]",
+        help="kubeconfig file [env K8S_GPU_MCP_KUBECONFIG; default: KUBECONFIG or ~/.kube/config]",
     )
     p.add_argument(
         "--mode",
         choices=("read-only", "operator"),
         default=env("K8S_GPU_MCP_MODE", "read-only"),
-        help="agent mode [env K8S_GPU_MCP_MODE; default read-only]",
+        help=mode_help,
     )
     p.add_argument(
         "--timeout",
         type=float,
         default=float(env("K8S_GPU_MCP_CONNECT_TIMEOUT", DEFAULT_TIMEOUT_S)),
-        help=f"seconds to wait for the pod to run [env K8S_GPU_MCP_CONNECT_TIMEOUT; default {DEFAULT_TIMEOUT_S:g}]",
+        help=f"seconds a debugger pod may take to run [env K8S_GPU_MCP_CONNECT_TIMEOUT; default {DEFAULT_TIMEOUT_S:g}]",
     )
     p.add_argument(
         "--kubectl",
         default=env("K8S_GPU_MCP_KUBECTL", "kubectl"),
         help="kubectl binary [env K8S_GPU_MCP_KUBECTL; default kubectl]",
     )
+
+
+def build_parser(prog: str = "k8s-gpu-mcp connect") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description="Start the agent on a Kubernetes node with `kubectl debug` and speak MCP to it over stdio. "
+        "Arguments after `--` are appended to `k8s-gpu-mcp serve` in the pod.",
+        epilog=f"Exit codes: {EXIT_NODE_NOT_FOUND} node not found, {EXIT_FORBIDDEN} RBAC forbids it, "
+        f"{EXIT_IMAGE_PULL} image cannot be pulled, {EXIT_TIMEOUT} pod not running in time, "
+        f"{EXIT_UNREACHABLE} API server unreachable or kubectl missing; otherwise the agent's own.",
+    )
+    p.add_argument("target", metavar="node/NAME", help="the node to inject the agent into")
+    add_pod_options(p, mode_help="agent mode [env K8S_GPU_MCP_MODE; default read-only]")
     p.add_argument(
         "--run-as-image-user",
         dest="as_root",
