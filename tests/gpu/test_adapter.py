@@ -28,18 +28,18 @@ def test_inventory_reads_the_capture_values(h100):
     refs = adapter.gpus()
     assert len(refs) == 8
     inv = adapter.inventory(refs[0])
-    assert inv["memory_total_mib"] == 81559
-    assert inv["power_max_limit_w"] == 700.0
-    assert inv["nvlink_count"] == 18
-    assert inv["architecture"] == "Hopper"
+    assert inv.memory_total_mib == 81559
+    assert inv.power_max_limit_w == 700.0
+    assert inv.nvlink_count == 18
+    assert inv.architecture == "Hopper"
     assert refs[0].bus_id == h100["gpus"][0]["pci"]["bus_id"]
 
 
 def test_system_versions(h100):
     system = adapter_for(h100).system()
-    assert system["driver_version"] == h100["driver_version"]
+    assert system.driver_version == h100["driver_version"]
     cuda = h100["cuda_driver_version"]
-    assert system["cuda_version"] == f"{cuda // 1000}.{cuda % 1000 // 10}"
+    assert system.cuda_version == f"{cuda // 1000}.{cuda % 1000 // 10}"
 
 
 @pytest.mark.parametrize(
@@ -50,9 +50,9 @@ def test_each_nvml_error_nulls_only_its_field_with_a_reason(h100, error):
     profile["gpus"][0]["nvml_errors"] = {"nvmlDeviceGetFanSpeed": error, "nvmlDeviceGetPowerUsage": error}
     adapter = adapter_for(profile)
     t = adapter.telemetry(adapter.gpus()[0])
-    assert t["fan_percent"] is None and t["power_draw_w"] is None
-    assert t["unavailable"]["power_draw_w"] == f"{error}: nvmlDeviceGetPowerUsage"
-    assert t["temperature_c"] == profile["gpus"][0]["temperature"]["gpu"]  # the rest still answers
+    assert t.fan_percent is None and t.power_draw_w is None
+    assert t.unavailable["power_draw_w"] == f"{error}: nvmlDeviceGetPowerUsage"
+    assert t.temperature_c == profile["gpus"][0]["temperature"]["gpu"]  # the rest still answers
 
 
 def test_null_in_profile_is_not_supported_never_zero(h100):
@@ -60,8 +60,8 @@ def test_null_in_profile_is_not_supported_never_zero(h100):
     profile["gpus"][1]["temperature"]["thresholds"]["slowdown"] = None
     adapter = adapter_for(profile)
     t = adapter.telemetry(adapter.gpus()[1])
-    assert t["slowdown_c"] is None
-    assert t["unavailable"]["slowdown_c"].startswith("NotSupported")
+    assert t.slowdown_c is None
+    assert t.unavailable["slowdown_c"].startswith("NotSupported")
 
 
 def test_gpu_is_lost_is_raised_as_gpulost_for_the_tool_to_mark(h100):
@@ -89,8 +89,8 @@ def test_function_missing_from_an_old_binding_is_reported(h100):
     fake.nvmlInit()
     adapter = NvmlAdapter(OldBinding(fake))
     t = adapter.telemetry(adapter.gpus()[0])
-    assert t["clock_event_reasons_mask"] is None
-    assert t["unavailable"]["clock_event_reasons"].startswith("FunctionNotFound")
+    assert t.clock_event_reasons_mask is None
+    assert t.unavailable["clock_event_reasons"].startswith("FunctionNotFound")
 
 
 def test_unexpected_python_error_in_a_binding_does_not_escape(h100):
@@ -99,7 +99,7 @@ def test_unexpected_python_error_in_a_binding_does_not_escape(h100):
     fake.nvmlDeviceGetFanSpeed = lambda h: (_ for _ in ()).throw(TypeError("ctypes said no"))
     adapter = NvmlAdapter(fake)
     t = adapter.telemetry(adapter.gpus()[0])
-    assert t["fan_percent"] is None and "ctypes said no" in t["unavailable"]["fan_percent"]
+    assert t.fan_percent is None and "ctypes said no" in t.unavailable["fan_percent"]
 
 
 def test_device_count_failure_gives_no_gpus_not_a_crash(h100):
@@ -148,12 +148,12 @@ def test_board_constants_are_read_once_and_failures_are_retried(h100):
     ref = adapter.gpus()[0]
     profile_errors = fake.profile.setdefault("nvml_errors", {})
     profile_errors["nvmlDeviceGetMaxClockInfo"] = "Timeout"
-    assert adapter.telemetry(ref)["max_sm_clock_mhz"] is None  # a failure is not cached
+    assert adapter.telemetry(ref).max_sm_clock_mhz is None  # a failure is not cached
     profile_errors.clear()
     fake.calls.clear()
     first = adapter.telemetry(ref)
     second = adapter.telemetry(ref)
-    assert first["max_sm_clock_mhz"] == second["max_sm_clock_mhz"] == profile["gpus"][0]["max_clocks"]["sm"]
+    assert first.max_sm_clock_mhz == second.max_sm_clock_mhz == profile["gpus"][0]["max_clocks"]["sm"]
     assert fake.calls["nvmlDeviceGetMaxClockInfo"] == 2  # sm and memory, once each
     assert fake.calls["nvmlDeviceGetTemperature"] == 2  # live readings are read every time
     adapter.gpus(refresh=True)

@@ -22,7 +22,7 @@ def test_real_inventory_and_telemetry_read_every_gpu(adapter):
     refs = adapter.gpus()
     assert refs, "NVML initialized but enumerated no GPU"
     system = adapter.system()
-    assert system["driver_version"]
+    assert system.driver_version
     for ref in refs:
         if ref.lost_reason:
             continue
@@ -31,12 +31,12 @@ def test_real_inventory_and_telemetry_read_every_gpu(adapter):
             tel = adapter.telemetry(ref)
         except GpuLost:  # per-GPU readings raise it (adapter docstring); the tools mark the GPU lost
             continue
-        assert inv["memory_total_mib"] and inv["memory_total_mib"] > 0
-        assert tel["temperature_c"] is not None
+        assert inv.memory_total_mib and inv.memory_total_mib > 0
+        assert tel.temperature_c is not None
         # every null carries its reason
-        for key, value in {**inv, **tel}.items():
+        for key, value in {**vars(inv), **vars(tel)}.items():
             if value is None:
-                assert key in inv["unavailable"] or key in tel["unavailable"], key
+                assert key in inv.unavailable or key in tel.unavailable, key
 
 
 def test_real_p2p_read_index_trap(adapter):

@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from k8s_gpu_mcp.gpu.pci import short_bus_id
+from k8s_gpu_mcp.gpu.readings import Inventory, PcieReading, SystemInfo, Telemetry
 
 log = logging.getLogger(__name__)
 
 GPU_IS_LOST = 15
+PSTATE_UNKNOWN = 32  # NVML_PSTATE_UNKNOWN
 # nvmlValueType_t -> the member of the nvmlValue_t union that holds the value (nvml.h)
 _VALUE_MEMBERS = {0: "dVal", 1: "uiVal", 2: "ulVal", 3: "ullVal", 4: "sllVal", 5: "siVal", 6: "usVal"}
 ARCHITECTURES = {
@@ -104,17 +106,26 @@ class NvmlAdapter:
         self._replays: dict[int, tuple[float, int]] = {}  # GPU index -> (monotonic s, counter) last read
 
     # ---- system ----
-    def system(self) -> dict[str, Any]:
+    def system(self) -> SystemInfo:
         reader = FieldReader(_SystemCaller(self.nvml), None)
         driver = reader.read("driver_version", "nvmlSystemGetDriverVersion")
         cuda = reader.read("cuda_version", "nvmlSystemGetCudaDriverVersion")
         nvml_version = reader.read("nvml_version", "nvmlSystemGetNVMLVersion")
-        return {
-            "driver_version": text(driver) if driver is not None else None,
-            "cuda_version": f"{cuda // 1000}.{cuda % 1000 // 10}" if isinstance(cuda, int) else None,
-            "nvml_version": text(nvml_version) if nvml_version is not None else None,
-            "unavailable": reader.unavailable,
-        }
+        return SystemInfo(
+            driver_version=_opt_text(driver),
+            cuda_version=f"{cuda // 1000}.{cuda % 1000 // 10}" if isinstance(cuda, int) else None,
+            nvml_version=_opt_text(nvml_version),
+            unavailable=reader.unavailable,
+        )
+
+    def reader(self, ref: GpuRef, *, identity: bool = True) -> FieldReader:
+        """A FieldReader on the GPU; ``identity`` starts it with what enumeration could not read."""
+        return FieldReader(self.nvml, ref.handle, dict(ref.unavailable) if identity else {})
+
+    def memory(self, r: FieldReader, name: str = "memory") -> Any:
+        """nvmlDeviceGetMemoryInfo, as nvmlMemory_v2 where the binding has it (``used`` then excludes
+        driver-reserved memory)."""
+        return r.read(name, "nvmlDeviceGetMemoryInfo", version=getattr(self.nvml, "nvmlMemory_v2", None))
 
     def gpus(self, refresh: bool = False) -> list[GpuRef]:
         """Every GPU NVML enumerates, with identity; a lost GPU stays listed with its reason."""
@@ -156,38 +167,42 @@ class NvmlAdapter:
         return refs
 
     # ---- per-GPU readings ----
-    def inventory(self, ref: GpuRef) -> dict[str, Any]:
-        r = FieldReader(self.nvml, ref.handle, dict(ref.unavailable))
-        out: dict[str, Any] = {}
-        out["serial"] = _opt_text(r.read("serial", "nvmlDeviceGetSerial"))
-        out["vbios_version"] = _opt_text(r.read("vbios_version", "nvmlDeviceGetVbiosVersion"))
-        out["board_part_number"] = _opt_text(r.read("board_part_number", "nvmlDeviceGetBoardPartNumber"))
+    def inventory(self, ref: GpuRef) -> Inventory:
+        r = self.reader(ref)  # read in this order: the reasons in ``unavailable`` keep it
+        serial = _opt_text(r.read("serial", "nvmlDeviceGetSerial"))
+        vbios = _opt_text(r.read("vbios_version", "nvmlDeviceGetVbiosVersion"))
+        part = _opt_text(r.read("board_part_number", "nvmlDeviceGetBoardPartNumber"))
         mem = r.read("memory_total_mib", "nvmlDeviceGetMemoryInfo")
-        out["memory_total_mib"] = mem.total // 2**20 if mem is not None else None
         cc = r.read("compute_capability", "nvmlDeviceGetCudaComputeCapability")
-        out["compute_capability"] = f"{cc[0]}.{cc[1]}" if cc is not None else None
         arch = r.read("architecture", "nvmlDeviceGetArchitecture")
-        out["architecture"] = ARCHITECTURES.get(arch, f"unknown ({arch})") if arch is not None else None
-        out["pcie_max_gen"] = r.read("pcie_max_gen", "nvmlDeviceGetMaxPcieLinkGeneration")
-        out["pcie_max_width"] = r.read("pcie_max_width", "nvmlDeviceGetMaxPcieLinkWidth")
-        out["power_default_limit_w"] = _watts(
-            r.read("power_default_limit_w", "nvmlDeviceGetPowerManagementDefaultLimit")
-        )
+        max_gen = r.read("pcie_max_gen", "nvmlDeviceGetMaxPcieLinkGeneration")
+        max_width = r.read("pcie_max_width", "nvmlDeviceGetMaxPcieLinkWidth")
+        default = _watts(r.read("power_default_limit_w", "nvmlDeviceGetPowerManagementDefaultLimit"))
         limits = r.read("power_min_limit_w", "nvmlDeviceGetPowerManagementLimitConstraints")
         if limits is None:
             r.unavailable["power_max_limit_w"] = r.unavailable["power_min_limit_w"]
-        out["power_min_limit_w"] = _watts(limits[0]) if limits else None
-        out["power_max_limit_w"] = _watts(limits[1]) if limits else None
         mig = r.read("mig_mode_current", "nvmlDeviceGetMigMode")
         if mig is None:
             r.unavailable["mig_mode_pending"] = r.unavailable["mig_mode_current"]
-        out["mig_mode_current"] = bool(mig[0]) if mig is not None else None
-        out["mig_mode_pending"] = bool(mig[1]) if mig is not None else None
         persistence = r.read("persistence_mode", "nvmlDeviceGetPersistenceMode")
-        out["persistence_mode"] = bool(persistence) if persistence is not None else None
-        out["nvlink_count"] = self._nvlink_count(r)
-        out["unavailable"] = r.unavailable
-        return out
+        return Inventory(
+            serial=serial,
+            vbios_version=vbios,
+            board_part_number=part,
+            memory_total_mib=mem.total // 2**20 if mem is not None else None,
+            compute_capability=f"{cc[0]}.{cc[1]}" if cc is not None else None,
+            architecture=ARCHITECTURES.get(arch, f"unknown ({arch})") if arch is not None else None,
+            pcie_max_gen=max_gen,
+            pcie_max_width=max_width,
+            power_default_limit_w=default,
+            power_min_limit_w=_watts(limits[0]) if limits else None,
+            power_max_limit_w=_watts(limits[1]) if limits else None,
+            mig_mode_current=bool(mig[0]) if mig is not None else None,
+            mig_mode_pending=bool(mig[1]) if mig is not None else None,
+            persistence_mode=bool(persistence) if persistence is not None else None,
+            nvlink_count=self._nvlink_count(r),
+            unavailable=r.unavailable,
+        )
 
     def _nvlink_count(self, r: FieldReader) -> int | None:
         count, reason = self.nvlink_count(r.handle)
@@ -256,72 +271,93 @@ class NvmlAdapter:
             self._constants[key] = value
         return value
 
-    def telemetry(self, ref: GpuRef) -> dict[str, Any]:
+    def telemetry(self, ref: GpuRef) -> Telemetry:
         nvml = self.nvml
-        r = FieldReader(nvml, ref.handle, dict(ref.unavailable))
-        out: dict[str, Any] = {}
-        out["temperature_c"] = r.read("temperature_c", "nvmlDeviceGetTemperature", nvml.NVML_TEMPERATURE_GPU)
-        for key, const in (
-            ("slowdown_c", "NVML_TEMPERATURE_THRESHOLD_SLOWDOWN"),
-            ("shutdown_c", "NVML_TEMPERATURE_THRESHOLD_SHUTDOWN"),
-            ("max_operating_c", "NVML_TEMPERATURE_THRESHOLD_GPU_MAX"),
-        ):
-            out[key] = self.constant(r, ref, key, "nvmlDeviceGetTemperatureThreshold", getattr(nvml, const))
-        out["fan_percent"] = r.read("fan_percent", "nvmlDeviceGetFanSpeed")
-        out["power_draw_w"] = _watts(r.read("power_draw_w", "nvmlDeviceGetPowerUsage"))
-        out["power_limit_w"] = _watts(r.read("power_limit_w", "nvmlDeviceGetEnforcedPowerLimit"))
-        mem = r.read("memory", "nvmlDeviceGetMemoryInfo", version=getattr(nvml, "nvmlMemory_v2", None))
+        r = self.reader(ref)
+        temperature = r.read("temperature_c", "nvmlDeviceGetTemperature", nvml.NVML_TEMPERATURE_GPU)
+        thresholds = {
+            key: self.constant(r, ref, key, "nvmlDeviceGetTemperatureThreshold", getattr(nvml, const))
+            for key, const in (
+                ("slowdown_c", "NVML_TEMPERATURE_THRESHOLD_SLOWDOWN"),
+                ("shutdown_c", "NVML_TEMPERATURE_THRESHOLD_SHUTDOWN"),
+                ("max_operating_c", "NVML_TEMPERATURE_THRESHOLD_GPU_MAX"),
+            )
+        }
+        fan = r.read("fan_percent", "nvmlDeviceGetFanSpeed")
+        draw = _watts(r.read("power_draw_w", "nvmlDeviceGetPowerUsage"))
+        limit = _watts(r.read("power_limit_w", "nvmlDeviceGetEnforcedPowerLimit"))
+        mem = self.memory(r)
+        memory: dict[str, int | None] = {}
         for key in ("used", "free", "reserved", "total"):
-            out[f"memory_{key}_mib"] = getattr(mem, key) // 2**20 if mem is not None else None
+            memory[key] = getattr(mem, key) // 2**20 if mem is not None else None
             if mem is None:
                 r.unavailable[f"memory_{key}_mib"] = r.unavailable["memory"]
         r.unavailable.pop("memory", None)
         util = r.read("utilization_gpu_percent", "nvmlDeviceGetUtilizationRates")
         if util is None:
             r.unavailable["utilization_memory_percent"] = r.unavailable["utilization_gpu_percent"]
-        out["utilization_gpu_percent"] = util.gpu if util is not None else None
-        out["utilization_memory_percent"] = util.memory if util is not None else None
         enc = r.read("utilization_encoder_percent", "nvmlDeviceGetEncoderUtilization")
         dec = r.read("utilization_decoder_percent", "nvmlDeviceGetDecoderUtilization")
-        out["utilization_encoder_percent"] = enc[0] if enc is not None else None
-        out["utilization_decoder_percent"] = dec[0] if dec is not None else None
-        out["sm_clock_mhz"] = r.read("sm_clock_mhz", "nvmlDeviceGetClockInfo", nvml.NVML_CLOCK_SM)
-        out["max_sm_clock_mhz"] = self.constant(
-            r, ref, "max_sm_clock_mhz", "nvmlDeviceGetMaxClockInfo", nvml.NVML_CLOCK_SM
-        )
-        out["memory_clock_mhz"] = r.read("memory_clock_mhz", "nvmlDeviceGetClockInfo", nvml.NVML_CLOCK_MEM)
-        out["max_memory_clock_mhz"] = self.constant(
+        sm = r.read("sm_clock_mhz", "nvmlDeviceGetClockInfo", nvml.NVML_CLOCK_SM)
+        max_sm = self.constant(r, ref, "max_sm_clock_mhz", "nvmlDeviceGetMaxClockInfo", nvml.NVML_CLOCK_SM)
+        mem_clock = r.read("memory_clock_mhz", "nvmlDeviceGetClockInfo", nvml.NVML_CLOCK_MEM)
+        max_mem_clock = self.constant(
             r, ref, "max_memory_clock_mhz", "nvmlDeviceGetMaxClockInfo", nvml.NVML_CLOCK_MEM
         )
         pstate = r.read("pstate", "nvmlDeviceGetPerformanceState")
-        out["pstate"] = f"P{pstate}" if pstate is not None and pstate != 32 else None
-        if pstate == 32:
+        if pstate == PSTATE_UNKNOWN:
             r.unavailable["pstate"] = "Unknown: nvmlDeviceGetPerformanceState returned NVML_PSTATE_UNKNOWN"
-        out["clock_event_reasons_mask"] = r.read(
-            "clock_event_reasons", "nvmlDeviceGetCurrentClocksEventReasons"
+        mask = r.read("clock_event_reasons", "nvmlDeviceGetCurrentClocksEventReasons")
+        return Telemetry(
+            temperature_c=temperature,
+            slowdown_c=thresholds["slowdown_c"],
+            shutdown_c=thresholds["shutdown_c"],
+            max_operating_c=thresholds["max_operating_c"],
+            fan_percent=fan,
+            power_draw_w=draw,
+            power_limit_w=limit,
+            memory_used_mib=memory["used"],
+            memory_free_mib=memory["free"],
+            memory_reserved_mib=memory["reserved"],
+            memory_total_mib=memory["total"],
+            utilization_gpu_percent=util.gpu if util is not None else None,
+            utilization_memory_percent=util.memory if util is not None else None,
+            utilization_encoder_percent=enc[0] if enc is not None else None,
+            utilization_decoder_percent=dec[0] if dec is not None else None,
+            sm_clock_mhz=sm,
+            max_sm_clock_mhz=max_sm,
+            memory_clock_mhz=mem_clock,
+            max_memory_clock_mhz=max_mem_clock,
+            pstate=f"P{pstate}" if pstate is not None and pstate != PSTATE_UNKNOWN else None,
+            clock_event_reasons_mask=mask,
+            unavailable=r.unavailable,
         )
-        out["unavailable"] = r.unavailable
-        return out
 
-    def pcie(self, ref: GpuRef) -> dict[str, Any]:
+    def pcie(self, ref: GpuRef) -> PcieReading:
         """Current and max PCIe link generation and width, and the replay counter with the previous
-        reading of it (``replay_previous``: (monotonic seconds, count) or None) for a rate."""
-        r = FieldReader(self.nvml, ref.handle, dict(ref.unavailable))
-        out: dict[str, Any] = {
-            "link_gen": r.read("link_gen", "nvmlDeviceGetCurrPcieLinkGeneration"),
-            "max_link_gen": self.constant(r, ref, "max_link_gen", "nvmlDeviceGetMaxPcieLinkGeneration"),
-            "link_width": r.read("link_width", "nvmlDeviceGetCurrPcieLinkWidth"),
-            "max_link_width": self.constant(r, ref, "max_link_width", "nvmlDeviceGetMaxPcieLinkWidth"),
-            "replay_counter": r.read("replay_counter", "nvmlDeviceGetPcieReplayCounter"),
-            "replay_at": time.monotonic(),
-            "replay_previous": None,
-        }
-        if out["replay_counter"] is not None:
+        reading of it for a rate."""
+        r = self.reader(ref)
+        gen = r.read("link_gen", "nvmlDeviceGetCurrPcieLinkGeneration")
+        max_gen = self.constant(r, ref, "max_link_gen", "nvmlDeviceGetMaxPcieLinkGeneration")
+        width = r.read("link_width", "nvmlDeviceGetCurrPcieLinkWidth")
+        max_width = self.constant(r, ref, "max_link_width", "nvmlDeviceGetMaxPcieLinkWidth")
+        replay = r.read("replay_counter", "nvmlDeviceGetPcieReplayCounter")
+        at = time.monotonic()
+        previous = None
+        if replay is not None:
             with self._lock:
-                out["replay_previous"] = self._replays.get(ref.index)
-                self._replays[ref.index] = (out["replay_at"], out["replay_counter"])
-        out["unavailable"] = r.unavailable
-        return out
+                previous = self._replays.get(ref.index)
+                self._replays[ref.index] = (at, replay)
+        return PcieReading(
+            link_gen=gen,
+            max_link_gen=max_gen,
+            link_width=width,
+            max_link_width=max_width,
+            replay_counter=replay,
+            replay_at=at,
+            replay_previous=previous,
+            unavailable=r.unavailable,
+        )
 
 
 class _SystemCaller:

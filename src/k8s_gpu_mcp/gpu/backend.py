@@ -11,7 +11,9 @@ from typing import Any
 
 from k8s_gpu_mcp.config import DEFAULT_PROFILE, Settings
 from k8s_gpu_mcp.gpu.adapter import NvmlAdapter
-from k8s_gpu_mcp.gpu.fleet import MockNode, build_mock_node
+from k8s_gpu_mcp.gpu.fleet import MockNode, build_mock_node, mock_proc_info
+from k8s_gpu_mcp.gpu.readings import SystemInfo
+from k8s_gpu_mcp.host.procfs import ProcInfo
 
 log = logging.getLogger(__name__)
 
@@ -26,11 +28,29 @@ class Backend:
     adapter: NvmlAdapter
     node_name: str
     mock: MockNode | None = None
-    system: dict[str, Any] = field(default_factory=dict)
+    system: SystemInfo = field(default_factory=SystemInfo)
 
     @property
     def nvml(self) -> Any:
         return self.adapter.nvml
+
+    # ---- what only the mock fleet answers ----
+    def simulated_pid(self, pid: int) -> bool:
+        """The pid is one of the mock fleet's simulated GPU processes: not a process on this machine
+        (only pids a test registered with ``real: true`` are). Always False on real NVML."""
+        return self.mock is not None and pid not in self.adapter.nvml.fake_real_pids()
+
+    def simulated_proc(self, index: int, pid: int) -> ProcInfo | None:
+        """What the profile says about a simulated process of GPU ``index``, in place of /proc;
+        None for a pid to look up in /proc (real NVML, or a pid registered as real)."""
+        if self.mock is None or not self.simulated_pid(pid):
+            return None
+        return mock_proc_info(self.adapter.nvml.gpus[index], pid)  # the fake's live GPU state
+
+    def emit_scenario_event(self, gpu: int, xid: int) -> None:
+        """Queue a scenario's XID on the fake NVML's event set (mock fleet only)."""
+        nvml = self.adapter.nvml
+        nvml.fake_emit_event(gpu, nvml.nvmlEventTypeXidCriticalError, xid)
 
 
 def node_name() -> str:
@@ -89,9 +109,9 @@ def source_fields(backend: Backend) -> dict[str, Any]:
         "mock": mock is not None,
         "profile": mock.profile_name if mock else None,
         "scenario": mock.scenario_name if mock else None,
-        "driver_version": backend.system.get("driver_version"),
-        "cuda_version": backend.system.get("cuda_version"),
-        "nvml_version": backend.system.get("nvml_version"),
+        "driver_version": backend.system.driver_version,
+        "cuda_version": backend.system.cuda_version,
+        "nvml_version": backend.system.nvml_version,
         "node": backend.node_name,
         "collected_at": datetime.now(UTC),
         "unavailable": node_unavailable(backend),
@@ -100,7 +120,7 @@ def source_fields(backend: Backend) -> dict[str, Any]:
 
 def node_unavailable(backend: Backend) -> dict[str, str]:
     """Node-level reads that failed: versions, and GPU enumeration itself."""
-    reasons = dict(backend.system.get("unavailable") or {})
+    reasons = dict(backend.system.unavailable)
     if backend.adapter.enumeration_error:
         reasons["gpus"] = backend.adapter.enumeration_error
     return reasons

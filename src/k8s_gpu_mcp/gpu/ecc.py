@@ -6,9 +6,9 @@ A counter NVML cannot read is ``None`` with its reason in ``unavailable``, never
 from __future__ import annotations
 
 import ctypes
-from typing import Any
 
 from k8s_gpu_mcp.gpu.adapter import FieldReader, GpuRef, NvmlAdapter
+from k8s_gpu_mcp.gpu.readings import EccCounters, EccReading, RemappedRows, RetiredPages
 
 LOCATIONS = {
     "dram": "NVML_MEMORY_LOCATION_DRAM",
@@ -25,15 +25,13 @@ TYPES = {"corrected": "NVML_MEMORY_ERROR_TYPE_CORRECTED", "uncorrected": "NVML_M
 HISTOGRAM = ("max", "high", "partial", "low", "none")
 
 
-def read_ecc(adapter: NvmlAdapter, ref: GpuRef) -> dict[str, Any]:
+def read_ecc(adapter: NvmlAdapter, ref: GpuRef) -> EccReading:
     """ECC mode, counters per scope/type/location, SRAM threshold flag, retired pages, remapped rows."""
     nvml = adapter.nvml
-    r = FieldReader(nvml, ref.handle, dict(ref.unavailable))
-    out: dict[str, Any] = {"architecture": r.read("architecture", "nvmlDeviceGetArchitecture")}
+    r = adapter.reader(ref)
+    architecture = r.read("architecture", "nvmlDeviceGetArchitecture")
     mode = r.read("mode", "nvmlDeviceGetEccMode")
-    out["mode_current"] = bool(mode[0]) if mode is not None else None
-    out["mode_pending"] = bool(mode[1]) if mode is not None else None
-    counters: dict[str, dict[str, dict[str, int | None]]] = {}
+    counters: EccCounters = {}
     for scope, scope_const in SCOPES.items():
         counters[scope] = {}
         for kind, type_const in TYPES.items():
@@ -49,12 +47,19 @@ def read_ecc(adapter: NvmlAdapter, ref: GpuRef) -> dict[str, Any]:
                     getattr(nvml, loc_const),
                 )
             counters[scope][kind] = row
-    out["counters"] = counters
-    out["sram_threshold_exceeded"] = _sram_threshold(r)
-    out["retired_pages"] = _retired_pages(r)
-    out["remapped_rows"] = _remapped_rows(r)
-    out["unavailable"] = r.unavailable
-    return out
+    sram = _sram_threshold(r)
+    pages = _retired_pages(r)
+    rows = _remapped_rows(r)
+    return EccReading(
+        architecture=architecture,
+        mode_current=bool(mode[0]) if mode is not None else None,
+        mode_pending=bool(mode[1]) if mode is not None else None,
+        counters=counters,
+        sram_threshold_exceeded=sram,
+        retired_pages=pages,
+        remapped_rows=rows,
+        unavailable=r.unavailable,
+    )
 
 
 def _sram_threshold(r: FieldReader) -> bool | None:
@@ -72,7 +77,7 @@ def _sram_threshold(r: FieldReader) -> bool | None:
     return bool(status.bThresholdExceeded)
 
 
-def _retired_pages(r: FieldReader) -> dict[str, Any]:
+def _retired_pages(r: FieldReader) -> RetiredPages:
     nvml = r.nvml
     sbe = r.read(
         "retired_pages.sbe",
@@ -85,21 +90,21 @@ def _retired_pages(r: FieldReader) -> dict[str, Any]:
         nvml.NVML_PAGE_RETIREMENT_CAUSE_DOUBLE_BIT_ECC_ERROR,
     )
     pending = r.read("retired_pages.pending", "nvmlDeviceGetRetiredPagesPendingStatus")
-    return {
-        "sbe": len(sbe) if sbe is not None else None,
-        "dbe": len(dbe) if dbe is not None else None,
-        "pending": bool(pending) if pending is not None else None,
-    }
+    return RetiredPages(
+        sbe=len(sbe) if sbe is not None else None,
+        dbe=len(dbe) if dbe is not None else None,
+        pending=bool(pending) if pending is not None else None,
+    )
 
 
-def _remapped_rows(r: FieldReader) -> dict[str, Any]:
+def _remapped_rows(r: FieldReader) -> RemappedRows:
     rows = r.read("remapped_rows", "nvmlDeviceGetRemappedRows")
     hist = r.read("remapped_rows.histogram", "nvmlDeviceGetRowRemapperHistogram")
     corr, unc, pending, failure = rows if rows is not None else (None, None, None, None)
-    return {
-        "correctable": corr,
-        "uncorrectable": unc,
-        "pending": bool(pending) if pending is not None else None,
-        "failure": bool(failure) if failure is not None else None,
-        "histogram": {k: getattr(hist, k) for k in HISTOGRAM} if hist is not None else None,
-    }
+    return RemappedRows(
+        correctable=corr,
+        uncorrectable=unc,
+        pending=bool(pending) if pending is not None else None,
+        failure=bool(failure) if failure is not None else None,
+        histogram={k: getattr(hist, k) for k in HISTOGRAM} if hist is not None else None,
+    )

@@ -23,6 +23,7 @@ from pydantic import Field, StrictInt, StrictStr
 
 from k8s_gpu_mcp.gpu.adapter import GpuLost, GpuRef
 from k8s_gpu_mcp.gpu.processes import MIB, NvmlProcess, read_process_lists
+from k8s_gpu_mcp.gpu.readings import ResetState
 from k8s_gpu_mcp.gpu.reset_state import read_reset_state
 from k8s_gpu_mcp.host import reset as host_reset
 from k8s_gpu_mcp.host import signals
@@ -185,7 +186,7 @@ def _holders(app: "AgentApp", pid: int) -> tuple[list[tuple[GpuRef, NvmlProcess]
             unreadable.append(f"GPU {ref.index}: {ref.lost_reason}")
             continue
         try:
-            procs, why = read_process_lists(app.backend.nvml, ref)
+            procs, why = read_process_lists(app.backend.adapter, ref)
         except GpuLost as lost:
             unreadable.append(f"GPU {ref.index}: GpuIsLost: {lost}")
             continue
@@ -238,8 +239,7 @@ def plan_kill(app: "AgentApp", pid: Any, gpu: Any, signal: Any, grace_seconds: A
         raise Refusal(f"pid {pid} runs on {where}, not on GPU {wanted.index} ({wanted.uuid})")
     mock = app.backend.mock is not None
     if mock:
-        real: set[int] = getattr(app.backend.nvml, "fake_real_pids", lambda: set())()
-        if pid not in real:
+        if app.backend.simulated_pid(pid):
             raise Refusal(
                 f"pid {pid} is a simulated GPU process (mock backend); only processes registered with "
                 "real: true are signalled, so a host process that happens to share the pid is never hit"
@@ -299,13 +299,9 @@ async def _wait_exit(pid: int, fd: int | None, proc_root: str, seconds: float) -
 
 
 def _memory_used(app: "AgentApp", ref: GpuRef) -> int | None:
-    from k8s_gpu_mcp.gpu.adapter import FieldReader
-
-    reader = FieldReader(app.backend.nvml, ref.handle)
+    adapter = app.backend.adapter
     try:
-        mem = reader.read(
-            "memory", "nvmlDeviceGetMemoryInfo", version=getattr(app.backend.nvml, "nvmlMemory_v2", None)
-        )
+        mem = adapter.memory(adapter.reader(ref, identity=False))
     except GpuLost:
         return None
     return mem.used if mem is not None else None
@@ -374,13 +370,11 @@ async def execute_kill(
 
 
 # ---- reset -----------------------------------------------------------------------------------
-def reset_preconditions(
-    app: "AgentApp", ref: GpuRef, state: dict[str, Any]
-) -> tuple[list[Precondition], Any]:
+def reset_preconditions(app: "AgentApp", ref: GpuRef, state: ResetState) -> tuple[list[Precondition], Any]:
     out: list[Precondition] = []
-    why = state.get("unavailable", {})
-    pids = state.get("process_pids")
-    if state.get("lost"):
+    why = state.unavailable
+    pids = state.process_pids
+    if state.lost:
         out.append(
             Precondition(name="gpu_reachable", ok=False, blocking=True, detail=f"NVML: {why.get('*')}")
         )
@@ -402,14 +396,14 @@ def reset_preconditions(
                 else "none listed",
             )
         )
-    mig = state.get("mig_mode_current")
+    mig = state.mig_mode_current
     mig_why = why.get("mig_mode_current", "")
     if mig is None and mig_why.startswith("NotSupported"):
         out.append(Precondition(name="mig", ok=True, blocking=True, detail="this GPU has no MIG"))
     elif mig is None:
         out.append(Precondition(name="mig", ok=None, blocking=True, detail=f"MIG mode unreadable: {mig_why}"))
     else:
-        pending = state.get("mig_mode_pending")
+        pending = state.mig_mode_pending
         detail = (
             "MIG enabled: destroy its compute and GPU instances first (nvidia-smi mig -dci; -dgi)"
             if mig
@@ -420,7 +414,7 @@ def reset_preconditions(
                 f"; pending MIG mode {'enabled' if pending else 'disabled'} takes effect with this reset"
             )
         out.append(Precondition(name="mig", ok=not mig, blocking=True, detail=detail))
-    persistence = state.get("persistence_mode")
+    persistence = state.persistence_mode
     out.append(
         Precondition(
             name="persistence_mode",
@@ -479,11 +473,11 @@ def reset_preconditions(
     return out, method
 
 
-def reset_question(app: "AgentApp", ref: GpuRef, method: Any, state: dict[str, Any]) -> str:
+def reset_question(app: "AgentApp", ref: GpuRef, method: Any, state: ResetState) -> str:
     return (
         f"Reset GPU {ref.index} ({ref.uuid}, {ref.bus_id}) on node {app.backend.node_name}?\n"
         f"method: {method.describe() if method else 'none'}\n"
-        f"GPU memory in use: {state.get('memory_used_mib')} MiB; every context on this GPU is destroyed."
+        f"GPU memory in use: {state.memory_used_mib} MiB; every context on this GPU is destroyed."
     )
 
 
@@ -594,7 +588,7 @@ def register(app: "AgentApp") -> None:
             ref = _one_gpu(app, gpu)
         except Refusal:
             return INVALID
-        state = read_reset_state(app.backend.nvml, ref)
+        state = read_reset_state(app.backend.adapter, ref)
         checks, method = reset_preconditions(app, ref, state)
         if any(c.blocking and c.ok is not True for c in checks):
             return INVALID
@@ -616,7 +610,7 @@ def register(app: "AgentApp") -> None:
         auditor = Auditor(app, "reset_gpu", {"gpu": gpu, "dry_run": dry_run, "confirm": confirm})
         with auditor.deciding():
             ref = _one_gpu(app, gpu)
-            state = await anyio.to_thread.run_sync(read_reset_state, app.backend.nvml, ref)
+            state = await anyio.to_thread.run_sync(read_reset_state, app.backend.adapter, ref)
             checks, method = reset_preconditions(app, ref, state)
             base = {
                 "source": source(app),
@@ -625,7 +619,7 @@ def register(app: "AgentApp") -> None:
                 "pci_bus_id": ref.bus_id,
                 "preconditions": checks,
                 "method": method.describe() if method else None,
-                "state_before": state,
+                "state_before": state.as_json(),
             }
             target = {"gpu": ref.index, "uuid": ref.uuid, "pci_bus_id": ref.bus_id, "method": base["method"]}
             if dry_run:
@@ -640,16 +634,18 @@ def register(app: "AgentApp") -> None:
                 raise Refusal("; ".join(f"{c.name}: {c.detail}" for c in failed))
             how = confirmation(approval, confirm)
             # Re-check right before acting: a process may have started since the question was asked.
-            again = read_reset_state(app.backend.nvml, ref)
-            if again.get("process_pids") != []:
-                raise Refusal(f"processes appeared on GPU {ref.index}: {again.get('process_pids')}")
+            again = read_reset_state(app.backend.adapter, ref)
+            if again.process_pids != []:
+                raise Refusal(f"processes appeared on GPU {ref.index}: {again.process_pids}")
             auditor.record("approved", target=target, confirmation=how)
         assert method is not None
         reset_at = datetime.now(UTC)
         ok, output = await anyio.to_thread.run_sync(host_reset.run_reset, method)
         if ok:  # verify_gpu_after_reset compares with the state before and checks XIDs since then
             app.resets[ref.index] = ResetRecord(reset_at, state)
-        after = await anyio.to_thread.run_sync(read_reset_state, app.backend.nvml, _find(app, ref))
+        after = (
+            await anyio.to_thread.run_sync(read_reset_state, app.backend.adapter, _find(app, ref))
+        ).as_json()
         notes = []
         if app.backend.mock is not None:
             notes.append(

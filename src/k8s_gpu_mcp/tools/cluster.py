@@ -315,7 +315,7 @@ def local_view(app: AgentApp) -> LocalGpuView:
         products=products,
         uuids=[r.uuid for r in refs],
         lost_gpus=[r.index for r in refs if r.lost_reason],
-        driver_version=app.backend.system.get("driver_version"),
+        driver_version=app.backend.system.driver_version,
         backend=app.backend.kind,
     )
 

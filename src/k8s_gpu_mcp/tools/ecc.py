@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
@@ -9,6 +10,7 @@ from pydantic import Field
 from k8s_gpu_mcp.diagnose import ecc as verdicts
 from k8s_gpu_mcp.gpu.adapter import ARCHITECTURES, GpuLost, GpuRef
 from k8s_gpu_mcp.gpu.ecc import read_ecc
+from k8s_gpu_mcp.gpu.readings import EccReading
 from k8s_gpu_mcp.models import ToolModel
 from k8s_gpu_mcp.tools._common import (
     READ_ONLY,
@@ -158,28 +160,28 @@ def _scope(raw: dict[str, dict[str, int | None]]) -> Scope:
     return Scope(corrected=counts(raw["corrected"]), uncorrected=counts(raw["uncorrected"]))
 
 
-def ecc_state(raw: dict[str, Any]) -> verdicts.EccState:
+def ecc_state(raw: EccReading) -> verdicts.EccState:
     """Adapter readings -> the pure verdict's input."""
-    c = raw["counters"]
-    pages, rows = raw["retired_pages"], raw["remapped_rows"]
+    c = raw.counters
+    pages, rows = raw.retired_pages, raw.remapped_rows
     return verdicts.EccState(
-        ecc_enabled=raw["mode_current"],
-        ecc_pending=raw["mode_pending"],
+        ecc_enabled=raw.mode_current,
+        ecc_pending=raw.mode_pending,
         volatile_corrected=c["volatile"]["corrected"]["total"],
         volatile_uncorrected=c["volatile"]["uncorrected"]["total"],
         aggregate_corrected=c["aggregate"]["corrected"]["total"],
         aggregate_uncorrected=c["aggregate"]["uncorrected"]["total"],
-        sram_threshold_exceeded=raw["sram_threshold_exceeded"],
-        repair=verdicts.repair_mechanism(raw["architecture"]),
-        retired_sbe=pages["sbe"],
-        retired_dbe=pages["dbe"],
-        retired_pending=pages["pending"],
-        remap_correctable=rows["correctable"],
-        remap_uncorrectable=rows["uncorrectable"],
-        remap_pending=rows["pending"],
-        remap_failure=rows["failure"],
-        histogram=rows["histogram"],
-        unreadable=raw["unavailable"],
+        sram_threshold_exceeded=raw.sram_threshold_exceeded,
+        repair=verdicts.repair_mechanism(raw.architecture),
+        retired_sbe=pages.sbe,
+        retired_dbe=pages.dbe,
+        retired_pending=pages.pending,
+        remap_correctable=rows.correctable,
+        remap_uncorrectable=rows.uncorrectable,
+        remap_pending=rows.pending,
+        remap_failure=rows.failure,
+        histogram=rows.histogram,
+        unreadable=raw.unavailable,
     )
 
 
@@ -205,8 +207,8 @@ def snapshot(app: AgentApp, ref: GpuRef) -> tuple[GpuEcc, verdicts.Verdict | Non
         return _lost(base, f"GpuIsLost: {lost}"), None
     state = ecc_state(raw)
     v = verdicts.judge(state)
-    arch = raw["architecture"]
-    counters = raw["counters"]
+    arch = raw.architecture
+    counters = raw.counters
     gpu = GpuEcc(
         **base,
         architecture=ARCHITECTURES.get(arch, f"unknown ({arch})") if arch is not None else None,
@@ -217,12 +219,12 @@ def snapshot(app: AgentApp, ref: GpuRef) -> tuple[GpuEcc, verdicts.Verdict | Non
         aggregate=_scope(counters["aggregate"]),
         sram_threshold_exceeded=state.sram_threshold_exceeded,
         repair_mechanism=state.repair,
-        retired_pages=RetiredPages(**raw["retired_pages"]),
-        remapped_rows=RemappedRows(**raw["remapped_rows"]),
+        retired_pages=RetiredPages(**asdict(raw.retired_pages)),
+        remapped_rows=RemappedRows(**asdict(raw.remapped_rows)),
         memory_state=v.verdict,
         reasons=[Reason(level=r.level, text=r.text) for r in v.reasons],
         action=v.action,
-        unavailable={**raw["unavailable"], **_undecided(v.unknown)},
+        unavailable={**raw.unavailable, **_undecided(v.unknown)},
     )
     return gpu, v
 

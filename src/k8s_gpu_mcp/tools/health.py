@@ -154,18 +154,18 @@ def topology_unavailable(gpu: topology_tool.GpuTopology) -> dict[str, str]:
 
 def _pcie(app: AgentApp, ref: GpuRef, utilization: int | None) -> tuple[pcie.PcieState, dict[str, str]]:
     p = app.backend.adapter.pcie(ref)
-    now = (p["replay_at"], p["replay_counter"]) if p["replay_counter"] is not None else None
+    now = (p.replay_at, p.replay_counter) if p.replay_counter is not None else None
     state = pcie.PcieState(
-        curr_gen=p["link_gen"],
-        max_gen=p["max_link_gen"],
-        curr_width=p["link_width"],
-        max_width=p["max_link_width"],
-        replay=p["replay_counter"],
-        replay_rate_per_min=pcie.replay_rate(p["replay_previous"], now) if now else None,
+        curr_gen=p.link_gen,
+        max_gen=p.max_link_gen,
+        curr_width=p.link_width,
+        max_width=p.max_link_width,
+        replay=p.replay_counter,
+        replay_rate_per_min=pcie.replay_rate(p.replay_previous, now) if now else None,
         busy=utilization > 0 if utilization is not None else None,
-        unreadable=p["unavailable"],
+        unreadable=p.unavailable,
     )
-    return state, {f"pcie.{k}": v for k, v in p["unavailable"].items()}
+    return state, {f"pcie.{k}": v for k, v in p.unavailable.items()}
 
 
 # get_gpu_health does not ask the Kubernetes API (a health check must answer fast on a failing node):
@@ -175,7 +175,7 @@ NO_PODS = PodLookup(None, "get_gpu_health does not look pods up; list_gpu_proces
 
 def _processes(app: AgentApp, ref: GpuRef) -> dict[str, Any]:
     """The same reading list_gpu_processes makes: the lists, memory, and who is a zombie."""
-    reading = read_gpu_processes(app.backend.nvml, ref)
+    reading = read_gpu_processes(app.backend.adapter, ref)
     listed = reading.processes
     zombies = []
     for p in listed or []:
@@ -213,15 +213,15 @@ def _inputs(
     tele = build_telemetry(ref.index, ref.uuid, ref.name, t)
     usage = read_usage(adapter, ref)
     procs = _processes(app, ref)
-    link, pcie_unavailable = _pcie(app, ref, t["utilization_gpu_percent"])
+    link, pcie_unavailable = _pcie(app, ref, t.utilization_gpu_percent)
     if procs["count"] is None:  # the zombie and unaccounted-memory checks could not run
         failed = {**failed, "processes": f"process list unreadable: {procs['reason']}"}
     ecc_gpu, ecc = ecc_tool.snapshot(app, ref)
     if ecc is None:
         raise GpuLost(ecc_gpu.unavailable.get("*", "nvmlDeviceGetEccMode"))
     unavailable = {
-        **t["unavailable"],
-        **usage["unavailable"],
+        **t.unavailable,
+        **usage.unavailable,
         **pcie_unavailable,
         **procs["unavailable"],
         **{f"ecc.{k}": v for k, v in ecc_gpu.unavailable.items()},
@@ -229,13 +229,13 @@ def _inputs(
     th = tele.throttling
     inputs = health.HealthInputs(
         index=ref.index,
-        temperature_c=t["temperature_c"],
-        slowdown_c=t["slowdown_c"],
-        shutdown_c=t["shutdown_c"],
-        max_operating_c=t["max_operating_c"],
-        power_draw_w=t["power_draw_w"],
-        power_limit_w=t["power_limit_w"],
-        power_default_limit_w=usage["power_default_limit_w"],
+        temperature_c=t.temperature_c,
+        slowdown_c=t.slowdown_c,
+        shutdown_c=t.shutdown_c,
+        max_operating_c=t.max_operating_c,
+        power_draw_w=t.power_draw_w,
+        power_limit_w=t.power_limit_w,
+        power_default_limit_w=usage.power_default_limit_w,
         throttling=Throttling(th.active, th.causes, th.category, th.explanation, th.expected),
         ecc=ecc,
         xids=xids,
@@ -243,7 +243,7 @@ def _inputs(
         pcie=link,
         process_count=procs["count"],
         process_memory_mib=procs["memory_mib"],
-        memory_total_mib=t["memory_total_mib"],
+        memory_total_mib=t.memory_total_mib,
         memory_used_mib=procs["used_mib"],
         process_list_complete=procs["complete"],
         process_list_reason=procs["reason"],

@@ -60,15 +60,15 @@ def collect_inventory(app: AgentApp, gpus: list[int | str] | int | str | None = 
             items.append(GpuInventory(**base, lost=True, unavailable={"*": ref.lost_reason}))
             continue
         try:
-            items.append(GpuInventory(**base, **app.backend.adapter.inventory(ref)))
+            items.append(GpuInventory(**base, **app.backend.adapter.inventory(ref).fields()))
         except GpuLost as lost:
             items.append(GpuInventory(**base, lost=True, unavailable={"*": f"GpuIsLost: {lost}"}))
     system = app.backend.system
     return InventoryResult(
         source=source(app),
-        driver_version=system.get("driver_version"),
-        cuda_version=system.get("cuda_version"),
-        nvml_version=system.get("nvml_version"),
+        driver_version=system.driver_version,
+        cuda_version=system.cuda_version,
+        nvml_version=system.nvml_version,
         gpu_count=len(app.backend.adapter.gpus()),
         gpus=items,
     )

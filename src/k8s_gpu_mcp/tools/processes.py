@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 from pydantic import Field
 
 from k8s_gpu_mcp.gpu.adapter import GpuLost, GpuRef
-from k8s_gpu_mcp.gpu.fleet import mock_proc_info
 from k8s_gpu_mcp.gpu.processes import MIB, GpuProcesses, NvmlProcess, read_gpu_processes
 from k8s_gpu_mcp.host.procfs import ProcInfo, boot_time, proc_root_problem, read_passwd, read_proc
 from k8s_gpu_mcp.k8s.pods import PodLookup, lookup_pods
@@ -129,10 +128,10 @@ def proc_info(
     """(what is known about ``pid``, why /proc cannot tell). In mock mode a profile pid is what the
     profile says: this machine's /proc is read only for pids a test registered as real (``real:
     true``), and a /proc tree a test passes with ``--proc-root`` stands for the captured node's."""
-    nvml = app.backend.nvml
     own_proc = Path(app.settings.proc_root).resolve() == Path("/proc")
-    if app.backend.mock is not None and own_proc and pid not in nvml.fake_real_pids():
-        return mock_proc_info(nvml.gpus[ref.index], pid), None
+    simulated = app.backend.simulated_proc(ref.index, pid) if own_proc else None
+    if simulated is not None:
+        return simulated, None
     problem = proc_root_problem(app.settings.proc_root)
     return (None if problem else read_proc(app.settings.proc_root, pid, users, btime)), problem
 
@@ -144,7 +143,7 @@ def describe_gpu(
     if ref.lost_reason:
         return GpuProcessList(**base, lost=True, processes=None, unavailable={"*": ref.lost_reason})
     try:
-        reading: GpuProcesses = read_gpu_processes(app.backend.nvml, ref)
+        reading: GpuProcesses = read_gpu_processes(app.backend.adapter, ref)
     except GpuLost as lost:
         return GpuProcessList(**base, lost=True, processes=None, unavailable={"*": f"GpuIsLost: {lost}"})
     procs = None

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 
 from k8s_gpu_mcp.diagnose.throttle import Category, ThrottleInputs, decode_reasons, interpret
 from k8s_gpu_mcp.gpu.adapter import GpuLost
+from k8s_gpu_mcp.gpu.readings import Telemetry
 from k8s_gpu_mcp.models import ToolModel
 from k8s_gpu_mcp.tools._common import READ_ONLY, GpuSelector, Source, select_gpus, source
 
@@ -92,22 +93,22 @@ def _headroom(threshold: int | None, current: int | None) -> int | None:
     return threshold - current if threshold is not None and current is not None else None
 
 
-def build_telemetry(index: int, uuid: str | None, name: str | None, t: dict[str, Any]) -> GpuTelemetry:
+def build_telemetry(index: int, uuid: str | None, name: str | None, t: Telemetry) -> GpuTelemetry:
     """Pure: NVML readings in, interpreted telemetry out."""
-    temp = t["temperature_c"]
-    draw, limit = t["power_draw_w"], t["power_limit_w"]
-    mask = t["clock_event_reasons_mask"]
+    temp = t.temperature_c
+    draw, limit = t.power_draw_w, t.power_limit_w
+    mask = t.clock_event_reasons_mask
     throttling = interpret(
         ThrottleInputs(
             mask=mask,
-            sm_clock_mhz=t["sm_clock_mhz"],
-            max_sm_clock_mhz=t["max_sm_clock_mhz"],
+            sm_clock_mhz=t.sm_clock_mhz,
+            max_sm_clock_mhz=t.max_sm_clock_mhz,
             temperature_c=temp,
-            slowdown_c=t["slowdown_c"],
+            slowdown_c=t.slowdown_c,
             power_w=draw,
             power_limit_w=limit,
-            unreadable_reason=t["unavailable"].get("clock_event_reasons"),
-            pstate=int(t["pstate"][1:]) if t["pstate"] else None,
+            unreadable_reason=t.unavailable.get("clock_event_reasons"),
+            pstate=int(t.pstate[1:]) if t.pstate else None,
         )
     )
     return GpuTelemetry(
@@ -116,42 +117,42 @@ def build_telemetry(index: int, uuid: str | None, name: str | None, t: dict[str,
         name=name,
         temperature=Temperature(
             current_c=temp,
-            slowdown_c=t["slowdown_c"],
-            shutdown_c=t["shutdown_c"],
-            max_operating_c=t["max_operating_c"],
-            headroom_to_slowdown_c=_headroom(t["slowdown_c"], temp),
-            headroom_to_shutdown_c=_headroom(t["shutdown_c"], temp),
-            headroom_to_max_operating_c=_headroom(t["max_operating_c"], temp),
+            slowdown_c=t.slowdown_c,
+            shutdown_c=t.shutdown_c,
+            max_operating_c=t.max_operating_c,
+            headroom_to_slowdown_c=_headroom(t.slowdown_c, temp),
+            headroom_to_shutdown_c=_headroom(t.shutdown_c, temp),
+            headroom_to_max_operating_c=_headroom(t.max_operating_c, temp),
         ),
-        fan_percent=t["fan_percent"],
+        fan_percent=t.fan_percent,
         power=Power(
             draw_w=draw,
             limit_w=limit,
             percent_of_limit=round(100 * draw / limit, 1) if draw is not None and limit else None,
         ),
         memory=Memory(
-            used_mib=t["memory_used_mib"],
-            free_mib=t["memory_free_mib"],
-            reserved_mib=t["memory_reserved_mib"],
-            total_mib=t["memory_total_mib"],
+            used_mib=t.memory_used_mib,
+            free_mib=t.memory_free_mib,
+            reserved_mib=t.memory_reserved_mib,
+            total_mib=t.memory_total_mib,
         ),
         utilization=Utilization(
-            gpu_percent=t["utilization_gpu_percent"],
-            memory_percent=t["utilization_memory_percent"],
-            encoder_percent=t["utilization_encoder_percent"],
-            decoder_percent=t["utilization_decoder_percent"],
+            gpu_percent=t.utilization_gpu_percent,
+            memory_percent=t.utilization_memory_percent,
+            encoder_percent=t.utilization_encoder_percent,
+            decoder_percent=t.utilization_decoder_percent,
         ),
         clocks=Clocks(
-            sm_mhz=t["sm_clock_mhz"],
-            max_sm_mhz=t["max_sm_clock_mhz"],
-            memory_mhz=t["memory_clock_mhz"],
-            max_memory_mhz=t["max_memory_clock_mhz"],
+            sm_mhz=t.sm_clock_mhz,
+            max_sm_mhz=t.max_sm_clock_mhz,
+            memory_mhz=t.memory_clock_mhz,
+            max_memory_mhz=t.max_memory_clock_mhz,
         ),
-        pstate=t["pstate"],
+        pstate=t.pstate,
         clock_event_reasons=decode_reasons(mask) if mask is not None else None,
         clock_event_reasons_mask=mask,
         throttling=Throttling(**vars(throttling)),
-        unavailable=t["unavailable"],
+        unavailable=t.unavailable,
     )
 
 

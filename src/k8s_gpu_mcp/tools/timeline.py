@@ -84,7 +84,7 @@ def state_entries(app: AgentApp, now: datetime) -> tuple[list[timeline.Entry], d
             continue
         # what could not be read for the state-now entries (a missing entry must not read as "fine")
         unavailable.update({f"gpu{ref.index}.ecc.{k}": v for k, v in ecc.unavailable.items()})
-        unavailable.update({f"gpu{ref.index}.{k}": v for k, v in readings["unavailable"].items()})
+        unavailable.update({f"gpu{ref.index}.{k}": v for k, v in readings.unavailable.items()})
         if verdict is not None and verdict.verdict not in ("healthy", "unknown"):
             why = verdict.reasons[0].text if verdict.reasons else verdict.action
             out.append(timeline.Entry(now, "nvml", "ecc", f"ECC {verdict.verdict} now: {why}", gpu=ref.index))

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
 from k8s_gpu_mcp.diagnose import topology as topo
 from k8s_gpu_mcp.gpu.adapter import GpuLost, GpuRef
 from k8s_gpu_mcp.gpu.links import links_unknown, read_affinity, read_nvlinks, read_pairs
+from k8s_gpu_mcp.gpu.readings import NvLinkReading
 from k8s_gpu_mcp.models import ToolModel
 from k8s_gpu_mcp.tools._common import READ_ONLY, GpuSelector, Source, select_gpus, source
 
@@ -78,18 +79,18 @@ class TopologyResult(ToolModel):
     unavailable: dict[str, str] = Field(default_factory=dict)
 
 
-def _link(raw: dict[str, Any]) -> NvLink:
-    state = raw["state"]
+def _link(raw: NvLinkReading) -> NvLink:
+    state = raw.state
     return NvLink(
-        link=raw["link"],
+        link=raw.link,
         state=None if state is None else "up" if state else "down",
-        version=raw["version"],
-        remote_type=raw["remote_type"],
-        remote_bus_id=raw["remote_bus_id"],
-        remote_gpu=raw["remote_gpu"],
-        capabilities=raw["capabilities"],
-        errors=raw["errors"],
-        unavailable=raw["unavailable"],
+        version=raw.version,
+        remote_type=raw.remote_type,
+        remote_bus_id=raw.remote_bus_id,
+        remote_gpu=raw.remote_gpu,
+        capabilities=raw.capabilities,
+        errors=raw.errors,
+        unavailable=raw.unavailable,
     )
 
 
@@ -101,18 +102,18 @@ def _gpu(app: AgentApp, ref: GpuRef, bus_ids: dict[str, int]) -> GpuTopology:
         unknown = links_unknown(app.backend.adapter, ref)
         links = [] if unknown else [_link(raw) for raw in read_nvlinks(app.backend.adapter, ref, bus_ids)]
         affinity = read_affinity(app.backend.adapter, ref)
-        if unknown:
-            affinity["unavailable"]["nvlinks"] = unknown
         _, why = app.backend.adapter.nvlink_field_count(ref.handle)
     except GpuLost as lost:
         return GpuTopology(**base, lost=True, unavailable={"*": f"GpuIsLost: {lost}"})
-    unavailable = dict(affinity["unavailable"])
-    if why and not unknown:  # read_nvlinks fell back to probing every link index
+    unavailable = dict(affinity.unavailable)
+    if unknown:
+        unavailable["nvlinks"] = unknown
+    elif why:  # read_nvlinks fell back to probing every link index
         unavailable["nvlink_link_count_field"] = f"{why}; links probed by index"
     return GpuTopology(
         **base,
-        numa_node=affinity["numa_node"],
-        cpu_affinity=affinity["cpu_affinity"],
+        numa_node=affinity.numa_node,
+        cpu_affinity=affinity.cpu_affinity,
         nvlinks=links,
         active_links=sum(1 for link in links if link.state == "up"),
         unavailable=unavailable,
@@ -145,10 +146,10 @@ def inspect(app: AgentApp, refs: list[GpuRef]) -> TopologyResult:
     ends = [link_ends(g, positions) for g in gpus]
     pairs = read_pairs(app.backend.adapter, refs)
     counts = topo.link_counts(ends)
-    cells = topo.build_matrix(pairs["levels"], counts)
+    cells = topo.build_matrix(pairs.levels, counts)
     labels = [f"GPU{ref.index}" for ref in refs]
     unknown_sets = {g.index: g.unavailable["nvlinks"] for g in gpus if "nvlinks" in g.unavailable}
-    found = topo.findings(ends, counts, pairs["p2p"], [ref.index for ref in refs], unknown_sets)
+    found = topo.findings(ends, counts, pairs.p2p, [ref.index for ref in refs], unknown_sets)
 
     def names(matrix: list[list[int | None]]) -> list[list[str | None]]:
         return [[None if v is None else topo.P2P_STATUS.get(v, str(v)) for v in row] for row in matrix]
@@ -159,9 +160,9 @@ def inspect(app: AgentApp, refs: list[GpuRef]) -> TopologyResult:
         labels=labels,
         matrix=cells,
         matrix_text=topo.render(cells, [g.cpu_affinity for g in gpus], [g.numa_node for g in gpus], labels),
-        p2p=P2PMatrix(**{cap: names(pairs["p2p"][cap]) for cap in ("read", "write", "nvlink", "atomics")}),
+        p2p=P2PMatrix(**{cap: names(pairs.p2p[cap]) for cap in ("read", "write", "nvlink", "atomics")}),
         findings=[TopologyFinding(**vars(f)) for f in found],
-        unavailable=pairs["unavailable"],
+        unavailable=pairs.unavailable,
     )
 
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import Field, StrictInt, StrictStr
 
 from k8s_gpu_mcp.gpu.adapter import GpuLost, GpuRef
+from k8s_gpu_mcp.gpu.readings import NvLinkReading, ResetState
 from k8s_gpu_mcp.models import ToolModel
 from k8s_gpu_mcp.tools._common import READ_ONLY, Source, select_gpus, source
 
@@ -31,7 +32,7 @@ class ResetRecord:
     """What reset_gpu saw just before a reset it ran (kept in ``AgentApp.resets`` by GPU index)."""
 
     at: datetime
-    state_before: dict[str, Any]
+    state_before: ResetState
 
 
 class Check(ToolModel):
@@ -63,14 +64,14 @@ def _flag(name: Any, value: bool | None, bad: str, good: str, why: str | None) -
     return Check(name=name, ok=not value, detail=bad if value else good)
 
 
-def _checks(app: AgentApp, ref: GpuRef, since: datetime) -> tuple[list[Check], dict[str, Any]]:
+def _checks(app: AgentApp, ref: GpuRef, since: datetime) -> tuple[list[Check], ResetState]:
     from k8s_gpu_mcp.gpu.links import read_nvlinks
     from k8s_gpu_mcp.gpu.reset_state import read_reset_state
     from k8s_gpu_mcp.tools import ecc as ecc_tool
 
-    state = read_reset_state(app.backend.nvml, ref)
-    if state.get("lost"):
-        why = state["unavailable"].get("*", "GpuIsLost")
+    state = read_reset_state(app.backend.adapter, ref)
+    if state.lost:
+        why = state.unavailable.get("*", "GpuIsLost")
         return [Check(name="gpu_present", ok=False, detail=f"the GPU is lost: {why}")], state
     try:
         ecc, _ = ecc_tool.snapshot(app, ref)
@@ -86,9 +87,9 @@ def _checks(app: AgentApp, ref: GpuRef, since: datetime) -> tuple[list[Check], d
     return checks, state
 
 
-def _repair_checks(state: dict[str, Any], ecc: Any) -> list[Check]:
+def _repair_checks(state: ResetState, ecc: Any) -> list[Check]:
     """Ampere and later remap rows, earlier GPUs retire pages: the other mechanism does not apply."""
-    why = state.get("unavailable", {})
+    why = state.unavailable
     rows = ecc.remapped_rows
     if ecc.repair_mechanism == "page_retirement":
         na = "not applicable: this GPU retires pages"
@@ -98,7 +99,7 @@ def _repair_checks(state: dict[str, Any], ecc: Any) -> list[Check]:
         ]
     else:
         remap = [
-            _flag("remap_pending", state.get("remapped_rows_pending"), "a row remap still waits for a reset",
+            _flag("remap_pending", state.remapped_rows_pending, "a row remap still waits for a reset",
                   "no row remap pending", why.get("remapped_rows_pending")),
             _flag("remap_failure", rows.failure if rows else None, "a row remap failed: NVIDIA's RMA criterion",
                   "no remap failure", ecc.unavailable.get("remapped_rows") or why.get("remapped_rows_pending")),
@@ -106,16 +107,16 @@ def _repair_checks(state: dict[str, Any], ecc: Any) -> list[Check]:
     if ecc.repair_mechanism == "row_remapping":
         pages = Check(name="retired_pages_pending", ok=True, detail="not applicable: this GPU remaps rows")
     else:
-        pages = _flag("retired_pages_pending", state.get("retired_pages_pending"),
+        pages = _flag("retired_pages_pending", state.retired_pages_pending,
                       "a page retirement still waits for a reset", "no page retirement pending",
                       why.get("retired_pages_pending"))  # fmt: skip
     return [*remap, pages]
 
 
-def _ecc_check(state: dict[str, Any]) -> Check:
-    unc = state.get("ecc_volatile_uncorrected")
+def _ecc_check(state: ResetState) -> Check:
+    unc = state.ecc_volatile_uncorrected
     if unc is None:
-        why = state.get("unavailable", {}).get("ecc_volatile_uncorrected")
+        why = state.unavailable.get("ecc_volatile_uncorrected")
         return Check(name="volatile_uncorrected_ecc", ok=None, detail=f"could not be read: {why}")
     plural = "s" if unc != 1 else ""
     return Check(name="volatile_uncorrected_ecc", ok=unc == 0,
@@ -133,12 +134,12 @@ def _xid_check(app: AgentApp, ref: GpuRef, since: datetime) -> Check:
     return Check(name="xids_since_reset", ok=False, detail=f"since {since.isoformat()}: {listed}")
 
 
-def _link_check(links: list[dict[str, Any]]) -> Check:
+def _link_check(links: list[NvLinkReading]) -> Check:
     """NVML's link state: 1 active, 0 inactive, None unreadable."""
     if not links:
         return Check(name="nvlinks_up", ok=True, detail="the GPU has no NVLinks NVML reports")
-    down = [lk["link"] for lk in links if lk["state"] is not None and not lk["state"]]
-    unread = [lk["link"] for lk in links if lk["state"] is None]
+    down = [lk.link for lk in links if lk.state is not None and not lk.state]
+    unread = [lk.link for lk in links if lk.state is None]
     if down:
         return Check(name="nvlinks_up", ok=False, detail=f"links {down} of {len(links)} not up")
     if unread:
@@ -178,7 +179,8 @@ def verify(app: AgentApp, gpu: int | str) -> VerifyResult:
     return VerifyResult(
         source=source(app), index=ref.index, uuid=ref.uuid, pci_bus_id=ref.bus_id, status=status,
         checks=checks, reset_at=record.at if record else None, since=since,
-        state_before=record.state_before if record else None, state_now=state, action=action,
+        state_before=record.state_before.as_json() if record else None, state_now=state.as_json(),
+        action=action,
     )  # fmt: skip
 
 

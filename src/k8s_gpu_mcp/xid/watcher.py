@@ -195,7 +195,5 @@ def start_watcher(backend: Backend) -> XidWatcher | None:
         return None
     if backend.mock is not None:
         for ev in backend.mock.xid_events:
-            backend.nvml.fake_emit_event(
-                int(ev["gpu"]), backend.nvml.nvmlEventTypeXidCriticalError, int(ev["xid"])
-            )
+            backend.emit_scenario_event(int(ev["gpu"]), int(ev["xid"]))
     return watcher
