@@ -25,7 +25,7 @@ from k8s_gpu_mcp.tools._common import (
     select_gpus,
 )
 from k8s_gpu_mcp.vocabulary import Detail, DetailLevel, Status, worst
-from k8s_gpu_mcp.xid.models import SxidEvent, Workflow, XidAnalysis, XidEvent, XidSummary
+from k8s_gpu_mcp.xid.models import BootRecord, SxidEvent, Workflow, XidAnalysis, XidEvent, XidSummary
 
 if TYPE_CHECKING:
     from k8s_gpu_mcp.server import AgentApp
@@ -71,6 +71,12 @@ def _check_filters(since: str, min_severity: str | None) -> None:
 
 class XidErrorsResult(NodeAnswer):
     since: datetime | None = Field(description="start of the window (null: no lower bound)")
+    covered_since: datetime | None = Field(
+        None,
+        description="the earliest time the kernel log read covers (ring buffer, earlier boots' journal, "
+        "rotated kern.log); later than `since`: the window is not fully seen (a note says so)",
+    )
+    boots: list[BootRecord] | None = full_only("the boots the kernel history knows, oldest first")
     sources: list[str] = Field(
         description="where events were read: kmsg, journal, dmesg, file, nvml, scenario"
     )
@@ -138,6 +144,7 @@ def answer(app: AgentApp, analysis: XidAnalysis, refs: list[Any], detail: Detail
     result = XidErrorsResult(
         **head,
         since=analysis.since,
+        covered_since=analysis.covered_since,
         sources=analysis.sources,
         total_events=analysis.total_events,
         notes=analysis.notes,
@@ -148,6 +155,7 @@ def answer(app: AgentApp, analysis: XidAnalysis, refs: list[Any], detail: Detail
         result.xids, result.events, result.sxids = analysis.xids, analysis.events, analysis.sxids
         result.workflows = analysis.workflows
         result.truncated = analysis.truncated
+        result.boots = analysis.boots
     return result
 
 
@@ -158,6 +166,27 @@ def _mock_boot_time(lines: list[str], now: datetime) -> datetime:
     uptimes = [parse_prefix(line[: line.find("NVRM")] if "NVRM" in line else line).uptime_s for line in lines]
     latest = max((u for u in uptimes if u is not None), default=0.0)
     return now - MOCK_LAST_LINE_AGE - timedelta(seconds=latest)
+
+
+def _history(
+    app: AgentApp, klog: Any, lower: datetime | None, now: datetime, journal_dir: str | None
+) -> tuple[Any | None, datetime | None]:
+    """Earlier boots (journal, rotated kern.log under the host root) when the live log does not
+    reach back to ``lower``; the history (or None) and the earliest time covered overall. Live
+    events are marked as the current boot's."""
+    from k8s_gpu_mcp.xid.history import read_boot_id, read_history
+
+    current_id = read_boot_id(app.settings.proc_root)
+    for ev in klog.parser.events:
+        ev.boot, ev.boot_id, ev.boot_started = "current", current_id, klog.boot_time
+    if lower is not None and klog.covered_since is not None and klog.covered_since <= lower:
+        return None, klog.covered_since
+    history = read_history(
+        app.settings.host_root, since=lower, now=now, journal_dir=journal_dir, current_id=current_id,
+        current_start=klog.boot_time, skip_current=klog.source == "journal",
+    )  # fmt: skip
+    covered = [c for c in (klog.covered_since, history.covered_since) if c is not None]
+    return history, min(covered, default=None)
 
 
 def collect_xids(
@@ -199,6 +228,8 @@ def collect_xids(
     used: list[str] = []
     notes: list[str] = []
     unavailable: dict[str, str] = {}
+    covered: datetime | None = None
+    boots: list[BootRecord] = []
     if chosen != "nvml":
         lines = mock.kernel_log if mock is not None else []
         boot = _mock_boot_time(lines, now) if chosen == "scenario" and mock is not None else None
@@ -230,6 +261,30 @@ def collect_xids(
                 ev.source = klog.source
             events.extend(klog.parser.events)
             sxids.extend(klog.parser.sxids)
+            covered = klog.covered_since
+        if (
+            mock is None
+            and klog.source in ("kmsg", "journal", "dmesg")
+            and (source or "auto") in ("auto", "journal")
+        ):
+            from k8s_gpu_mcp.xid.analyze import parse_since
+            from k8s_gpu_mcp.xid.history import reach_note
+
+            lower = parse_since(since, now)
+            history, covered = _history(app, klog, lower, now, str(journal) if journal.is_dir() else None)
+            if history is not None:
+                events.extend(history.events)
+                sxids.extend(history.sxids)
+                used.extend(s for s in history.sources if s not in used)
+                notes.extend(history.notes)
+                unavailable.update({f"history.{k}": v for k, v in history.unavailable.items()})
+                boots = [
+                    BootRecord(boot_id=b.boot_id, started=b.started, last_entry=b.last, current=b.current,
+                               source=b.source)
+                    for b in history.boots
+                ]  # fmt: skip
+            if note := reach_note(covered, lower, used):
+                notes.append(note)
         if boot is not None:
             notes.append(
                 "Mock fleet: scenario uptime stamps are dated as if the last line were 5 minutes old."
@@ -270,6 +325,8 @@ def collect_xids(
             now=now,
             notes=notes,
             unavailable=unavailable,
+            covered_since=covered,
+            boots=boots,
         )
     except ValueError as exc:
         raise ToolError(str(exc)) from exc

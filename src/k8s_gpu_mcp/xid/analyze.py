@@ -16,7 +16,7 @@ from ..vocabulary import XID_STATUS, worst
 from . import workflows
 from .catalog import SEVERITY_ORDER, lookup
 from .decode import decode
-from .models import SxidEvent, XidAnalysis, XidEvent, XidSummary
+from .models import BootRecord, SxidEvent, XidAnalysis, XidEvent, XidSummary
 from .parse import KernelEvent
 from .parse import SxidEvent as RawSxid
 from .workflows import RECURRING_COUNT, REPLACE_ACTION
@@ -103,6 +103,8 @@ def _merge(events: list[KernelEvent]) -> list[tuple[KernelEvent, list[str]]]:
             ):
                 if ev.source not in sources:
                     sources.append(ev.source)
+                if prev.boot is None and ev.boot is not None:  # the other source knew the boot
+                    prev.boot, prev.boot_id, prev.boot_started = ev.boot, ev.boot_id, ev.boot_started
                 if prev.kind == "gpu_lost" and ev.kind == "xid":  # keep the XID line as the event
                     merged[merged.index((prev, sources))] = (ev, sources)
                 break
@@ -142,6 +144,8 @@ def analyze(
     now: datetime | None = None,
     notes: Sequence[str] = (),
     unavailable: dict[str, str] | None = None,
+    covered_since: datetime | None = None,
+    boots: Sequence[BootRecord] = (),
 ) -> XidAnalysis:
     """Analyse XID events. Raises ValueError (with the valid choices) on bad arguments."""
     now = now or datetime.now(UTC)
@@ -205,6 +209,8 @@ def analyze(
         total_events=len(decoded),
         truncated=truncated,
         since=lower,
+        covered_since=covered_since,
+        boots=list(boots),
         sources=list(sources),
         notes=out_notes,
         unavailable=unavailable or {},
@@ -259,6 +265,9 @@ def _event(
         pod_uid=cg.pod_uid if cg else None,
         raw=ev.raw,
         sources=sources,
+        boot=ev.boot,
+        boot_id=ev.boot_id,
+        boot_started=ev.boot_started,
     )
 
 

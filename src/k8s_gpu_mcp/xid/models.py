@@ -43,8 +43,23 @@ class XidEvent(ToolModel):
     pod_uid: str | None = None
     raw: str | None = Field(None, description="The kernel line(s) verbatim")
     sources: list[str] = Field(
-        description="Where the event was seen: kmsg, journal, dmesg, file, nvml, scenario"
+        description="Where the event was seen: kmsg, journal, dmesg, kern.log, messages, file, nvml, scenario"
     )
+    boot: Literal["current", "previous"] | None = Field(
+        None, description="The boot that logged it: this one, or an earlier one (journal, rotated kern.log)"
+    )
+    boot_id: str | None = Field(None, description="That boot's id (journalctl --list-boots), when known")
+    boot_started: datetime | None = Field(None, description="When that boot started, when known")
+
+
+class BootRecord(ToolModel):
+    """One boot of the node, as the kernel history read knows it."""
+
+    boot_id: str | None = Field(description="32 hex digits (journalctl --list-boots); null when not named")
+    started: datetime | None = Field(description="Its first journal entry, or the start its log lines date")
+    last_entry: datetime | None = Field(None, description="Its last journal entry (null: current boot)")
+    current: bool
+    source: str = Field(description="journal, kern.log, messages, or proc (this boot's /proc/stat)")
 
 
 class XidSummary(ToolModel):
@@ -102,6 +117,12 @@ class XidAnalysis(ToolModel):
     total_events: int
     truncated: bool = Field(description="True when limit cut the event list (summary and verdict cover all)")
     since: datetime | None
+    covered_since: datetime | None = Field(
+        None,
+        description="The earliest time the kernel log sources read cover (the live ring buffer, the "
+        "journal's boots, rotated kern.log files); later than `since` means the window is not fully seen",
+    )
+    boots: list[BootRecord] = Field(default_factory=list, description="The boots the history read knows")
     sources: list[str]
     notes: list[str] = Field(default_factory=list)
     unavailable: dict[str, str] = Field(default_factory=dict)

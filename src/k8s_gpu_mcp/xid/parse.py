@@ -97,6 +97,9 @@ class KernelEvent:
     source: str = "kernel"
     gpu_index: int | None = None  # known when the source is NVML, else resolved from bus_id
     boot_segment: int = 0  # which boot of the log (a smaller uptime than the line before starts the next)
+    boot: Literal["current", "previous"] | None = None  # the boot that logged it, when known (xid/history.py)
+    boot_id: str | None = None  # systemd's boot id (32 hex digits), when the journal or /proc names it
+    boot_started: datetime | None = None  # when that boot started (or its first journal entry)
 
 
 @dataclass(slots=True)

@@ -13,6 +13,7 @@ its deadline. Each cut is said in the parser's ``notes``.
 
 from __future__ import annotations
 
+import gzip
 import io
 import os
 import time
@@ -203,6 +204,39 @@ def scan_file(path: str | Path, *, max_bytes: int = MAX_FILE_BYTES, **kwargs: ob
     if tail:
         parser.notes.append(
             f"the file is {size >> 20} MiB: only its last {max_bytes >> 20} MiB (the newest lines) were read"
+        )
+    return parser
+
+
+class _Capped(io.RawIOBase):
+    """At most ``limit`` bytes of ``inner`` (a decompressing reader: a gzip bomb stays bounded)."""
+
+    def __init__(self, inner: BinaryIO, limit: int) -> None:
+        self.inner, self.left, self.cut = inner, limit, False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+        if self.left <= 0:
+            self.cut = self.cut or bool(self.inner.read(1))
+            return 0
+        with memoryview(b) as mv:
+            n = self.inner.readinto(mv[: min(len(mv), self.left)])  # type: ignore[attr-defined]
+        self.left -= n or 0
+        return n or 0
+
+
+def scan_gzip(path: str | Path, *, max_bytes: int = MAX_FILE_BYTES, **kwargs: object) -> LineParser:
+    """Scan a gzip-rotated kernel log (``kern.log.2.gz``): its first ``max_bytes`` decompressed bytes
+    at most (a gzip stream cannot be read from its tail), within the scan deadline; a cut is noted.
+    Raises OSError (gzip.BadGzipFile included) when the file cannot be read."""
+    with gzip.open(path, "rb") as inner:
+        capped = _Capped(inner, max_bytes)  # type: ignore[arg-type]
+        parser = scan_stream(capped, **kwargs)  # type: ignore[arg-type]
+    if capped.cut:
+        parser.notes.append(
+            f"{Path(path).name}: only its first {max_bytes >> 20} MiB decompressed were read (the oldest lines)"
         )
     return parser
 

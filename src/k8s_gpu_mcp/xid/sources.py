@@ -22,7 +22,7 @@ from pathlib import Path
 
 from k8s_gpu_mcp.host.procfs import boot_time
 
-from .parse import LineParser
+from .parse import LineParser, parse_prefix
 from .scan import scan_file, scan_stream
 
 KERNEL_SOURCES = ("auto", "kmsg", "journal", "dmesg", "scenario")
@@ -35,6 +35,7 @@ class KernelLog:
     parser: LineParser
     unavailable: dict[str, str] = field(default_factory=dict)
     boot_time: datetime | None = None
+    covered_since: datetime | None = None  # the earliest time this log covers, when known
 
 
 def read_boot_time(proc_root: str | Path = "/proc") -> datetime | None:
@@ -160,11 +161,15 @@ def read_kernel_log(
     order = ("kmsg", "journal", "dmesg") if source == "auto" else (source,)
     for name in order:
         try:
+            covered = boot if name == "journal" else None  # journald keeps the boot from its start
             if name == "kmsg":
                 parser = LineParser(boot_time=boot, now=now)
-                for record in read_kmsg(kmsg_path):
+                records = read_kmsg(kmsg_path)
+                for record in records:
                     parser.feed(record)
                 parser.finish()
+                if records:  # the ring's oldest record: earlier ones of this boot were overwritten
+                    covered = parse_prefix(records[0][: records[0].find(";") + 1], boot_time=boot).wall
             elif name == "journal":
                 parser = _run(journal_argv(since, journal_dir), timeout, env, **opts)
             else:
@@ -172,5 +177,5 @@ def read_kernel_log(
         except (OSError, RuntimeError, subprocess.TimeoutExpired) as exc:
             unavailable[name] = f"{type(exc).__name__}: {exc}"
             continue
-        return KernelLog(name, parser, unavailable, boot)
+        return KernelLog(name, parser, unavailable, boot, covered)
     return KernelLog(None, LineParser(boot_time=boot, now=now), unavailable, boot)
