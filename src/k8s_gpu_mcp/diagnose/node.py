@@ -12,7 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from k8s_gpu_mcp.diagnose.health import LOST_ACTION, STATUS_RANK, Assessment, Status
+from k8s_gpu_mcp.diagnose.health import LOST_ACTION, Assessment
+from k8s_gpu_mcp.vocabulary import STATUS_RANK, Status
 
 _DRAIN_CLAUSE = re.compile(
     r"^(cordon and drain the node|cordon the node|drain the node|drain the gpu's (nccl jobs|workloads)|"

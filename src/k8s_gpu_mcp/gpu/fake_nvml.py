@@ -174,7 +174,7 @@ class NVMLError(Exception):
     }
     value: int
 
-    def __new__(cls, value: int):
+    def __new__(cls, value: int) -> NVMLError:
         if cls is NVMLError:
             cls = NVMLError._valClassMapping.get(value, cls)
         obj = Exception.__new__(cls)

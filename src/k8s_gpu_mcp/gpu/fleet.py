@@ -104,7 +104,7 @@ def _yaml_loader() -> type:
     limit enforced while composing (before a deep document can exhaust the stack)."""
     import yaml
 
-    class BoundedSafeLoader(yaml.SafeLoader):
+    class BoundedSafeLoader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML ships no type stubs
         depth = 0
 
         def compose_node(self, parent: Any, index: Any) -> Any:

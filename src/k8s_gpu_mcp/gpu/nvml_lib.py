@@ -85,8 +85,9 @@ def load_real_nvml(search_paths: Sequence[str] | None = None) -> ModuleType:
         except pynvml.NVMLError as exc:
             attempts.append(f"nvmlInit: {exc}")
             raise NvmlUnavailable(f"nvmlInit failed: {exc}", attempts) from exc
-        _initialized = pynvml
-        return pynvml
+        module: ModuleType = pynvml
+        _initialized = module
+        return module
 
 
 def is_real_binding(nvml: object) -> bool:

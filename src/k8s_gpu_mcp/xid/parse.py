@@ -360,7 +360,8 @@ class LineParser:
             return index if abs((ev.timestamp - ts.wall).total_seconds()) <= LOST_SECONDS_APART else None
         if ev.uptime_s is not None and ts.uptime_s is not None:
             return index if abs(ev.uptime_s - ts.uptime_s) <= LOST_SECONDS_APART else None
-        return index if ev.timestamp is ts.wall is ev.uptime_s is ts.uptime_s is None else None
+        undated = ev.timestamp is None and ts.wall is None and ev.uptime_s is None and ts.uptime_s is None
+        return index if undated else None
 
     def _lost(self, pci: str, ts: Timestamp, raw: str) -> None:
         """A lost-GPU report: folded into the XID 79 (or earlier report) of the same GPU next to it."""
