@@ -338,7 +338,29 @@ FIELDS: dict[str, PathSpec] = {
     "pstate": (["performance_state"], [("Performance State",)]),
     "ecc_current": (["ecc_mode/current_ecc"], [("ECC Mode", "Current")]),
     "ecc_pending": (["ecc_mode/pending_ecc"], [("ECC Mode", "Pending")]),
+    "fabric_state": (["fabric/state"], [("Fabric", "State")]),
+    "fabric_status": (["fabric/status"], [("Fabric", "Status")]),
+    "fabric_clique": (["fabric/cliqueId"], [("Fabric", "CliqueId")]),
+    "fabric_cluster_uuid": (["fabric/clusterUuid"], [("Fabric", "ClusterUUID")]),
+    "fabric_summary": (["fabric/health/summary"], [("Fabric", "Health", "Summary")]),
 }
+# Fabric health flags: profile key -> (XML tag, text label) under fabric/health
+FABRIC_HEALTH = {
+    "degraded_bandwidth": ("bandwidth", "Bandwidth"),
+    "route_recovery_in_progress": ("route_recovery_in_progress", "Route Recovery in progress"),
+    "route_unhealthy": ("route_unhealthy", "Route Unhealthy"),
+    "access_timeout_recovery": ("access_timeout_recovery", "Access Timeout Recovery"),
+    "partition_assigned": ("partition_assigned", "Partition Assigned"),
+}
+for _key, (_tag, _label) in FABRIC_HEALTH.items():
+    FIELDS[f"fabric_{_key}"] = ([f"fabric/health/{_tag}"], [("Fabric", "Health", _label)])
+# nvidia-smi's fabric words -> NVML values (nvmlGpuFabricState_t, nvmlReturn_t, health summary)
+FABRIC_STATES = {"not started": 1, "in progress": 2, "completed": 3}
+FABRIC_STATUS = {"success": 0}
+FABRIC_SUMMARY = {"healthy": 1, "unhealthy": 2, "limited capacity": 3}
+# MIG: SMs per compute slice and the most MIG devices, per model (NVIDIA MIG User Guide: A100 has
+# seven 14-SM compute slices). The profile name is <compute slices>g.<memory GB>gb.
+MIG_MODELS: list[tuple[str, int, int]] = [(r"A100", 14, 7)]
 for _clock, _label in (("graphics", "Graphics"), ("sm", "SM"), ("mem", "Memory"), ("video", "Video")):
     FIELDS[f"clock_{_clock}"] = ([f"clocks/{_clock}_clock"], [("Clocks", _label)])
     FIELDS[f"max_clock_{_clock}"] = ([f"max_clocks/{_clock}_clock"], [("Max Clocks", _label)])
@@ -401,6 +423,9 @@ class XmlGpu:
             },
         }
 
+    def mig_devices(self) -> list[dict[str, str | None]]:
+        return _xml_mig_devices(self.el)
+
     def processes(self) -> list[dict[str, str | None]]:
         return [
             {
@@ -413,6 +438,26 @@ class XmlGpu:
             }
             for p in self.el.findall("processes/process_info")
         ]
+
+
+def _xml_mig_devices(gpu: ET.Element) -> list[dict[str, str | None]]:
+    shared = "device_attributes/shared/"
+    return [
+        {
+            "index": d.findtext("index"),
+            "gpu_instance_id": d.findtext("gpu_instance_id"),
+            "compute_instance_id": d.findtext("compute_instance_id"),
+            "sm": d.findtext(f"{shared}multiprocessor_count"),
+            "copy_engine": d.findtext(f"{shared}copy_engine_count"),
+            "encoder": d.findtext(f"{shared}encoder_count"),
+            "decoder": d.findtext(f"{shared}decoder_count"),
+            "ofa": d.findtext(f"{shared}ofa_count"),
+            "jpg": d.findtext(f"{shared}jpg_count"),
+            "sram_uncorrectable": d.findtext("ecc_error_count/volatile_count/sram_uncorrectable"),
+            **{f"mem_{k}": d.findtext(f"fb_memory_usage/{k}") for k in ("total", "reserved", "used", "free")},
+        }
+        for d in gpu.findall("mig_devices/mig_device")
+    ]
 
 
 def _xml_tree(el: ET.Element) -> Tree | str | None:
@@ -774,6 +819,65 @@ def build_processes(src: GpuSource) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
+def true_false(raw: str | None) -> bool | None:
+    value = clean(raw)
+    return None if value is None else value.lower() in ("true", "yes", "degraded")
+
+
+def build_fabric(src: GpuSource) -> dict[str, Any] | None:
+    """The Fabric block; None where it prints N/A (NVML has no fabric for this GPU: NotSupported)."""
+    state = clean(src.value("fabric_state"))
+    if state is None:
+        return None
+    status, summary = clean(src.value("fabric_status")), clean(src.value("fabric_summary"))
+    return {
+        "state": FABRIC_STATES[state.lower()],
+        "status": None if status is None else FABRIC_STATUS[status.lower()],
+        "clique_id": integer(src.value("fabric_clique")),
+        "cluster_uuid": clean(src.value("fabric_cluster_uuid")),
+        "health_summary": None if summary is None else FABRIC_SUMMARY[summary.lower()],
+        "health": {key: true_false(src.value(f"fabric_{key}")) for key in FABRIC_HEALTH},
+    }
+
+
+def build_mig_devices(src: GpuSource, mig: dict[str, Any] | None, name: str) -> list[dict[str, Any]] | None:
+    """The MIG devices the capture prints (None: no MIG on this GPU; []: MIG disabled)."""
+    if mig is None:
+        return None
+    raw = src.mig_devices() if isinstance(src, XmlGpu) else []
+    model = next(((sms, top) for pat, sms, top in MIG_MODELS if re.search(pat, name)), None)
+    gis = [d["gpu_instance_id"] for d in raw]
+    out = []
+    for d in raw:
+        sm, total = integer(d["sm"]), integer(d["mem_total"])
+        slices = sm // model[0] if model and sm and sm % model[0] == 0 else None
+        profile = f"{slices}g.{round(total / 1000)}gb" if slices and total else None
+        alone = gis.count(d["gpu_instance_id"]) == 1  # one compute instance spans the GPU instance
+        out.append({
+            "index": integer(d["index"]),
+            "uuid": None,
+            "profile": profile,
+            "gpu_instance_id": integer(d["gpu_instance_id"]),
+            "compute_instance_id": integer(d["compute_instance_id"]),
+            "gpu_instance_profile_id": None,
+            "placement": None,
+            "attributes": {
+                "multiprocessor_count": sm,
+                "copy_engine_count": integer(d["copy_engine"]),
+                "decoder_count": integer(d["decoder"]),
+                "encoder_count": integer(d["encoder"]),
+                "jpg_count": integer(d["jpg"]),
+                "ofa_count": integer(d["ofa"]),
+                "gpu_instance_slice_count": slices,
+                "compute_instance_slice_count": slices if alone else None,
+                "memory_size_mib": total,
+            },
+            "memory": {k: mib_to_bytes(d[f"mem_{k}"]) for k in ("total", "reserved", "used", "free")},
+            "ecc": {"volatile_sram_uncorrected": integer(d["sram_uncorrectable"])},
+        })  # fmt: skip
+    return out
+
+
 def build_gpu(src: GpuSource, index: int) -> dict[str, Any]:
     v = src.value
     name = v("name") or ""
@@ -829,6 +933,9 @@ def build_gpu(src: GpuSource, index: int) -> dict[str, Any]:
         "supported_clock_event_reasons": supported_reasons,
         "persistence_mode": flag(v("persistence_mode")),
         "mig_mode": mig,
+        "mig_max_devices": next((top for pat, _, top in MIG_MODELS if mig and re.search(pat, name)), None),
+        "mig_devices": build_mig_devices(src, mig, name),
+        "fabric": build_fabric(src),
         "numa_node": None,
         "cpu_affinity": None,  # from the topo capture's CPU Affinity column, when there is one
         "ecc": build_ecc(src),
@@ -924,6 +1031,18 @@ def assumption_notes(capture: Capture, gpus: list[dict[str, Any]]) -> list[str]:
     if any(link["remote_type"] == NVLINK_DEVICE_SWITCH for link in links):
         notes.append(
             "NVLinks end at NVSwitches (remote_type 2); the switch PCI bus id is not captured (null)."
+        )
+    if any(g["mig_devices"] for g in gpus):
+        notes.append(
+            "MIG devices are the capture's mig_devices; nvidia-smi -q prints no MIG UUIDs, GPU instance profile "
+            "ids or placements (null: NoData). The profile name is <compute slices>g.<memory GB>gb, the slices "
+            "from the multiprocessor count (A100: 14 SMs per compute slice, NVIDIA MIG User Guide), the GB "
+            "being the device's MiB / 1000 rounded; mig_max_devices is the model's seven."
+        )
+    if any(g["fabric"] for g in gpus):
+        notes.append(
+            "fabric is the capture's Fabric block (state, status, clique, cluster UUID, health flags); "
+            "health_mask bits are built from the flags by the fake; N/A fabric is null (NotSupported)."
         )
     notes.append(
         "supported_clock_event_reasons is the OR of the reasons the capture lists as Active or Not Active "

@@ -38,6 +38,7 @@ NVML_ERROR_LIB_RM_VERSION_MISMATCH = 18
 NVML_ERROR_IN_USE = 19
 NVML_ERROR_MEMORY = 20
 NVML_ERROR_NO_DATA = 21
+NVML_ERROR_ARGUMENT_VERSION_MISMATCH = 25
 NVML_ERROR_UNKNOWN = 999
 
 NVML_FEATURE_DISABLED = 0
@@ -114,6 +115,38 @@ NVML_DEVICE_ARCH_HOPPER = 9
 NVML_DEVICE_ARCH_BLACKWELL = 10
 
 nvmlMemory_v2 = 0x02000028
+
+# ---- MIG and the NVLink fabric (nvml.h) ----
+NVML_DEVICE_MIG_DISABLE = 0
+NVML_DEVICE_MIG_ENABLE = 1
+NVML_GPU_FABRIC_UUID_LEN = 16
+NVML_GPU_FABRIC_STATE_NOT_SUPPORTED = 0
+NVML_GPU_FABRIC_STATE_NOT_STARTED = 1
+NVML_GPU_FABRIC_STATE_IN_PROGRESS = 2
+NVML_GPU_FABRIC_STATE_COMPLETED = 3
+nvmlGpuFabricInfo_v2 = 0x02000024
+nvmlGpuFabricInfo_v3 = 0x3000028
+# healthMask fields: (shift, width) per field, values NOT_SUPPORTED=0, TRUE=1, FALSE=2 (incorrect
+# configuration: NOT_SUPPORTED=0, NONE=1, then the cause; GFM state: NOT_SUPPORTED=0, CONNECTED=1,
+# DISCONNECTED=2)
+NVML_GPU_FABRIC_HEALTH_MASK_SHIFT_DEGRADED_BW = 0
+NVML_GPU_FABRIC_HEALTH_MASK_WIDTH_DEGRADED_BW = 0x3
+NVML_GPU_FABRIC_HEALTH_MASK_SHIFT_ROUTE_RECOVERY = 2
+NVML_GPU_FABRIC_HEALTH_MASK_WIDTH_ROUTE_RECOVERY = 0x3
+NVML_GPU_FABRIC_HEALTH_MASK_SHIFT_ROUTE_UNHEALTHY = 4
+NVML_GPU_FABRIC_HEALTH_MASK_WIDTH_ROUTE_UNHEALTHY = 0x3
+NVML_GPU_FABRIC_HEALTH_MASK_SHIFT_ACCESS_TIMEOUT_RECOVERY = 6
+NVML_GPU_FABRIC_HEALTH_MASK_WIDTH_ACCESS_TIMEOUT_RECOVERY = 0x3
+NVML_GPU_FABRIC_HEALTH_MASK_SHIFT_INCORRECT_CONFIGURATION = 8
+NVML_GPU_FABRIC_HEALTH_MASK_WIDTH_INCORRECT_CONFIGURATION = 0xF
+NVML_GPU_FABRIC_HEALTH_MASK_SHIFT_PARTITION_ASSIGNED = 12
+NVML_GPU_FABRIC_HEALTH_MASK_WIDTH_PARTITION_ASSIGNED = 0x3
+NVML_GPU_FABRIC_HEALTH_MASK_SHIFT_GFM_STATE = 14
+NVML_GPU_FABRIC_HEALTH_MASK_WIDTH_GFM_STATE = 0x3
+NVML_GPU_FABRIC_HEALTH_SUMMARY_NOT_SUPPORTED = 0
+NVML_GPU_FABRIC_HEALTH_SUMMARY_HEALTHY = 1
+NVML_GPU_FABRIC_HEALTH_SUMMARY_UNHEALTHY = 2
+NVML_GPU_FABRIC_HEALTH_SUMMARY_LIMITED_CAPACITY = 3
 nvmlEventTypeSingleBitEccError = 0x1
 nvmlEventTypeDoubleBitEccError = 0x2
 nvmlEventTypeXidCriticalError = 0x8
@@ -170,6 +203,7 @@ class NVMLError(Exception):
         NVML_ERROR_LIB_RM_VERSION_MISMATCH: "RM has detected an NVML/RM version mismatch.",
         NVML_ERROR_MEMORY: "Insufficient Memory",
         NVML_ERROR_NO_DATA: "No data",
+        NVML_ERROR_ARGUMENT_VERSION_MISMATCH: "Argument version mismatch",
         NVML_ERROR_UNKNOWN: "Unknown Error",
     }
     value: int
@@ -306,6 +340,100 @@ class FakeHandle:
     index: int
 
 
+@dataclass(frozen=True)
+class FakeMigHandle:
+    """Stands for a MIG device's ``c_nvmlDevice_t``: the parent GPU's index and the MIG device index."""
+
+    index: int
+    mig: int
+
+
+@dataclass(frozen=True)
+class FakeGpuInstance:
+    """Stands for ``c_nvmlGpuInstance_t``: the parent GPU's index and the GPU instance id."""
+
+    index: int
+    gpu_instance_id: int
+
+
+@dataclass
+class c_nvmlDeviceAttributes:
+    multiprocessorCount: int
+    sharedCopyEngineCount: int
+    sharedDecoderCount: int
+    sharedEncoderCount: int
+    sharedJpegCount: int
+    sharedOfaCount: int
+    gpuInstanceSliceCount: int
+    computeInstanceSliceCount: int
+    memorySizeMB: int
+
+
+@dataclass
+class c_nvmlGpuInstancePlacement_t:
+    start: int
+    size: int
+
+
+@dataclass
+class c_nvmlGpuInstanceInfo_t:
+    device: Any
+    id: int
+    profileId: int
+    placement: c_nvmlGpuInstancePlacement_t
+
+
+@dataclass
+class c_nvmlGpuFabricInfo_t:
+    clusterUuid: list[int] = field(default_factory=lambda: [0] * NVML_GPU_FABRIC_UUID_LEN)
+    status: int = 0
+    cliqueId: int = 0
+    state: int = 0
+
+
+@dataclass
+class c_nvmlGpuFabricInfo_v2_t(c_nvmlGpuFabricInfo_t):
+    version: int = nvmlGpuFabricInfo_v2
+    healthMask: int = 0
+
+
+@dataclass
+class c_nvmlGpuFabricInfo_v3_t(c_nvmlGpuFabricInfo_v2_t):
+    version: int = nvmlGpuFabricInfo_v3
+    healthSummary: int = 0
+
+
+c_nvmlGpuFabricInfoV_t = c_nvmlGpuFabricInfo_v2_t
+
+# Calls that answer on a MIG device handle (the NVML reference: identity, memory, attributes, instance
+# ids, and per-instance volatile SRAM uncorrectable ECC). Any other call on one answers NotSupported.
+MIG_HANDLE_CALLS = frozenset(
+    {
+        "nvmlDeviceGetUUID",
+        "nvmlDeviceGetName",
+        "nvmlDeviceGetMemoryInfo",
+        "nvmlDeviceGetMemoryErrorCounter",
+        "nvmlDeviceGetAttributes_v2",
+        "nvmlDeviceGetGpuInstanceId",
+        "nvmlDeviceGetComputeInstanceId",
+        "nvmlDeviceIsMigDeviceHandle",
+        "nvmlDeviceGetDeviceHandleFromMigDeviceHandle",
+    }
+)
+# profile key -> (shift, {profile value: mask value}) for the fabric healthMask (pynvml's constants)
+_FABRIC_HEALTH: dict[str, tuple[int, dict[Any, int]]] = {
+    "degraded_bandwidth": (0, {True: 1, False: 2}),
+    "route_recovery_in_progress": (2, {True: 1, False: 2}),
+    "route_unhealthy": (4, {True: 1, False: 2}),
+    "access_timeout_recovery": (6, {True: 1, False: 2}),
+    "incorrect_configuration": (8, {"none": 1, "incorrect_sysguid": 2, "incorrect_chassis_sn": 3,
+                                    "no_partition": 4, "insufficient_nvlinks": 5, "incompatible_gpu_fw": 6,
+                                    "invalid_location": 7, "gpu_state_invalid": 8}),
+    "partition_assigned": (12, {True: 1, False: 2}),
+    "gfm_state": (14, {"connected": 1, "disconnected": 2}),
+}  # fmt: skip
+
+
 class FakeEventSet:
     def __init__(self) -> None:
         self.registered: dict[int, int] = {}
@@ -316,6 +444,13 @@ class FakeEventSet:
 def _missing(value: Any) -> Any:
     if value is None:
         raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+    return value
+
+
+def _captured(value: Any) -> Any:
+    """A value the profile's capture did not print (``null``): NoData, not NotSupported."""
+    if value is None:
+        raise NVMLError(NVML_ERROR_NO_DATA)
     return value
 
 
@@ -360,8 +495,8 @@ class FakeNvml:
     @overload
     def _check(self, fn: str) -> None: ...
     @overload
-    def _check(self, fn: str, handle: FakeHandle) -> dict[str, Any]: ...
-    def _check(self, fn: str, handle: FakeHandle | None = None) -> dict[str, Any] | None:
+    def _check(self, fn: str, handle: FakeHandle | FakeMigHandle) -> dict[str, Any]: ...
+    def _check(self, fn: str, handle: FakeHandle | FakeMigHandle | None = None) -> dict[str, Any] | None:
         self.calls[fn] = self.calls.get(fn, 0) + 1
         if not self._initialized:
             raise NVMLError(NVML_ERROR_UNINITIALIZED)
@@ -376,6 +511,8 @@ class FakeNvml:
             raise NVMLError(ERROR_CODES_BY_NAME[errors[fn]])
         if gpu.get("lost"):
             raise NVMLError(NVML_ERROR_GPU_IS_LOST)
+        if isinstance(handle, FakeMigHandle) and fn not in MIG_HANDLE_CALLS:
+            raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
         return gpu
 
     @staticmethod
@@ -422,11 +559,17 @@ class FakeNvml:
         return FakeHandle(index)
 
     # ---- identity ----
-    def nvmlDeviceGetName(self, h: FakeHandle) -> str:
-        return self._get(self._check("nvmlDeviceGetName", h), "name")
+    def nvmlDeviceGetName(self, h: FakeHandle | FakeMigHandle) -> str:
+        gpu = self._check("nvmlDeviceGetName", h)
+        if isinstance(h, FakeMigHandle):  # NVML names a MIG device "<GPU name> MIG <profile>"
+            return f"{self._get(gpu, 'name')} MIG {_captured(self._mig_device(gpu, h).get('profile'))}"
+        return self._get(gpu, "name")
 
-    def nvmlDeviceGetUUID(self, h: FakeHandle) -> str:
-        return self._get(self._check("nvmlDeviceGetUUID", h), "uuid")
+    def nvmlDeviceGetUUID(self, h: FakeHandle | FakeMigHandle) -> str:
+        gpu = self._check("nvmlDeviceGetUUID", h)
+        if isinstance(h, FakeMigHandle):
+            return _captured(self._mig_device(gpu, h).get("uuid"))
+        return self._get(gpu, "uuid")
 
     def nvmlDeviceGetSerial(self, h: FakeHandle) -> str:
         return self._get(self._check("nvmlDeviceGetSerial", h), "serial")
@@ -454,10 +597,13 @@ class FakeNvml:
         major, minor = self._get(self._check("nvmlDeviceGetCudaComputeCapability", h), "compute_capability")
         return (major, minor)
 
-    def nvmlDeviceGetMemoryInfo(self, h: FakeHandle, version: int | None = None) -> c_nvmlMemory_v2_t:
+    def nvmlDeviceGetMemoryInfo(
+        self, h: FakeHandle | FakeMigHandle, version: int | None = None
+    ) -> c_nvmlMemory_v2_t:
         gpu = self._check("nvmlDeviceGetMemoryInfo", h)
         self._reap_real()
-        mem = self._get(gpu, "memory")
+        mem = _captured(self._mig_device(gpu, h).get("memory")) if isinstance(h, FakeMigHandle) else None
+        mem = mem or self._get(gpu, "memory")
         used = mem["used"]
         if version is None:
             # v1 folds reserved memory into "used", as the real v1 call does.
@@ -579,10 +725,17 @@ class FakeNvml:
         return self._get(gpu, "ecc", _ECC_COUNTER[counter_type], _ECC_TYPE[error_type], "total")
 
     def nvmlDeviceGetMemoryErrorCounter(
-        self, h: FakeHandle, error_type: int, counter_type: int, location: int
+        self, h: FakeHandle | FakeMigHandle, error_type: int, counter_type: int, location: int
     ) -> int:
         gpu = self._check("nvmlDeviceGetMemoryErrorCounter", h)
         loc = _MEMORY_LOCATION.get(location, "?")
+        if isinstance(h, FakeMigHandle):
+            # Per instance NVML answers only volatile uncorrectable non-DRAM (SRAM) errors.
+            wanted = (NVML_MEMORY_ERROR_TYPE_UNCORRECTED, NVML_VOLATILE_ECC, NVML_MEMORY_LOCATION_SRAM)
+            if (error_type, counter_type, location) != wanted:
+                raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+            ecc = self._mig_device(gpu, h).get("ecc") or {}
+            return int(_captured(ecc.get("volatile_sram_uncorrected")))
         return self._get(gpu, "ecc", _ECC_COUNTER[counter_type], _ECC_TYPE[error_type], loc)
 
     def nvmlDeviceGetSramEccErrorStatus(self, h: FakeHandle, status: c_nvmlEccSramErrorStatus_v1_t) -> int:
@@ -677,6 +830,121 @@ class FakeNvml:
             raise TypeError("an integer is required (got type tuple)")
         p2p = _missing((self.profile.get("topology") or {}).get("p2p"))
         return _missing(p2p.get(_P2P_CAPS.get(index, "?")))[h1.index][h2.index]
+
+    # ---- MIG (profile key mig_devices: the MIG devices nvidia-smi -q printed) ----
+    def _mig_devices(self, gpu: dict[str, Any]) -> list[dict[str, Any]]:
+        if gpu.get("mig_mode") is None:  # a GPU without MIG
+            raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+        return _captured(gpu.get("mig_devices"))
+
+    def _mig_device(self, gpu: dict[str, Any], h: FakeMigHandle) -> dict[str, Any]:
+        found = next((d for d in self._mig_devices(gpu) if d.get("index") == h.mig), None)
+        if found is None:
+            raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
+        return found
+
+    def nvmlDeviceGetMaxMigDeviceCount(self, h: FakeHandle) -> int:
+        gpu = self._check("nvmlDeviceGetMaxMigDeviceCount", h)
+        if gpu.get("mig_mode") is None:
+            raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+        return int(_captured(gpu.get("mig_max_devices")))
+
+    def nvmlDeviceGetMigDeviceHandleByIndex(self, h: FakeHandle, index: int) -> FakeMigHandle:
+        gpu = self._check("nvmlDeviceGetMigDeviceHandleByIndex", h)
+        if isinstance(h, FakeMigHandle):
+            raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
+        devices = self._mig_devices(gpu)
+        if not (gpu.get("mig_mode") or {}).get("current"):
+            raise NVMLError(NVML_ERROR_NOT_FOUND)
+        if any(d.get("index") == index for d in devices):
+            return FakeMigHandle(h.index, index)
+        limit = gpu.get("mig_max_devices")
+        raise NVMLError(
+            NVML_ERROR_INVALID_ARGUMENT if limit is not None and index >= limit else NVML_ERROR_NOT_FOUND
+        )
+
+    def nvmlDeviceIsMigDeviceHandle(self, h: FakeHandle | FakeMigHandle) -> int:
+        self._check("nvmlDeviceIsMigDeviceHandle", h)
+        return int(isinstance(h, FakeMigHandle))
+
+    def nvmlDeviceGetDeviceHandleFromMigDeviceHandle(self, h: FakeMigHandle) -> FakeHandle:
+        self._check("nvmlDeviceGetDeviceHandleFromMigDeviceHandle", h)
+        if not isinstance(h, FakeMigHandle):
+            raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
+        return FakeHandle(h.index)
+
+    def nvmlDeviceGetGpuInstanceId(self, h: FakeMigHandle) -> int:
+        gpu = self._check("nvmlDeviceGetGpuInstanceId", h)
+        if not isinstance(h, FakeMigHandle):
+            raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+        return int(_captured(self._mig_device(gpu, h).get("gpu_instance_id")))
+
+    def nvmlDeviceGetComputeInstanceId(self, h: FakeMigHandle) -> int:
+        gpu = self._check("nvmlDeviceGetComputeInstanceId", h)
+        if not isinstance(h, FakeMigHandle):
+            raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+        return int(_captured(self._mig_device(gpu, h).get("compute_instance_id")))
+
+    def nvmlDeviceGetAttributes_v2(self, h: FakeMigHandle) -> c_nvmlDeviceAttributes:
+        """Engine counts of a MIG device (NVML answers this only for MIG device handles)."""
+        gpu = self._check("nvmlDeviceGetAttributes_v2", h)
+        if not isinstance(h, FakeMigHandle):
+            raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+        a = _captured(self._mig_device(gpu, h).get("attributes"))
+        keys = ("multiprocessor_count", "copy_engine_count", "decoder_count", "encoder_count", "jpg_count",
+                "ofa_count", "gpu_instance_slice_count", "compute_instance_slice_count", "memory_size_mib")  # fmt: skip
+        return c_nvmlDeviceAttributes(*(int(_captured(a.get(k))) for k in keys))
+
+    nvmlDeviceGetAttributes = nvmlDeviceGetAttributes_v2
+
+    def nvmlDeviceGetGpuInstanceById(self, h: FakeHandle, gpu_instance_id: int) -> FakeGpuInstance:
+        gpu = self._check("nvmlDeviceGetGpuInstanceById", h)
+        if not any(d.get("gpu_instance_id") == gpu_instance_id for d in self._mig_devices(gpu)):
+            raise NVMLError(NVML_ERROR_NOT_FOUND)
+        return FakeGpuInstance(h.index, gpu_instance_id)
+
+    def nvmlGpuInstanceGetInfo(self, gi: FakeGpuInstance) -> c_nvmlGpuInstanceInfo_t:
+        """Profile id and placement: profile keys ``gpu_instance_profile_id`` and ``placement`` (NoData
+        where the capture did not print them; nvidia-smi -q does not)."""
+        gpu = self._check("nvmlGpuInstanceGetInfo", FakeHandle(gi.index))
+        dev = next(d for d in self._mig_devices(gpu) if d.get("gpu_instance_id") == gi.gpu_instance_id)
+        placement = _captured(dev.get("placement"))
+        return c_nvmlGpuInstanceInfo_t(
+            FakeHandle(gi.index),
+            gi.gpu_instance_id,
+            int(_captured(dev.get("gpu_instance_profile_id"))),
+            c_nvmlGpuInstancePlacement_t(int(placement["start"]), int(placement["size"])),
+        )
+
+    # ---- NVLink fabric (profile key fabric; null: the GPU has no fabric, NVML NotSupported) ----
+    def _fabric(self, fn: str, h: FakeHandle) -> dict[str, Any]:
+        return self._get(self._check(fn, h), "fabric")
+
+    @staticmethod
+    def _fill_fabric(info: c_nvmlGpuFabricInfo_t, fabric: dict[str, Any]) -> None:
+        uuid = str(_captured(fabric.get("cluster_uuid")))
+        info.clusterUuid = list(bytes.fromhex(uuid.replace("-", "")))
+        info.status = int(_captured(fabric.get("status")))
+        info.cliqueId = int(_captured(fabric.get("clique_id")))
+        info.state = int(_captured(fabric.get("state")))
+
+    def nvmlDeviceGetGpuFabricInfo(self, h: FakeHandle, info: c_nvmlGpuFabricInfo_t) -> int:
+        self._fill_fabric(info, self._fabric("nvmlDeviceGetGpuFabricInfo", h))
+        return NVML_SUCCESS
+
+    def nvmlDeviceGetGpuFabricInfoV(self, h: FakeHandle, info: c_nvmlGpuFabricInfo_v2_t) -> int:
+        fabric = self._fabric("nvmlDeviceGetGpuFabricInfoV", h)
+        if getattr(info, "version", None) not in (nvmlGpuFabricInfo_v2, nvmlGpuFabricInfo_v3):
+            raise NVMLError(NVML_ERROR_ARGUMENT_VERSION_MISMATCH)
+        self._fill_fabric(info, fabric)
+        mask = 0
+        for key, (shift, values) in _FABRIC_HEALTH.items():
+            value = (fabric.get("health") or {}).get(key)
+            mask |= values.get(value.lower() if isinstance(value, str) else value, 0) << shift
+        info.healthMask = mask
+        if isinstance(info, c_nvmlGpuFabricInfo_v3_t):
+            info.healthSummary = int(fabric.get("health_summary") or 0)
+        return NVML_SUCCESS
 
     # ---- processes ----
     def _processes(self, fn: str, h: FakeHandle, kind: str) -> list[c_nvmlProcessInfo_t]:

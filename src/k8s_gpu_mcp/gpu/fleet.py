@@ -39,6 +39,8 @@ GPU_OVERLAY_KEYS = {
     "processes",
     "nvml_errors",
     "mig_mode",
+    "mig_devices",
+    "fabric",
     "persistence_mode",
 }
 
@@ -238,6 +240,18 @@ def _overlay_gpu(gpu: dict[str, Any], overlay: dict[str, Any], where: str) -> No
                     )
                 links[link] = _merge(links[link], link_overlay)
             gpu["nvlinks"] = links
+            continue
+        if key == "mig_devices" and isinstance(value, dict):  # {MIG device index: overlay}
+            devices = list(gpu.get("mig_devices") or [])
+            for dev_key, dev_overlay in value.items():
+                at = next((n for n, d in enumerate(devices) if d.get("index") == int(dev_key)), None)
+                if at is None:
+                    raise FleetError(
+                        f"{where}: MIG device {dev_key} does not exist; this GPU has "
+                        f"{[d.get('index') for d in devices]}"
+                    )
+                devices[at] = _merge(devices[at], dev_overlay)
+            gpu["mig_devices"] = devices
             continue
         gpu[key] = _merge(gpu.get(key), value)
 

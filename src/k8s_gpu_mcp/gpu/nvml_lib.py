@@ -116,3 +116,14 @@ def running_process_count(nvml: object, handle: object, fn_name: str) -> int | N
     if ret in (pynvml.NVML_SUCCESS, pynvml.NVML_ERROR_INSUFFICIENT_SIZE):
         return int(count.value)
     return None
+
+
+def out_struct(nvml: object, name: str) -> tuple[object, object] | None:
+    """A fresh output struct ``name`` of this binding (its version field set by its constructor) and
+    the argument to pass for it: ``byref`` for pynvml's ctypes structs, the object itself for the fake.
+    None when the binding has no such struct."""
+    factory = getattr(nvml, name, None)
+    if factory is None:
+        return None
+    struct = factory()
+    return struct, (ctypes.byref(struct) if isinstance(struct, ctypes.Structure) else struct)
