@@ -46,7 +46,7 @@ def test_fabric_matches_the_capture(profile: str, capture: str):
     refs = adapter.gpus()
     assert len(refs) == len(captured)
     for ref, el in zip(refs, captured, strict=True):
-        info = read_fabric(nvml, ref)
+        info = read_fabric(adapter, ref)
         assert info.supported is True and info.state == STATES[el.findtext("state")]
         assert info.status == el.findtext("status") == "Success"
         assert info.clique_id == int(el.findtext("cliqueId"))
@@ -58,7 +58,7 @@ def test_fabric_matches_the_capture(profile: str, capture: str):
 
 def test_gb200_health_flags_from_the_capture():
     nvml, adapter = fake("gb200-x4")
-    info = read_fabric(nvml, adapter.gpus()[0])
+    info = read_fabric(adapter, adapter.gpus()[0])
     el = xml_fabric("nvidia-smi-q-x_gb200-x4_nvk8stestinfra.xml")[0]
     assert el.findtext("health/bandwidth") == "Full" and info.health["degraded_bandwidth"] is False
     assert el.findtext("health/route_unhealthy") == "False" and info.health["route_unhealthy"] is False
@@ -72,7 +72,7 @@ def test_gb200_health_flags_from_the_capture():
 @pytest.mark.parametrize("profile", ["l40s", "t4", "a100-sxm4-80gb-mig", "a100-sxm4-40gb-x8"])
 def test_no_fabric_is_not_supported_by_design(profile: str):
     nvml, adapter = fake(profile)
-    info = read_fabric(nvml, adapter.gpus()[0])
+    info = read_fabric(adapter, adapter.gpus()[0])
     assert info.supported is False and info.state == "not-supported"
     assert info.unavailable == {"fabric": "NotSupported: nvmlDeviceGetGpuFabricInfoV"}
 
@@ -82,13 +82,13 @@ def test_unreadable_fabric_is_unknown_and_old_structs_fall_back():
         "h100-sxm5-80gb-x8",
         lambda s: s["gpus"][0].update(nvml_errors={"nvmlDeviceGetGpuFabricInfoV": "NoPermission"}),
     )
-    info = read_fabric(nvml, adapter.gpus()[0])
+    info = read_fabric(adapter, adapter.gpus()[0])
     assert (
         info.supported is None and info.unavailable["fabric"] == "NoPermission: nvmlDeviceGetGpuFabricInfoV"
     )
     mismatch = {"nvmlDeviceGetGpuFabricInfoV": "ArgumentVersionMismatch"}
     nvml, adapter = fake("h100-sxm5-80gb-x8", lambda s: s["gpus"][1].update(nvml_errors=mismatch))
-    info = read_fabric(nvml, adapter.gpus()[1])  # v3 and v2 refused: the v1 call, without health
+    info = read_fabric(adapter, adapter.gpus()[1])  # v3 and v2 refused: the v1 call, without health
     assert info.state == "completed" and info.call == "nvmlDeviceGetGpuFabricInfo (c_nvmlGpuFabricInfo_t)"
     assert info.health is None and "health" in info.unavailable
 
@@ -100,6 +100,6 @@ def test_fabric_down_state_and_health_mask():
         )
 
     nvml, adapter = fake("h100-sxm5-80gb-x8", down)
-    info = read_fabric(nvml, adapter.gpus()[3])
+    info = read_fabric(adapter, adapter.gpus()[3])
     assert info.state == "in-progress" and info.health["route_unhealthy"] is True
     assert info.health["gfm_state"] == "disconnected"

@@ -35,7 +35,7 @@ def captured_devices() -> list[ET.Element]:
 
 def test_a100_mig_devices_match_the_capture():
     nvml, adapter = fake("a100-sxm4-80gb-mig")
-    state = read_mig(nvml, adapter.gpus()[0])
+    state = read_mig(adapter, adapter.gpus()[0])
     captured = captured_devices()
     assert state.mode_current is True and state.mode_pending is True and state.max_devices == 7
     assert state.devices is not None and len(state.devices) == len(captured) == 4
@@ -57,10 +57,10 @@ def test_a100_mig_devices_match_the_capture():
 
 def test_mig_disabled_and_no_mig_gpus():
     nvml, adapter = fake("h100-sxm5-80gb-x8")
-    state = read_mig(nvml, adapter.gpus()[0])
+    state = read_mig(adapter, adapter.gpus()[0])
     assert state.mode_current is False and state.devices == () and state.unavailable == {}
     nvml, adapter = fake("t4")  # a GPU without MIG: no devices by design, the reason kept
-    state = read_mig(nvml, adapter.gpus()[0])
+    state = read_mig(adapter, adapter.gpus()[0])
     assert state.mode_current is None and state.devices == ()
     assert state.unavailable["mig_mode"] == "NotSupported: nvmlDeviceGetMigMode"
 
@@ -70,7 +70,7 @@ def test_listing_failure_is_unknown_not_empty():
         state["gpus"][0]["nvml_errors"] = {"nvmlDeviceGetMigDeviceHandleByIndex": "NoPermission"}
 
     nvml, adapter = fake("a100-sxm4-80gb-mig", broken)
-    state = read_mig(nvml, adapter.gpus()[0])
+    state = read_mig(adapter, adapter.gpus()[0])
     assert state.devices is None
     assert state.unavailable["devices"] == "MIG device 0: NoPermission: nvmlDeviceGetMigDeviceHandleByIndex"
 
@@ -83,7 +83,7 @@ def test_placement_and_uuid_where_the_profile_has_them():
         dev["gpu_instance_profile_id"] = 9
 
     nvml, adapter = fake("a100-sxm4-80gb-mig", placed)
-    state = read_mig(nvml, adapter.gpus()[0])
+    state = read_mig(adapter, adapter.gpus()[0])
     dev = state.device_by_uuid("mig-11111111-2222-3333-4444-555555555555")
     assert dev is not None and dev.index == 1 and (dev.placement_start, dev.placement_size) == (2, 2)
     assert dev.gpu_instance_profile_id == 9
@@ -103,4 +103,4 @@ def test_mig_handles_answer_only_mig_calls_and_lost_gpus_raise():
         nvml.nvmlDeviceGetMemoryErrorCounter(mig, 0, 0, nvml.NVML_MEMORY_LOCATION_SRAM)
     nvml, adapter = fake("a100-sxm4-80gb-mig", lambda s: s["gpus"][0].update(lost=True))
     with pytest.raises(GpuLost):
-        read_mig(nvml, adapter.gpus()[0])
+        read_mig(adapter, adapter.gpus()[0])

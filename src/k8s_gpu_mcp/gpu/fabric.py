@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from k8s_gpu_mcp.gpu import nvml_lib
-from k8s_gpu_mcp.gpu.adapter import FieldReader, GpuRef, error_name
+from k8s_gpu_mcp.gpu.adapter import FieldReader, GpuRef, NvmlAdapter, error_name
 
 STATES = {0: "not-supported", 1: "not-started", 2: "in-progress", 3: "completed"}
 SUMMARIES = {0: None, 1: "healthy", 2: "unhealthy", 3: "limited-capacity"}
@@ -84,8 +84,9 @@ def _status(nvml: Any, code: int) -> str:
         return f"NVML error {code}"
 
 
-def read_fabric(nvml: Any, ref: GpuRef) -> FabricInfo:
+def read_fabric(adapter: NvmlAdapter, ref: GpuRef) -> FabricInfo:
     """The GPU's fabric info, newest struct first (v3, v2, then the v1 call); raises ``GpuLost``."""
+    nvml = adapter.nvml
     r = FieldReader(nvml, ref.handle)
     attempts = (
         ("c_nvmlGpuFabricInfo_v3_t", "nvmlDeviceGetGpuFabricInfoV"),

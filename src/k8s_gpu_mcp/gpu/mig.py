@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from k8s_gpu_mcp.gpu.adapter import FieldReader, GpuRef, text
+from k8s_gpu_mcp.gpu.adapter import FieldReader, GpuRef, NvmlAdapter, text
 
 MIB = 2**20
 _PROFILE_RE = re.compile(r"\bMIG\s+(\S+)\s*$")
@@ -77,8 +77,9 @@ class MigState:
         return next((d for d in self.devices or () if d.uuid and d.uuid.lower() == uuid.lower()), None)
 
 
-def read_mig(nvml: Any, ref: GpuRef) -> MigState:
+def read_mig(adapter: NvmlAdapter, ref: GpuRef) -> MigState:
     """The GPU's MIG state; raises ``GpuLost``."""
+    nvml = adapter.nvml
     r = FieldReader(nvml, ref.handle)
     mode = r.read("mig_mode", "nvmlDeviceGetMigMode")
     if mode is None:
