@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Derive the mock fleet (``src/k8s_gpu_mcp/gpu/profiles/*.json``) from real nvidia-smi captures.
 
-Stdlib only. Reads the captures listed in ``tests/fixtures/captures/README.md`` (copied from
+Stdlib only (and the package's ``gpu/nvml_constants.py``). Reads the captures listed in ``tests/fixtures/captures/README.md`` (copied from
 ``../shared/fixtures/captures/``) and writes one JSON file per profile in the schema of
 ``docs/profiles.md``. Output is deterministic (fixed
 key order, compact scalar lists), so re-running the script on unchanged captures is diff-free.
@@ -41,6 +41,9 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))  # the package's NVML tables, also from a checkout not installed
+from k8s_gpu_mcp.gpu import nvml_constants  # noqa: E402  (stdlib only: no pynvml import)
+
 DEFAULT_CAPTURES = REPO / "tests" / "fixtures" / "captures"
 DEFAULT_OUT = REPO / "src" / "k8s_gpu_mcp" / "gpu" / "profiles"
 SCHEMA = 1
@@ -48,18 +51,8 @@ MIB = 1024 * 1024
 NA_VALUES = {"", "n/a", "[n/a]", "not supported", "[not supported]", "unknown error", "none"}
 DEPRECATED = "requested functionality has been deprecated"
 
-# ---- NVML enumerations -------------------------------------------------------------------------
-ARCHITECTURES = {
-    "kepler": 2,
-    "maxwell": 3,
-    "pascal": 4,
-    "volta": 5,
-    "turing": 6,
-    "ampere": 7,
-    "ada lovelace": 8,
-    "hopper": 9,
-    "blackwell": 10,
-}
+# ---- NVML enumerations (declared once, in the package) -----------------------------------------
+ARCHITECTURES = {name.lower(): code for code, name in nvml_constants.ARCHITECTURES.items()}
 # Product-name pattern -> (architecture name, compute capability). nvidia-smi -q never prints the
 # compute capability; these are CUDA's published values per model. Order matters (first match).
 MODELS: list[tuple[str, str, tuple[int, int]]] = [
@@ -76,29 +69,19 @@ MODELS: list[tuple[str, str, tuple[int, int]]] = [
     (r"P40|P4\b", "pascal", (6, 1)),
     (r"K80", "kepler", (3, 7)),
 ]
-# NVML_NVLINK_VERSION_* by architecture: 2_0=2 (Volta), 3_0=4 (Ampere), 4_0=6 (Hopper), 5_0=7 (Blackwell).
-NVLINK_VERSION = {5: 2, 7: 4, 9: 6, 10: 7}
-NVLINK_DEVICE_GPU = 0
-NVLINK_DEVICE_SWITCH = 2
-
+NVLINK_VERSION = nvml_constants.NVLINK_VERSIONS
+NVLINK_DEVICE_GPU = nvml_constants.NVLINK_DEVICE_GPU
+NVLINK_DEVICE_SWITCH = nvml_constants.NVLINK_DEVICE_SWITCH
+# nvidia-smi's reason labels: NVML's names, and two spellings older drivers print
 CLOCK_REASON_BITS = {
-    "gpu_idle": 0x1,
-    "idle": 0x1,
-    "applications_clocks_setting": 0x2,
-    "sw_power_cap": 0x4,
-    "hw_slowdown": 0x8,
-    "sync_boost": 0x10,
-    "sw_thermal_slowdown": 0x20,
-    "hw_thermal_slowdown": 0x40,
-    "hw_power_brake_slowdown": 0x80,
-    "display_clocks_setting": 0x100,
-    "display_clock_setting": 0x100,
+    **nvml_constants.CLOCK_EVENT_REASONS,
+    "idle": nvml_constants.CLOCK_EVENT_REASONS["gpu_idle"],
+    "display_clocks_setting": nvml_constants.CLOCK_EVENT_REASONS["display_clock_setting"],
 }
-
-TOPO_LEVELS = {"X": 0, "PIX": 10, "PXB": 20, "PHB": 30, "NODE": 40, "SYS": 50}
-P2P_OK = 0
-P2P_CHIPSET_NOT_SUPPORTED = 1
-P2P_NOT_SUPPORTED = 5
+TOPO_LEVELS = {"X": nvml_constants.TOPOLOGY_INTERNAL, **nvml_constants.TOPOLOGY_LEVELS}
+P2P_OK = nvml_constants.P2P_OK
+P2P_CHIPSET_NOT_SUPPORTED = nvml_constants.P2P_CHIPSET_NOT_SUPPORTED
+P2P_NOT_SUPPORTED = nvml_constants.P2P_NOT_SUPPORTED
 
 ECC_LOCATIONS = {  # pre-Ampere per-location key -> profile location key
     "device_memory": "dram",

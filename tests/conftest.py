@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -14,6 +18,23 @@ from k8s_gpu_mcp.server import AgentApp
 
 REPO = Path(__file__).resolve().parents[1]
 CAPTURES = REPO / "tests" / "fixtures" / "captures"
+
+
+@functools.cache
+def derive_profiles() -> ModuleType:
+    """``scripts/derive_profiles.py`` as a module: its ``parse_topo`` is the one topo -m parser."""
+    spec = importlib.util.spec_from_file_location("derive_profiles", REPO / "scripts" / "derive_profiles.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["derive_profiles"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def topo_cells(name: str) -> list[list[str]]:
+    """The GPU-to-GPU words of a ``topo -m`` capture."""
+    cells: list[list[str]] = derive_profiles().parse_topo((CAPTURES / name).read_text(encoding="utf-8")).cells
+    return cells
 
 
 @pytest.fixture

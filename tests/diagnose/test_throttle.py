@@ -1,22 +1,17 @@
-from k8s_gpu_mcp.diagnose.throttle import (
-    REASON_BITS,
-    ThrottleInputs,
-    decode_reasons,
-    interpret,
-    mask_from_names,
-)
+from k8s_gpu_mcp.diagnose.throttle import ThrottleInputs, decode_reasons, interpret
+from k8s_gpu_mcp.gpu.nvml_constants import CLOCK_EVENT_REASONS, clock_event_mask
 
 
 def test_decode_names_every_known_bit_and_keeps_unknown_bits():
-    mask = REASON_BITS["sw_power_cap"] | REASON_BITS["hw_thermal_slowdown"] | 0x8000
+    mask = CLOCK_EVENT_REASONS["sw_power_cap"] | CLOCK_EVENT_REASONS["hw_thermal_slowdown"] | 0x8000
     assert decode_reasons(mask) == ["sw_power_cap", "hw_thermal_slowdown", "unknown_0x8000"]
     assert decode_reasons(0) == []
 
 
-def test_mask_from_names_round_trips_and_rejects_typos():
-    assert decode_reasons(mask_from_names(["hw_slowdown", "sync_boost"])) == ["hw_slowdown", "sync_boost"]
+def test_clock_event_mask_round_trips_and_rejects_typos():
+    assert decode_reasons(clock_event_mask(["hw_slowdown", "sync_boost"])) == ["hw_slowdown", "sync_boost"]
     try:
-        mask_from_names(["hw_thermal"])
+        clock_event_mask(["hw_thermal"])
     except ValueError as exc:
         assert "hw_thermal_slowdown" in str(exc)
     else:

@@ -4,16 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from k8s_gpu_mcp.diagnose.topology import (
-    LinkEnd,
-    build_matrix,
-    cells_to_inputs,
-    findings,
-    link_counts,
-    parse_topo_m,
-    render,
-)
-from tests.conftest import CAPTURES
+from k8s_gpu_mcp.diagnose.topology import LinkEnd, build_matrix, findings, link_counts, render
+from k8s_gpu_mcp.gpu.nvml_constants import TOPOLOGY_LEVELS
+from tests.conftest import CAPTURES, derive_profiles
 
 TOPO_CAPTURES = [
     "topo-m_dgx-a100-8x-a100-sxm4_gengwg.txt",
@@ -26,18 +19,31 @@ TOPO_CAPTURES = [
 ]
 
 
+def parse_topo_m(text: str):
+    return derive_profiles().parse_topo(text)
+
+
 def capture(name: str) -> str:
     path = CAPTURES / name
     return path.read_text()
 
 
+def cells_to_inputs(cells: list[list[str]]) -> tuple[list[list[int | None]], list[list[int]]]:
+    """Split topo -m cells back into (levels, link counts); an NV# cell hides its level (None)."""
+    levels = [
+        [0 if i == j else TOPOLOGY_LEVELS.get(c) for j, c in enumerate(row)] for i, row in enumerate(cells)
+    ]
+    counts = [[int(c[2:]) if c.startswith("NV") else 0 for c in row] for row in cells]
+    return levels, counts
+
+
 def test_parser_reads_ansi_header_nic_columns_and_affinity():
     topo = parse_topo_m(capture("topo-m_8x-h200-10nic_glm52fp8.txt"))
-    assert topo.gpus == [f"GPU{i}" for i in range(8)]
+    assert len(topo.cells) == 8
     assert topo.cells[0] == ["X", *["NV18"] * 7]
-    assert topo.cpu_affinity[4] == "64-127,192-255" and topo.numa[4] == 1
+    assert topo.cpus[4] == "64-127,192-255" and topo.numa[4] == 1
     dgx = parse_topo_m(capture("topo-m_dgx-a100-8x-a100-sxm4_gengwg.txt"))
-    assert dgx.cpu_affinity[0] == "48-63,176-191" and dgx.numa == [3, 3, 1, 1, 7, 7, 5, 5]
+    assert dgx.cpus[0] == "48-63,176-191" and dgx.numa == [3, 3, 1, 1, 7, 7, 5, 5]
 
 
 @pytest.mark.parametrize("name", TOPO_CAPTURES)

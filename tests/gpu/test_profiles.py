@@ -6,7 +6,6 @@ Each check re-reads the capture independently (XPath or a targeted regex), never
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import subprocess
@@ -18,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from k8s_gpu_mcp.diagnose.topology import parse_topo_m
 from k8s_gpu_mcp.gpu import fake_nvml
 from k8s_gpu_mcp.gpu.fake_nvml import FakeHandle, FakeNvml
+from tests.conftest import derive_profiles
 
 REPO = Path(__file__).resolve().parents[2]
 CAPTURES = REPO / "tests" / "fixtures" / "captures"
@@ -75,12 +74,24 @@ def nvlink_states(capture: str) -> list[list[int]]:
 
 
 def load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("derive_profiles", SCRIPT)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["derive_profiles"] = module
-    spec.loader.exec_module(module)
-    return module
+    return derive_profiles()
+
+
+def topo_affinity(text: str) -> tuple[list[str | None], list[int | None]]:
+    """CPU and NUMA affinity per GPU row of a topo -m capture, read with a targeted regex: the CPU
+    list is the row's first ``a-b[,c-d]`` token, the NUMA node the token after it."""
+    cpus: list[str | None] = []
+    numa: list[int | None] = []
+    for line in text.splitlines():
+        line = re.sub(r"\x1b\[[0-9;]*m", "", line)
+        if not re.match(r"GPU\d+\s", line):
+            continue
+        tokens = line.split()
+        at = next((k for k, t in enumerate(tokens) if re.fullmatch(r"\d+-\d+(,\d+-\d+)*", t)), None)
+        cpus.append(tokens[at] if at is not None else None)
+        after = tokens[at + 1] if at is not None and at + 1 < len(tokens) else ""
+        numa.append(int(after) if after.isdigit() else None)
+    return cpus, numa
 
 
 # ---- fleet-wide shape --------------------------------------------------------------------------
@@ -337,10 +348,10 @@ def test_every_derived_matrix_is_symmetric(name: str) -> None:
     ],
 )
 def test_topology_profiles_carry_cpu_and_numa_affinity_from_the_capture(name: str, topo: str) -> None:
-    captured = parse_topo_m((CAPTURES / topo).read_text(encoding="utf-8"))
+    cpus, numa = topo_affinity((CAPTURES / topo).read_text(encoding="utf-8"))
     gpus = profile(name)["gpus"]
-    assert [g["cpu_affinity"] for g in gpus] == captured.cpu_affinity
-    assert [g["numa_node"] for g in gpus] == captured.numa
+    assert [g["cpu_affinity"] for g in gpus] == cpus
+    assert [g["numa_node"] for g in gpus] == numa
     assert all(g["cpu_affinity"] for g in gpus)
 
 

@@ -2,19 +2,13 @@ from __future__ import annotations
 
 import pytest
 
-from k8s_gpu_mcp.diagnose.topology import parse_topo_m
-from tests.conftest import CAPTURES, call
-
-
-def _capture_cells(name: str) -> list[list[str]]:
-    path = CAPTURES / name
-    return parse_topo_m(path.read_text()).cells
+from tests.conftest import call, topo_cells
 
 
 @pytest.mark.anyio
 async def test_a100_x8_matrix_matches_the_dgx_a100_topo_capture(make_app):
     data = (await call(make_app("a100-sxm4-40gb-x8"), "inspect_topology")).structured_content
-    assert data["matrix"] == _capture_cells("topo-m_dgx-a100-8x-a100-sxm4_gengwg.txt")
+    assert data["matrix"] == topo_cells("topo-m_dgx-a100-8x-a100-sxm4_gengwg.txt")
     assert [g["numa_node"] for g in data["gpus"]] == [3, 3, 1, 1, 7, 7, 5, 5]
     assert data["gpus"][0]["active_links"] == 12 and data["findings"] == []
     assert data["matrix_text"].splitlines()[1].startswith("GPU0\t X \tNV12")
@@ -23,7 +17,7 @@ async def test_a100_x8_matrix_matches_the_dgx_a100_topo_capture(make_app):
 @pytest.mark.anyio
 async def test_h100_links_end_at_nvswitches_and_unknown_counters_are_null_with_reason(make_app):
     data = (await call(make_app(), "inspect_topology")).structured_content
-    assert data["matrix"] == _capture_cells("topo-m_8x-h100-sxm-spaces_mlengineering.txt")
+    assert data["matrix"] == topo_cells("topo-m_8x-h100-sxm-spaces_mlengineering.txt")
     link = data["gpus"][0]["nvlinks"][0]
     assert len(data["gpus"][0]["nvlinks"]) == 18
     assert (link["state"], link["version"], link["remote_type"]) == ("up", 6, "switch")

@@ -19,6 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from k8s_gpu_mcp.gpu.nvml_constants import ARCH_AMPERE
+
 EccVerdict = Literal["healthy", "monitor", "reset-required", "replace", "unknown"]
 Level = Literal["info", "monitor", "reset-required", "replace"]
 RANK: dict[str, int] = {
@@ -93,7 +95,7 @@ def repair_mechanism(architecture: int | None) -> Literal["page_retirement", "ro
     """Ampere (NVML arch 7) and later remap rows; earlier GPUs retire pages."""
     if architecture is None:
         return None
-    return "row_remapping" if architecture >= 7 else "page_retirement"
+    return "row_remapping" if architecture >= ARCH_AMPERE else "page_retirement"
 
 
 def judge(s: EccState) -> Verdict:

@@ -15,20 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-REASON_BITS: dict[str, int] = {
-    "gpu_idle": 0x001,
-    "applications_clocks_setting": 0x002,
-    "sw_power_cap": 0x004,
-    "hw_slowdown": 0x008,
-    "sync_boost": 0x010,
-    "sw_thermal_slowdown": 0x020,
-    "hw_thermal_slowdown": 0x040,
-    "hw_power_brake_slowdown": 0x080,
-    "display_clock_setting": 0x100,
-    "board_limit": 0x200,
-    "reliability": 0x400,
-}
-_BY_BIT = {bit: name for name, bit in REASON_BITS.items()}
+from k8s_gpu_mcp.gpu.nvml_constants import CLOCK_EVENT_REASONS
+
+_BY_BIT = {bit: name for name, bit in CLOCK_EVENT_REASONS.items()}
 
 Category = Literal["thermal", "power", "hw_slowdown", "sync_boost", "app_clocks", "other", "none"]
 
@@ -56,18 +45,6 @@ def decode_reasons(mask: int) -> list[str]:
             names.append(_BY_BIT.get(bit, f"unknown_0x{bit:x}"))
         bit <<= 1
     return names
-
-
-def mask_from_names(names: list[str | int]) -> int:
-    mask = 0
-    for name in names:
-        if isinstance(name, int):
-            mask |= name
-        elif name in REASON_BITS:
-            mask |= REASON_BITS[name]
-        else:
-            raise ValueError(f"unknown clock-event reason {name!r}; valid: {sorted(REASON_BITS)}")
-    return mask
 
 
 # Power readings are averages while the controller acts on the instantaneous draw, so a GPU being
@@ -124,7 +101,7 @@ def interpret(i: ThrottleInputs) -> Throttling:
     if i.mask is None:
         why = f": {i.unreadable_reason}" if i.unreadable_reason else ""
         return Throttling(None, [], None, f"Throttling: Unknown (clock-event reasons unreadable{why})")
-    idle_bit = bool(i.mask & REASON_BITS["gpu_idle"])
+    idle_bit = bool(i.mask & CLOCK_EVENT_REASONS["gpu_idle"])
     causes = [name for name in decode_reasons(i.mask) if name != "gpu_idle"]
     if not causes:
         if idle_bit and _clocks_lowered(i):

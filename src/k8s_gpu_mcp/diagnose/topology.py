@@ -6,30 +6,20 @@ matrix builder is tested directly against real ``topo -m`` captures.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Literal
 
+from k8s_gpu_mcp.gpu.nvml_constants import P2P_STATUS, TOPOLOGY_INTERNAL, TOPOLOGY_LEVELS
+
 # NVML_TOPOLOGY_* level -> the topo -m word. INTERNAL (two GPUs on one board) is printed as PIX.
-LEVEL_WORDS: dict[int, str] = {0: "PIX", 10: "PIX", 20: "PXB", 30: "PHB", 40: "NODE", 50: "SYS"}
-WORD_LEVELS: dict[str, int] = {"PIX": 10, "PXB": 20, "PHB": 30, "NODE": 40, "SYS": 50}
+LEVEL_WORDS: dict[int, str] = {TOPOLOGY_INTERNAL: "PIX", **{v: k for k, v in TOPOLOGY_LEVELS.items()}}
 UNKNOWN = "N/A"
 LEGEND = (
     "X = Self; SYS = PCIe + the SMP interconnect between NUMA nodes (QPI/UPI); NODE = PCIe + the "
     "interconnect between host bridges within a NUMA node; PHB = PCIe + a host bridge (the CPU); "
     "PXB = several PCIe bridges, no host bridge; PIX = at most one PCIe bridge; NV# = # bonded NVLinks"
 )
-# NVML_P2P_STATUS_* -> name (nvml.h spells CHIPSET_NOT_SUPPORED; the alias is used here).
-P2P_STATUS: dict[int, str] = {
-    0: "OK",
-    1: "CHIPSET_NOT_SUPPORTED",
-    2: "GPU_NOT_SUPPORTED",
-    3: "IOH_TOPOLOGY_NOT_SUPPORTED",
-    4: "DISABLED_BY_REGKEY",
-    5: "NOT_SUPPORTED",
-    6: "UNKNOWN",
-}
 NCCL_CONSEQUENCE = "NCCL falls back to PCIe or shared memory; all-reduce slows and can hang"
 # What a lost NVLink costs while others remain: that share of the GPU's NVLink bandwidth. NCCL keeps
 # using NVLink as long as a path exists; the operational risk is the link flapping again (XID 74).
@@ -123,52 +113,6 @@ def render(
         shown = [" X " if c == "X" else c for c in row]
         lines.append("\t".join([label, *shown, cpus or UNKNOWN, UNKNOWN if node is None else str(node)]))
     return "\n".join(lines) + "\n\nLegend: " + LEGEND + "\n"
-
-
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-@dataclass(frozen=True)
-class TopoCapture:
-    """The GPU block of a ``topo -m`` output: GPU labels and GPU-to-GPU cells, plus affinities."""
-
-    gpus: list[str]
-    cells: list[list[str]]
-    cpu_affinity: list[str | None]
-    numa: list[int | None]
-
-
-def parse_topo_m(text: str) -> TopoCapture:
-    """Parse ``nvidia-smi topo -m`` (tabs or spaces, ANSI underline, NIC/mlx5 columns, extra columns)."""
-    lines = [_ANSI.sub("", line).rstrip() for line in text.splitlines()]
-    header = next(line for line in lines if re.search(r"\bGPU0\b", line) and not line.startswith("GPU0"))
-    names = re.split(r"\t|\s{2,}", header.strip())
-    gpus = [name for name in names if re.fullmatch(r"GPU\d+", name)]
-    rest = names[len(gpus) :]
-    cells: list[list[str]] = []
-    cpus: list[str | None] = []
-    numa: list[int | None] = []
-    for label in gpus:
-        row = next(line for line in lines if re.match(rf"{label}\s", line))
-        tokens = row.split()[1:]
-        cells.append(tokens[: len(gpus)])
-        tail = tokens[len(gpus) :]
-        # NIC columns come before CPU Affinity: skip their words (PIX, NODE, SYS, X...).
-        nic_count = sum(1 for name in rest if name not in ("CPU Affinity", "NUMA Affinity", "GPU NUMA ID"))
-        tail = tail[nic_count:]
-        cpus.append(tail[0] if tail else None)
-        numa.append(int(tail[1]) if len(tail) > 1 and tail[1].isdigit() else None)
-    return TopoCapture(gpus, cells, cpus, numa)
-
-
-def cells_to_inputs(cells: list[list[str]]) -> tuple[list[list[int | None]], list[list[int]]]:
-    """Split topo -m cells back into (levels, link counts); an NV# cell hides its level (None)."""
-    levels: list[list[int | None]] = []
-    counts: list[list[int]] = []
-    for i, row in enumerate(cells):
-        levels.append([0 if i == j else WORD_LEVELS.get(c) for j, c in enumerate(row)])
-        counts.append([int(c[2:]) if c.startswith("NV") else 0 for c in row])
-    return levels, counts
 
 
 def findings(

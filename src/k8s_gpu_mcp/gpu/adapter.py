@@ -16,27 +16,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from k8s_gpu_mcp.gpu.nvml_constants import ARCHITECTURES, GPU_IS_LOST, PSTATE_UNKNOWN
 from k8s_gpu_mcp.gpu.pci import short_bus_id
 from k8s_gpu_mcp.gpu.readings import Inventory, PcieReading, SystemInfo, Telemetry
 
 log = logging.getLogger(__name__)
 
-GPU_IS_LOST = 15
-PSTATE_UNKNOWN = 32  # NVML_PSTATE_UNKNOWN
 # nvmlValueType_t -> the member of the nvmlValue_t union that holds the value (nvml.h)
 _VALUE_MEMBERS = {0: "dVal", 1: "uiVal", 2: "ulVal", 3: "ullVal", 4: "sllVal", 5: "siVal", 6: "usVal"}
-ARCHITECTURES = {
-    2: "Kepler",
-    3: "Maxwell",
-    4: "Pascal",
-    5: "Volta",
-    6: "Turing",
-    7: "Ampere",
-    8: "Ada Lovelace",
-    9: "Hopper",
-    10: "Blackwell",
-    13: "Rubin",
-}
 
 
 class GpuLost(Exception):

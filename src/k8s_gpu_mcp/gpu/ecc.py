@@ -8,44 +8,27 @@ from __future__ import annotations
 import ctypes
 
 from k8s_gpu_mcp.gpu.adapter import FieldReader, GpuRef, NvmlAdapter
+from k8s_gpu_mcp.gpu.nvml_constants import ECC_ERROR_TYPES, ECC_SCOPES, MEMORY_LOCATIONS
 from k8s_gpu_mcp.gpu.readings import EccCounters, EccReading, RemappedRows, RetiredPages
 
-LOCATIONS = {
-    "dram": "NVML_MEMORY_LOCATION_DRAM",
-    "sram": "NVML_MEMORY_LOCATION_SRAM",
-    "l1_cache": "NVML_MEMORY_LOCATION_L1_CACHE",
-    "l2_cache": "NVML_MEMORY_LOCATION_L2_CACHE",
-    "register_file": "NVML_MEMORY_LOCATION_REGISTER_FILE",
-    "texture_memory": "NVML_MEMORY_LOCATION_TEXTURE_MEMORY",
-    "texture_shm": "NVML_MEMORY_LOCATION_TEXTURE_SHM",
-    "cbu": "NVML_MEMORY_LOCATION_CBU",
-}
-SCOPES = {"volatile": "NVML_VOLATILE_ECC", "aggregate": "NVML_AGGREGATE_ECC"}
-TYPES = {"corrected": "NVML_MEMORY_ERROR_TYPE_CORRECTED", "uncorrected": "NVML_MEMORY_ERROR_TYPE_UNCORRECTED"}
 HISTOGRAM = ("max", "high", "partial", "low", "none")
 
 
 def read_ecc(adapter: NvmlAdapter, ref: GpuRef) -> EccReading:
     """ECC mode, counters per scope/type/location, SRAM threshold flag, retired pages, remapped rows."""
-    nvml = adapter.nvml
     r = adapter.reader(ref)
     architecture = r.read("architecture", "nvmlDeviceGetArchitecture")
     mode = r.read("mode", "nvmlDeviceGetEccMode")
     counters: EccCounters = {}
-    for scope, scope_const in SCOPES.items():
+    for scope, scope_value in ECC_SCOPES.items():
         counters[scope] = {}
-        for kind, type_const in TYPES.items():
-            args = (getattr(nvml, type_const), getattr(nvml, scope_const))
+        for kind, type_value in ECC_ERROR_TYPES.items():
+            args = (type_value, scope_value)
             row: dict[str, int | None] = {
                 "total": r.read(f"{scope}.{kind}.total", "nvmlDeviceGetTotalEccErrors", *args)
             }
-            for loc, loc_const in LOCATIONS.items():
-                row[loc] = r.read(
-                    f"{scope}.{kind}.{loc}",
-                    "nvmlDeviceGetMemoryErrorCounter",
-                    *args,
-                    getattr(nvml, loc_const),
-                )
+            for loc, location in MEMORY_LOCATIONS.items():
+                row[loc] = r.read(f"{scope}.{kind}.{loc}", "nvmlDeviceGetMemoryErrorCounter", *args, location)
             counters[scope][kind] = row
     sram = _sram_threshold(r)
     pages = _retired_pages(r)

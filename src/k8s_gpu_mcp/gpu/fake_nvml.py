@@ -15,6 +15,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, overload
 
+from k8s_gpu_mcp.gpu.nvml_constants import (
+    ECC_ERROR_TYPES,
+    ECC_SCOPES,
+    MEMORY_LOCATIONS,
+    NVLINK_CAPABILITIES,
+    NVLINK_ERROR_COUNTERS,
+    P2P_CAPS,
+)
+
 # ---- constants (values identical to pynvml / nvml.h) -------------------------------------------
 NVML_SUCCESS = 0
 NVML_ERROR_UNINITIALIZED = 1
@@ -153,28 +162,13 @@ nvmlEventTypeXidCriticalError = 0x8
 nvmlEventTypeNone = 0x0
 nvmlEventTypeAll = 0xFFFF
 
-_P2P_CAPS = {0: "read", 1: "write", 2: "nvlink", 3: "atomics", 4: "prop"}
-_ECC_COUNTER = {NVML_VOLATILE_ECC: "volatile", NVML_AGGREGATE_ECC: "aggregate"}
-_ECC_TYPE = {NVML_MEMORY_ERROR_TYPE_CORRECTED: "corrected", NVML_MEMORY_ERROR_TYPE_UNCORRECTED: "uncorrected"}
-_MEMORY_LOCATION = {
-    0: "l1_cache",
-    1: "l2_cache",
-    2: "dram",
-    3: "register_file",
-    4: "texture_memory",
-    5: "texture_shm",
-    6: "cbu",
-    7: "sram",
-}
-_NVLINK_ERROR = {0: "replay", 1: "recovery", 2: "crc_flit", 3: "crc_data", 4: "ecc_data"}
-_NVLINK_CAP = {
-    0: "p2p",
-    1: "sysmem_access",
-    2: "p2p_atomics",
-    3: "sysmem_atomics",
-    4: "sli_bridge",
-    5: "valid",
-}
+# NVML value -> the profile's key (the tables in nvml_constants, inverted)
+_P2P_CAPS = {**{v: k for k, v in P2P_CAPS.items()}, 4: "prop"}
+_ECC_COUNTER = {v: k for k, v in ECC_SCOPES.items()}
+_ECC_TYPE = {v: k for k, v in ECC_ERROR_TYPES.items()}
+_MEMORY_LOCATION = {v: k for k, v in MEMORY_LOCATIONS.items()}
+_NVLINK_ERROR = {**{v: k for k, v in NVLINK_ERROR_COUNTERS.items()}, 4: "ecc_data"}
+_NVLINK_CAP = {v: k for k, v in NVLINK_CAPABILITIES.items()}
 _CLOCK = {0: "graphics", 1: "sm", 2: "mem", 3: "video"}
 _THRESHOLD = {0: "shutdown", 1: "slowdown", 2: "mem_max", 3: "gpu_max"}
 

@@ -14,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from k8s_gpu_mcp.diagnose.throttle import mask_from_names
+from k8s_gpu_mcp.gpu.nvml_constants import clock_event_mask
 from k8s_gpu_mcp.host.procfs import ProcInfo
 
 PROFILE_DIR = "profiles"
@@ -229,7 +229,7 @@ def _overlay_gpu(gpu: dict[str, Any], overlay: dict[str, Any], where: str) -> No
     _check_error_names(overlay.get("nvml_errors"), where)
     for key, value in overlay.items():
         if key == "clock_event_reasons" and isinstance(value, list):
-            value = mask_from_names(value)
+            value = clock_event_mask(value)
         if key == "nvlinks" and isinstance(value, dict):
             links = list(gpu.get("nvlinks") or [])
             for link_key, link_overlay in value.items():

@@ -7,27 +7,17 @@ and ``GpuIsLost`` raises :class:`GpuLost` for the caller to mark the GPU lost.
 from __future__ import annotations
 
 from k8s_gpu_mcp.gpu.adapter import GpuLost, GpuRef, NvmlAdapter, error_name, text
+from k8s_gpu_mcp.gpu.nvml_constants import (
+    NVLINK_CAPABILITIES,
+    NVLINK_ERROR_COUNTERS,
+    NVLINK_REMOTE_TYPES,
+    P2P_CAPS,
+    RemoteType,
+)
 from k8s_gpu_mcp.gpu.pci import short_bus_id
-from k8s_gpu_mcp.gpu.readings import Affinity, NvLinkReading, PairReadings, RemoteType
+from k8s_gpu_mcp.gpu.readings import Affinity, NvLinkReading, PairReadings
 
 NOT_A_LINK = ("NotSupported", "InvalidArgument")
-REMOTE_TYPES: dict[int, RemoteType] = {0: "gpu", 1: "ibmnpu", 2: "switch", 0xFF: "unknown"}
-CAPABILITIES = {
-    "p2p": "NVML_NVLINK_CAP_P2P_SUPPORTED",
-    "sysmem_access": "NVML_NVLINK_CAP_SYSMEM_ACCESS",
-    "p2p_atomics": "NVML_NVLINK_CAP_P2P_ATOMICS",
-    "sysmem_atomics": "NVML_NVLINK_CAP_SYSMEM_ATOMICS",
-    "sli_bridge": "NVML_NVLINK_CAP_SLI_BRIDGE",
-    "valid": "NVML_NVLINK_CAP_VALID",
-}
-ERROR_COUNTERS = {
-    "replay": "NVML_NVLINK_ERROR_DL_REPLAY",
-    "recovery": "NVML_NVLINK_ERROR_DL_RECOVERY",
-    "crc_flit": "NVML_NVLINK_ERROR_DL_CRC_FLIT",
-    "crc_data": "NVML_NVLINK_ERROR_DL_CRC_DATA",
-}
-# P2P capability index -> its name. READ is 0: pynvml's NVML_P2P_CAPS_INDEX_READ is the tuple (0,).
-P2P_CAPS = {"read": 0, "write": 1, "nvlink": 2, "atomics": 3}
 CPU_SET_WORDS = 16  # 64-bit words asked of nvmlDeviceGetCpuAffinity: room for 1024 CPUs
 
 
@@ -90,13 +80,12 @@ def _read_link(
     reason: str | None,
     bus_ids: dict[str, int],
 ) -> NvLinkReading:
-    nvml = adapter.nvml
     r = adapter.reader(ref, identity=False)
     if reason:
         r.unavailable["state"] = reason
     version = r.read("version", "nvmlDeviceGetNvLinkVersion", link)
     rtype = r.read("remote_type", "nvmlDeviceGetNvLinkRemoteDeviceType", link)
-    remote_type: RemoteType | None = REMOTE_TYPES.get(rtype, "unknown") if rtype is not None else None
+    remote_type: RemoteType | None = NVLINK_REMOTE_TYPES.get(rtype, "unknown") if rtype is not None else None
     remote = None
     if remote_type == "switch":
         r.unavailable["remote_bus_id"] = "NotRead: the link ends at an NVSwitch, not at a GPU"
@@ -117,11 +106,11 @@ def _read_link(
         )
     if remote_type is None and remote_gpu is not None:
         remote_type = "gpu"
-    caps = {k: r.read(f"capabilities.{k}", "nvmlDeviceGetNvLinkCapability", link, getattr(nvml, c))
-            for k, c in CAPABILITIES.items()}  # fmt: skip
+    caps = {k: r.read(f"capabilities.{k}", "nvmlDeviceGetNvLinkCapability", link, c)
+            for k, c in NVLINK_CAPABILITIES.items()}  # fmt: skip
     errors = {
-        k: r.read(f"errors.{k}", "nvmlDeviceGetNvLinkErrorCounter", link, getattr(nvml, c))
-        for k, c in ERROR_COUNTERS.items()
+        k: r.read(f"errors.{k}", "nvmlDeviceGetNvLinkErrorCounter", link, c)
+        for k, c in NVLINK_ERROR_COUNTERS.items()
     }
     return NvLinkReading(
         link=link,

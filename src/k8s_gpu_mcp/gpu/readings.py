@@ -9,10 +9,11 @@ A field NVML could not read is ``None`` and ``unavailable`` maps its name to why
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any
+
+from k8s_gpu_mcp.gpu.nvml_constants import RemoteType
 
 Reasons = dict[str, str]
-RemoteType = Literal["gpu", "ibmnpu", "switch", "unknown"]
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field
 
 from k8s_gpu_mcp.diagnose import ecc as verdicts
-from k8s_gpu_mcp.gpu.adapter import ARCHITECTURES, GpuLost, GpuRef
+from k8s_gpu_mcp.gpu.adapter import GpuLost, GpuRef
 from k8s_gpu_mcp.gpu.ecc import read_ecc
+from k8s_gpu_mcp.gpu.nvml_constants import ARCHITECTURES
 from k8s_gpu_mcp.gpu.readings import EccReading
 from k8s_gpu_mcp.models import ToolModel
 from k8s_gpu_mcp.tools._common import (

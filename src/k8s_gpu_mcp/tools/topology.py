@@ -9,6 +9,7 @@ from pydantic import Field
 from k8s_gpu_mcp.diagnose import topology as topo
 from k8s_gpu_mcp.gpu.adapter import GpuLost, GpuRef
 from k8s_gpu_mcp.gpu.links import links_unknown, read_affinity, read_nvlinks, read_pairs
+from k8s_gpu_mcp.gpu.nvml_constants import P2P_STATUS
 from k8s_gpu_mcp.gpu.readings import NvLinkReading
 from k8s_gpu_mcp.models import ToolModel
 from k8s_gpu_mcp.tools._common import READ_ONLY, GpuSelector, Source, select_gpus, source
@@ -152,7 +153,7 @@ def inspect(app: AgentApp, refs: list[GpuRef]) -> TopologyResult:
     found = topo.findings(ends, counts, pairs.p2p, [ref.index for ref in refs], unknown_sets)
 
     def names(matrix: list[list[int | None]]) -> list[list[str | None]]:
-        return [[None if v is None else topo.P2P_STATUS.get(v, str(v)) for v in row] for row in matrix]
+        return [[None if v is None else P2P_STATUS.get(v, str(v)) for v in row] for row in matrix]
 
     return TopologyResult(
         source=source(app),
