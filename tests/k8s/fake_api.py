@@ -89,9 +89,15 @@ Handler = Callable[[httpx2.Request], httpx2.Response | None]
 class FakeCluster:
     """Nodes and pods served on /api/v1; `override` intercepts requests first (errors, outages)."""
 
-    def __init__(self, nodes: list[dict[str, Any]], pods: list[dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        nodes: list[dict[str, Any]],
+        pods: list[dict[str, Any]],
+        events: list[dict[str, Any]] | None = None,
+    ) -> None:
         self.nodes = {n["metadata"]["name"]: n for n in nodes}
         self.pods = pods
+        self.events = events or []
         self.override: Handler | None = None
         self.requests: list[httpx2.Request] = []
 
@@ -137,6 +143,16 @@ class FakeCluster:
                 items = [p for p in items if p["spec"]["nodeName"] == sel.split("=", 1)[1]]
             return httpx2.Response(
                 200, json={"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": items}
+            )
+        if path == "/api/v1/events":  # fieldSelector involvedObject.kind=Node,involvedObject.name=NAME
+            wanted = dict(kv.split("=", 1) for kv in query.get("fieldSelector", [""])[0].split(",") if kv)
+            items = [
+                e
+                for e in self.events
+                if all(e.get("involvedObject", {}).get(k.split(".", 1)[1]) == v for k, v in wanted.items())
+            ]
+            return httpx2.Response(
+                200, json={"apiVersion": "v1", "kind": "EventList", "metadata": {}, "items": items}
             )
         return httpx2.Response(404, json={"kind": "Status", "code": 404, "message": f"no route {path}"})
 

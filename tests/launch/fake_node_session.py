@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Stands in for `k8s-gpu-mcp connect node/NAME` in the cluster-session unit tests.
 
-argv: NODE STATE_DIR [ok|operator|image-pull]. ok: runs the real agent (mock T4) on our stdin/stdout, like
+argv: NODE STATE_DIR [ok|operator|xid48|image-pull]. ok: runs the real agent (mock T4) on our stdin/stdout, like
 the syringe relaying to the pod; records NODE.opened, and NODE.deleted when it ends (stdin EOF or
 SIGTERM), as the syringe deletes its pod. image-pull: says what the syringe says and exits 5.
 """
@@ -31,6 +31,9 @@ if scenario == "operator":  # H100 GPU 1's sysfs reset file in a test tree: noth
     (trees / "host").mkdir(exist_ok=True)
     args = ["--profile", "h100-sxm5-80gb-x8", "--mode", "operator", "--sys-root", str(trees / "sys"),
             "--host-root", str(trees / "host")]  # fmt: skip
+if scenario == "xid48":  # the e2e tier's XID 48 scenario on the H100 profile
+    args = ["--profile", "h100-sxm5-80gb-x8", "--scenario",
+            str(Path(__file__).resolve().parents[1] / "e2e" / "scenarios" / "xid48.yaml")]  # fmt: skip
 agent = subprocess.Popen([sys.executable, "-m", "k8s_gpu_mcp", "serve", "--nvml-mode=mock", "--log-level", "WARNING",
                           *args], env={**os.environ, "NODE_NAME": node})  # fmt: skip
 

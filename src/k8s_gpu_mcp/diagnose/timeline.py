@@ -27,7 +27,19 @@ Kind = Literal[
     "pod_disrupted",
     "ecc",
     "throttling",
+    "boot_ended",
+    "node_condition",
+    "node_event",
+    "cordoned",
+    "uncordoned",
 ]
+UNSCHEDULABLE_TAINT = "node.kubernetes.io/unschedulable"
+_EVENT_KINDS: dict[str, Kind] = {
+    "Rebooted": "boot",
+    "NodeNotSchedulable": "cordoned",
+    "NodeSchedulable": "uncordoned",
+}
+_BAD_WHEN_TRUE = ("MemoryPressure", "DiskPressure", "PIDPressure", "NetworkUnavailable")
 
 
 @dataclass(frozen=True)
@@ -126,3 +138,77 @@ def merge(groups: Iterable[Iterable[Entry]], limit: int) -> tuple[list[Entry], i
 def _time(entry: Entry) -> datetime:
     assert entry.time is not None
     return entry.time
+
+
+def _event_time(event: Mapping[str, Any]) -> datetime | None:
+    """The last time the API saw an Event happen (events.k8s.io series or core/v1 counters)."""
+    series = event.get("series") or {}
+    for value in (series.get("lastObservedTime"), event.get("lastTimestamp"), event.get("eventTime"),
+                  event.get("firstTimestamp"), (event.get("metadata") or {}).get("creationTimestamp")):  # fmt: skip
+        if (when := parse_time(value)) is not None:
+            return when
+    return None
+
+
+def event_entries(events: Iterable[Mapping[str, Any]], since: datetime | None) -> list[Entry]:
+    """The Events about a node (kubelet starts, reboots, NotReady, cordon, controller evictions), one
+    entry each, with how many times it repeated and who reported it."""
+    out: list[Entry] = []
+    for ev in events:
+        when = _event_time(ev)
+        if not _within(when, since):
+            continue
+        reason = ev.get("reason") or "event"
+        message = " ".join(str(ev.get("message") or "").split())[:300]
+        count = int((ev.get("series") or {}).get("count") or ev.get("count") or 1)
+        who = (ev.get("source") or {}).get("component") or ev.get("reportingComponent") or ""
+        text = f"{'Warning ' if ev.get('type') == 'Warning' else ''}{reason}" + (
+            f": {message}" if message else ""
+        )
+        text += (f" (x{count})" if count > 1 else "") + (f" [{who}]" if who else "")
+        out.append(Entry(when, "kubernetes", _EVENT_KINDS.get(reason, "node_event"), text))
+    return out
+
+
+def _condition_meaning(cond: Mapping[str, Any]) -> str:
+    kind, status = cond.get("type", "?"), cond.get("status", "Unknown")
+    why = "; ".join(str(x) for x in (cond.get("reason"), cond.get("message")) if x)
+    if kind == "Ready":
+        state = {"True": "became Ready", "False": "became NotReady"}.get(status, "Ready became Unknown")
+        text = f"node {state}"
+    elif kind in _BAD_WHEN_TRUE:
+        text = f"node {kind} {'began' if status == 'True' else 'cleared' if status == 'False' else 'unknown'}"
+    else:  # node-problem-detector and other custom conditions
+        text = f"node condition {kind} became {status}"
+    return text + (f" ({why[:200]})" if why else "")
+
+
+def node_entries(
+    node: Mapping[str, Any], events: Iterable[Mapping[str, Any]], since: datetime | None
+) -> list[Entry]:
+    """The API's account of a node: condition transitions, its Events, and the cordon. A cordon with
+    no Event dates from the unschedulable taint's timeAdded, else has no time (sorted last)."""
+    events = list(events)
+    out = event_entries(events, since)
+    status = node.get("status") or {}
+    for cond in status.get("conditions") or []:
+        when = parse_time(cond.get("lastTransitionTime"))
+        if when is not None and _within(when, since):
+            out.append(Entry(when, "kubernetes", "node_condition", _condition_meaning(cond)))
+    spec = node.get("spec") or {}
+    if spec.get("unschedulable"):
+        taint: Mapping[str, Any] = next(
+            (t for t in spec.get("taints") or [] if t.get("key") == UNSCHEDULABLE_TAINT), {}
+        )
+        cordon_events = [e for e in events if e.get("reason") == "NodeNotSchedulable"]
+        when = max(filter(None, map(_event_time, cordon_events)), default=None) or parse_time(
+            taint.get("timeAdded")
+        )
+        text = "node cordoned (spec.unschedulable): no new pods are scheduled on it"
+        if when is None:
+            out.append(Entry(None, "kubernetes", "cordoned", text + "; when is not recorded"))
+        elif not _within(when, since):  # cordoned before the window and still is: said as state now
+            out.append(Entry(None, "kubernetes", "cordoned", f"{text}; cordoned since {when.isoformat()}"))
+        elif not cordon_events:
+            out.append(Entry(when, "kubernetes", "cordoned", text))
+    return out

@@ -215,6 +215,15 @@ class KubeApi:
             namespace=namespace,
         )
 
+    def list_node_events(self, node: str) -> list[dict[str, Any]]:
+        """The core/v1 Events about one Node (kubelet and controllers record them in ``default``)."""
+        from lightkube.resources.core_v1 import Event
+
+        fields = {"involvedObject.kind": "Node", "involvedObject.name": node}
+        return self._call(
+            "list", "events", lambda c: [e.to_dict() for e in c.list(Event, namespace="*", fields=fields)]
+        )
+
     def get_pod(self, namespace: str, name: str) -> dict[str, Any]:
         from lightkube.resources.core_v1 import Pod
 

@@ -51,8 +51,8 @@ RBAC_HINT = (
 
 INSTRUCTIONS = (
     "k8s-gpu-mcp connect cluster: the GPU tools for a whole Kubernetes cluster from one entry. "
-    "list_gpu_nodes, describe_gpu_node, get_pod_gpu_allocation and find_workload_gpus read the API server "
-    "only. Node tools (get_gpu_health, analyze_xid_errors, ...) need a target (node, nodes or "
+    "list_gpu_nodes, describe_gpu_node, get_pod_gpu_allocation, find_workload_gpus and get_node_timeline "
+    "(unless include_node=true) read the API server only. Node tools (get_gpu_health, analyze_xid_errors, ...) need a target (node, nodes or "
     "node_selector) and start a short-lived agent pod on each target node; results come per node, a node "
     "that failed carries error_kind and error. find_unhealthy_gpus sweeps a selection. Typical path: "
     "find_workload_gpus (job/pod -> node) -> get_gpu_health(node=...) -> analyze_xid_errors(node=...)."

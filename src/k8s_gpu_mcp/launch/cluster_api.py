@@ -1,20 +1,24 @@
 """``connect cluster`` tools that read only the API server: nothing is injected into any node.
 
-list_gpu_nodes, describe_gpu_node, get_pod_gpu_allocation and find_workload_gpus (a pod, job,
+list_gpu_nodes, describe_gpu_node, get_pod_gpu_allocation, find_workload_gpus (a pod, job,
 deployment, statefulset or label selector -> its pods, their nodes, GPU requests and, where the pod
-spec tells, GPU UUIDs). The node and pod shapes come from ``tools/cluster.py``'s pure helpers, the
+spec tells, GPU UUIDs), and get_node_timeline's API half (its node half, on request, comes from the
+node's agent through the session pool). The node and pod shapes come from ``tools/cluster.py``'s pure helpers, the
 same the agents' own describe_gpu_node uses.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import anyio
+from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
 
+from k8s_gpu_mcp.diagnose import timeline
 from k8s_gpu_mcp.gateway.discovery import parse_selector, selector_matches
 from k8s_gpu_mcp.gateway.server import CLUSTER_READ, SelectorArg
 from k8s_gpu_mcp.tools.cluster import (
@@ -27,6 +31,7 @@ from k8s_gpu_mcp.tools.cluster import (
     findings,
     pod_allocation,
 )
+from k8s_gpu_mcp.tools.timeline import TimelineEntry
 
 if TYPE_CHECKING:
     from k8s_gpu_mcp.k8s.client import KubeApi
@@ -115,6 +120,45 @@ class WorkloadGpus(BaseModel):
     nodes: dict[str, list[str]] = Field(description="node -> the workload's GPU pods on it")
     gpus: dict[str, int]
     next_step: str | None = Field(None, description="the node tool call that looks at those GPUs")
+
+
+class ClusterTimeline(BaseModel):
+    api: ApiSource
+    node: str
+    since: datetime | None
+    entries: list[TimelineEntry] = Field(
+        description="oldest first, de-duplicated, the most recent `limit` kept; source says which half "
+        "(kubernetes: this server's API reads; kernel-log, nvml, host: the node's agent)"
+    )
+    dropped: int = Field(description="older entries left out by `limit`")
+    node_half: bool = Field(description="the node agent's entries are in (include_node=true and it answered)")
+    node_source: dict[str, Any] | None = Field(
+        None, description="the agent's `source` stamp (backend, profile, scenario: mock data says so)"
+    )
+    notes: list[str] = Field(default_factory=list)
+    unavailable: dict[str, str] = Field(default_factory=dict, description="what could not be read, and why")
+
+
+def api_timeline(
+    api: KubeApi, node: str, lower: datetime | None
+) -> tuple[list[timeline.Entry], dict[str, str]]:
+    """The API half of a node's timeline: its condition transitions, Events (reboots, NotReady,
+    cordon ...), cordon state, and its pods' starts, container ends, restarts and evictions. A read
+    that fails is named in the second value; the node itself must exist (K8sError otherwise)."""
+    from k8s_gpu_mcp.k8s.client import K8sError
+
+    obj = api.get_node(node)
+    unavailable: dict[str, str] = {}
+    try:
+        events = api.list_node_events(node)
+    except K8sError as exc:
+        events, unavailable["kubernetes.events"] = [], str(exc)
+    entries = timeline.node_entries(obj, events, lower)
+    try:
+        entries += timeline.pod_entries(api.list_pods(node=node), lower)
+    except K8sError as exc:
+        unavailable["kubernetes.pods"] = str(exc)
+    return entries, unavailable
 
 
 def _api_source(api: KubeApi) -> ApiSource:
@@ -321,7 +365,80 @@ def register_api_tools(app: ClusterApp) -> None:
 
         return await run(work)
 
+    async def get_node_timeline(
+        ctx: Context,
+        node: Annotated[str, Field(description="the node name")],
+        since: Annotated[str, Field(description='window: "30m", "24h", "7d" or an RFC 3339 time')] = "24h",
+        limit: Annotated[int, Field(ge=1, le=500, description="most recent entries to return")] = 50,
+        include_node: Annotated[
+            bool,
+            Field(
+                description="also ask the node's agent for its half (XIDs and SXids across boots, reboots, "
+                "ECC and remap state, throttling): starts a debugger pod on that node"
+            ),
+        ] = False,
+    ) -> ClusterTimeline:
+        """What happened on one node, as one ordered, de-duplicated list. From the API server alone
+        (nothing runs on the node): node condition transitions (Ready, pressure, node-problem-detector),
+        node Events (reboots, NotReady, cordon), the cordon state, pod starts, container ends and
+        restarts (OOMKilled, exit codes), evictions and disruptions. With include_node=true the node's
+        agent adds its half: XIDs, lost GPUs and SXids from the kernel log, earlier boots from the
+        journal and rotated kern.log, and ECC, remap and throttling state now. Each entry has a time, a
+        source, the GPU or pod it is about, and one line of meaning."""
+        from k8s_gpu_mcp.tools.timeline import entries_of
+        from k8s_gpu_mcp.xid.analyze import parse_since
+
+        now = datetime.now(UTC)
+        try:
+            lower = parse_since(since, now)
+        except ValueError as exc:
+            raise ToolError(str(exc)) from None
+        if lower is not None and lower > now:
+            raise ToolError(f"since {since[:60]!r} is in the future; use a past time or a window such as 24h")
+        entries, unavailable = await run(lambda: api_timeline(app.api, node, lower))
+        groups = [entries]
+        notes: list[str] = []
+        node_source: dict[str, Any] | None = None
+        half = False
+        if include_node:
+            calls, _ = await app.fan_out(
+                "get_node_timeline", {"since": since, "limit": 500}, await app.target(node, None, None), ctx
+            )
+            call = calls[0] if calls else None
+            if call is not None and call.ok and isinstance(call.result, dict):
+                theirs, bad = entries_of(call.result)
+                groups.append([e for e in theirs if e.source != "kubernetes"])  # the API half is ours
+                half = True
+                node_source = (
+                    call.result.get("source") if isinstance(call.result.get("source"), dict) else None
+                )
+                notes += [f"node: {n}" for n in call.result.get("notes") or []]
+                theirs_unavailable = call.result.get("unavailable") or {}
+                unavailable.update(
+                    {f"node.{k}": str(v) for k, v in theirs_unavailable.items() if k != "kubernetes"}
+                )
+                if bad:
+                    notes.append(
+                        f"node: {bad} entr{'y' if bad == 1 else 'ies'} of an unknown shape were left out"
+                    )
+                if call.result.get("dropped"):
+                    notes.append(f"node: its {call.result['dropped']} oldest entries were over its limit")
+            else:
+                kind = call.error_kind if call is not None else "no_agent"
+                unavailable["node"] = f"{kind}: {call.error if call is not None else 'no agent on the node'}"
+        else:
+            notes.append(
+                f"The node half (XIDs across boots, ECC and remap state, throttling, the kernel's boots) "
+                f"needs the agent on {node}: call again with include_node=true (it starts a debugger pod)."
+            )
+        merged, dropped = timeline.merge(groups, limit)
+        return ClusterTimeline(
+            api=_api_source(app.api), node=node, since=lower, entries=[TimelineEntry(**vars(e)) for e in merged],
+            dropped=dropped, node_half=half, node_source=node_source, notes=notes, unavailable=unavailable,
+        )  # fmt: skip
+
     app.add_tool(list_gpu_nodes, title="GPU nodes in the cluster", annotations=CLUSTER_READ)
+    app.add_tool(get_node_timeline, title="Node timeline (cluster)", annotations=CLUSTER_READ)
     app.add_tool(describe_gpu_node, title="Describe GPU nodes (Kubernetes)", annotations=CLUSTER_READ)
     app.add_tool(get_pod_gpu_allocation, title="Pod GPU allocation (Kubernetes)", annotations=CLUSTER_READ)
     app.add_tool(find_workload_gpus, title="Workload to nodes and GPUs", annotations=CLUSTER_READ)

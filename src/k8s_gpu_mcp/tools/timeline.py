@@ -54,6 +54,8 @@ def xid_entries(result: XidAnalysis) -> list[timeline.Entry]:
         kind: timeline.Kind = "gpu_lost" if ev.kind == "gpu_lost" else "xid"
         act = ev.sre_action if ev.sre_action and ev.sre_action.lower() != "none" else "no action"
         meaning = f"XID {ev.xid} {ev.name} ({ev.status}): {act}"
+        if ev.boot == "previous":
+            meaning += f" [previous boot{' ' + ev.boot_id[:12] if ev.boot_id else ''}]"
         out.append(timeline.Entry(ev.timestamp, where, kind, meaning, gpu=ev.index))
     for sx in result.sxids:
         meaning = (
@@ -98,7 +100,27 @@ def state_entries(app: AgentApp, now: datetime) -> tuple[list[timeline.Entry], d
     return out, unavailable
 
 
-def boot_entries(app: AgentApp, since: datetime | None) -> tuple[list[timeline.Entry], list[str]]:
+def history_entries(xids: XidAnalysis, since: datetime | None) -> list[timeline.Entry]:
+    """The earlier boots the kernel history knows (journal, rotated kern.log): when each started and
+    when its journal ends (the node went down, or the journal stopped, after that)."""
+    out = []
+    for b in xids.boots:
+        if b.current:
+            continue  # this boot's start comes from /proc/stat (boot_entries)
+        name = f"boot {b.boot_id[:12]}" if b.boot_id else "an earlier boot"
+        if b.started is not None and (since is None or b.started >= since):
+            out.append(
+                timeline.Entry(b.started, "kernel-log", "boot", f"node booted ({name}, from the {b.source})")
+            )
+        if b.last_entry is not None and (since is None or b.last_entry >= since):
+            text = f"last journal entry of {name}: the node went down or its journal stopped after this"
+            out.append(timeline.Entry(b.last_entry, "kernel-log", "boot_ended", text))
+    return out
+
+
+def boot_entries(
+    app: AgentApp, since: datetime | None, history: bool = False
+) -> tuple[list[timeline.Entry], list[str]]:
     if app.backend.mock is not None:  # this machine's boot is not the mock node's
         return [], ["Mock fleet: no boot record; the kernel-log entries come from the scenario."]
     from k8s_gpu_mcp.host.procfs import boot_time
@@ -107,12 +129,30 @@ def boot_entries(app: AgentApp, since: datetime | None) -> tuple[list[timeline.E
     if booted is None:
         return [], ["The boot time could not be read from /proc/stat."]
     when = datetime.fromtimestamp(booted, UTC)
-    notes = [
-        f"The kernel ring buffer starts at this boot ({when.isoformat()}); earlier XIDs need the journal."
-    ]
+    notes = (
+        []
+        if history
+        else [
+            f"The kernel ring buffer starts at this boot ({when.isoformat()}); earlier XIDs need the journal."
+        ]
+    )
     if since is not None and when < since:
         return [], notes
     return [timeline.Entry(when, "host", "boot", "node booted (this kernel's log starts here)")], notes
+
+
+def entries_of(answer: dict[str, object]) -> tuple[list[timeline.Entry], int]:
+    """A get_node_timeline answer (JSON, from an agent) back into entries; also how many could not
+    be read (an agent of another version may know other kinds)."""
+    out, bad = [], 0
+    for raw in answer.get("entries") or []:  # type: ignore[attr-defined]
+        try:
+            e = TimelineEntry.model_validate(raw)
+        except ValueError:
+            bad += 1
+            continue
+        out.append(timeline.Entry(e.time, e.source, e.kind, e.meaning, gpu=e.gpu, pod=e.pod))
+    return out, bad
 
 
 def build_timeline(app: AgentApp, since: str, limit: int) -> TimelineResult:
@@ -129,7 +169,8 @@ def build_timeline(app: AgentApp, since: str, limit: int) -> TimelineResult:
     xids, _ = collect_xids(app, since=since, limit=5000)
     unavailable = {f"xids.{k}": v for k, v in xids.unavailable.items()}
     notes = [f"XID analysis: {n}" for n in xids.notes]
-    boots, boot_notes = boot_entries(app, lower)
+    boots, boot_notes = boot_entries(app, lower, history=bool(xids.boots))
+    boots += history_entries(xids, lower)
     states, state_unavailable = state_entries(app, now)
     unavailable.update(state_unavailable)
     pods: list[timeline.Entry] = []
