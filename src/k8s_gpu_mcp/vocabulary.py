@@ -52,6 +52,9 @@ SEVERITY_STATUS: dict[str, Status] = {
     "critical": "critical",
 }
 NOT_SUPPORTED = "NotSupported"
+# Reasons that say a field does not apply here, by design, rather than that a read failed: NVML's
+# NotSupported, and a link end that is an NVSwitch or not one of this node's GPUs (gpu/links.py).
+BY_DESIGN = (NOT_SUPPORTED, "NotRead: the link ends at an NVSwitch", "NotAGpu:")
 
 
 def _lower(value: Any) -> Any:
@@ -77,3 +80,8 @@ def worst(statuses: Iterable[Status], default: Status = "healthy") -> Status:
 def is_not_supported(reason: str) -> bool:
     """NVML's NotSupported: this model or mode never has the field (not a failed read)."""
     return reason.startswith(NOT_SUPPORTED)
+
+
+def is_by_design(reason: str) -> bool:
+    """A field this GPU, mode or link never has (summaries leave it out): never a failed read."""
+    return reason.startswith(BY_DESIGN)

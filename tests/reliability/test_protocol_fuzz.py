@@ -144,7 +144,10 @@ def test_ten_thousand_fuzz_messages_never_break_the_wire():
                         "jsonrpc": "2.0",
                         "id": call_id,
                         "method": "tools/call",
-                        "params": {"name": "get_gpu_inventory", "arguments": {"gpus": [n % 8]}},
+                        "params": {
+                            "name": "get_gpu_inventory",
+                            "arguments": {"gpus": [n % 8], "detail": "full"},
+                        },
                     }
                 )
                 reply = peer.wait_for(call_id)

@@ -33,7 +33,7 @@ async def test_idle_h100_node_is_unverified_not_healthy_without_nvlink_counters(
     assert data["status"] == "unknown" and data["action"].startswith("Keep the node in service, but verify")
     assert all(only_unverified_nvlink(g) for g in data["gpus"]), [g["summary"] for g in data["gpus"]]
     assert {g["score"] for g in data["gpus"]} == {95}
-    assert "links 0, 1, 2," in data["gpus"][0]["reasons"][0]["message"]  # each link named once
+    assert "(links 0-17)" in data["gpus"][0]["reasons"][0]["message"]  # each link named once, as a range
     assert data["source"]["mock"] is True
 
 
@@ -53,7 +53,9 @@ async def test_gpus_whose_capture_has_no_nvlink_data_have_unknown_links_not_zero
         links = [r for r in g["reasons"] if r["component"] == "nvlink"]
         assert [r["evidence"]["kind"] for r in links] == ["unknown_links"] and g["status"] == "unknown"
         assert "inactive" not in links[0]["message"]
-    inventory = (await call(app, "get_gpu_inventory", {"gpus": [0]})).structured_content["gpus"][0]
+    inventory = (await call(app, "get_gpu_inventory", {"gpus": [0], "detail": "full"})).structured_content[
+        "gpus"
+    ][0]
     assert inventory["nvlink_count"] is None and "NoData" in inventory["unavailable"]["nvlink_count"]
 
 

@@ -8,7 +8,7 @@ from tests.conftest import call
 @pytest.mark.anyio
 async def test_inventory_on_h100_profile(make_app):
     app = make_app()
-    result = await call(app, "get_gpu_inventory")
+    result = await call(app, "get_gpu_inventory", {"detail": "full"})
     assert not result.is_error
     data = result.structured_content
     assert data["gpu_count"] == 8 and len(data["gpus"]) == 8
@@ -27,29 +27,32 @@ async def test_inventory_on_h100_profile(make_app):
 async def test_selection_by_uuid_and_bus_id(make_app):
     app = make_app()
     refs = app.backend.adapter.gpus()
-    result = await call(app, "get_gpu_inventory", {"gpus": [refs[5].uuid, refs[2].short_bus_id, 0]})
+    result = await call(
+        app, "get_gpu_inventory", {"gpus": [refs[5].uuid, refs[2].short_bus_id, 0], "detail": "full"}
+    )
     assert [g["index"] for g in result.structured_content["gpus"]] == [5, 2, 0]
 
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("bad", [[42], ["GPU-nope"], [], [True], [1.5], {"x": 1}])
 async def test_bad_selectors_are_tool_errors_listing_valid_gpus(make_app, bad):
-    result = await call(make_app(), "get_gpu_inventory", {"gpus": bad})
+    result = await call(make_app(), "get_gpu_inventory", {"gpus": bad, "detail": "full"})
     assert result.is_error
     text = result.content[0].text
-    assert "valid GPUs" in text or "validation error" in text
+    assert "valid GPUs" in text or ("argument 'gpus'" in text and "valid: GPU indexes" in text)
+    assert "validation error" not in text and "pydantic" not in text
 
 
 @pytest.mark.anyio
 async def test_unknown_gpu_error_lists_choices(make_app):
-    result = await call(make_app(), "get_gpu_inventory", {"gpus": [42]})
+    result = await call(make_app(), "get_gpu_inventory", {"gpus": [42], "detail": "full"})
     assert "unknown GPU 42" in result.content[0].text and "0 (GPU-" in result.content[0].text
 
 
 @pytest.mark.anyio
 async def test_lost_gpu_is_listed_as_lost(make_app):
     app = make_app(scenario={"gpus": {"4": {"lost": True}}})
-    gpus = (await call(app, "get_gpu_inventory")).structured_content["gpus"]
+    gpus = (await call(app, "get_gpu_inventory", {"detail": "full"})).structured_content["gpus"]
     assert gpus[4]["lost"] is True and "GpuIsLost" in gpus[4]["unavailable"]["*"]
     assert gpus[3]["lost"] is False
 
@@ -57,7 +60,7 @@ async def test_lost_gpu_is_listed_as_lost(make_app):
 @pytest.mark.anyio
 @pytest.mark.parametrize("profile", ["a100-sxm4-40gb-x8", "l40s", "t4", "a100-sxm4-80gb-mig"])
 async def test_inventory_on_every_required_profile(make_app, profile):
-    data = (await call(make_app(profile=profile), "get_gpu_inventory")).structured_content
+    data = (await call(make_app(profile=profile), "get_gpu_inventory", {"detail": "full"})).structured_content
     assert data["gpus"] and all(g["memory_total_mib"] for g in data["gpus"])
     if profile == "a100-sxm4-80gb-mig":
         assert data["gpus"][0]["mig_mode_current"] is True

@@ -58,7 +58,7 @@ async def test_processes_are_enriched_from_proc_and_cgroup(make_app, tree, monke
         }
     )
     data = (
-        await call(make_app(scenario=sc, **tree), "list_gpu_processes", {"gpus": [0, 1]})
+        await call(make_app(scenario=sc, **tree), "list_gpu_processes", {"gpus": [0, 1], "detail": "full"})
     ).structured_content
     p = by_pid(data["gpus"][0])[4242]
     assert p["command"] == "python train.py" and p["user"] == "alice" and p["uid"] == 1000
@@ -87,7 +87,9 @@ async def test_zombies_gone_defunct_and_pod_deleted(make_app, tree, monkeypatch)
             )
         }
     )
-    data = (await call(make_app(scenario=sc, **tree), "list_gpu_processes", {"gpus": 2})).structured_content
+    data = (
+        await call(make_app(scenario=sc, **tree), "list_gpu_processes", {"gpus": 2, "detail": "full"})
+    ).structured_content
     ps = by_pid(data["gpus"][0])
     assert ps[999999]["zombie"] is True and "no longer exists" in ps[999999]["zombie_reasons"][0]
     assert ps[5151]["zombie"] is True and "defunct" in ps[5151]["zombie_reasons"][0]
@@ -107,7 +109,9 @@ async def test_orphan_memory_and_its_unknowns(make_app, tree):
         }
     )
     data = (
-        await call(make_app(scenario=sc, **tree), "list_gpu_processes", {"gpus": [3, 4, 5, 6]})
+        await call(
+            make_app(scenario=sc, **tree), "list_gpu_processes", {"gpus": [3, 4, 5, 6], "detail": "full"}
+        )
     ).structured_content
     g3, g4, g5, g6 = data["gpus"]
     assert g3["orphan_memory_mib"] == 2048 and "2048 MiB" in data["findings"][0]
@@ -125,7 +129,7 @@ async def test_mig_instances_and_mig_overhead_is_not_orphaned(make_app, tree):
         **{"0": procs({"pid": 4242, "used_memory": GIB, "gpu_instance_id": 1, "compute_instance_id": 0})}
     )
     app = make_app(profile="a100-sxm4-80gb-mig", scenario=sc, **tree)
-    gpu = (await call(app, "list_gpu_processes", {"gpus": 0})).structured_content["gpus"][0]
+    gpu = (await call(app, "list_gpu_processes", {"gpus": 0, "detail": "full"})).structured_content["gpus"][0]
     p = gpu["processes"][0]
     assert (p["gpu_instance_id"], p["compute_instance_id"]) == (1, 0)
     assert gpu["orphan_memory_mib"] is None and "MIG" in gpu["unavailable"]["orphan_memory_mib"]
@@ -136,7 +140,9 @@ async def test_proc_outside_host_pid_namespace_gives_unknown_not_zombie(make_app
     proc = make_proc(tmp_path, host_pid_ns=False)
     sc = scenario(**{"0": procs({"pid": 4242, "used_memory": GIB}, used=GIB)})
     data = (
-        await call(make_app(scenario=sc, proc_root=str(proc)), "list_gpu_processes", {"gpus": 0})
+        await call(
+            make_app(scenario=sc, proc_root=str(proc)), "list_gpu_processes", {"gpus": 0, "detail": "full"}
+        )
     ).structured_content
     p = data["gpus"][0]["processes"][0]
     assert p["zombie"] is None and "host PID" in p["unavailable"]["zombie"]
@@ -147,7 +153,7 @@ async def test_proc_outside_host_pid_namespace_gives_unknown_not_zombie(make_app
 async def test_lost_gpu_and_pod_lookup_reason_in_mock(make_app, tree):
     sc = scenario(**{"4": {"lost": True}, "0": procs({"pid": 4242, "used_memory": GIB}, used=GIB)})
     data = (
-        await call(make_app(scenario=sc, **tree), "list_gpu_processes", {"gpus": [0, 4]})
+        await call(make_app(scenario=sc, **tree), "list_gpu_processes", {"gpus": [0, 4], "detail": "full"})
     ).structured_content
     assert data["gpus"][1]["lost"] is True and data["gpus"][1]["processes"] is None
     p = data["gpus"][0]["processes"][0]
@@ -158,7 +164,9 @@ async def test_lost_gpu_and_pod_lookup_reason_in_mock(make_app, tree):
 @pytest.mark.anyio
 async def test_bundled_zombie_scenario(make_app):
     # judged by the profile (pid 4194303 exited, pid 5120 alive), not by this machine's /proc
-    data = (await call(make_app(scenario="zombie"), "list_gpu_processes")).structured_content
+    data = (
+        await call(make_app(scenario="zombie"), "list_gpu_processes", {"detail": "full"})
+    ).structured_content
     assert data["source"]["scenario"] == "zombie"
     g2 = data["gpus"][2]
     assert g2["processes"][0]["pid"] == 4194303 and g2["processes"][0]["zombie"] is True
@@ -169,7 +177,7 @@ async def test_bundled_zombie_scenario(make_app):
 
 @pytest.mark.anyio
 async def test_bad_selector_lists_valid_gpus(make_app):
-    result = await call(make_app(), "list_gpu_processes", {"gpus": [42]})
+    result = await call(make_app(), "list_gpu_processes", {"gpus": [42], "detail": "full"})
     assert result.is_error and "valid GPUs" in result.content[0].text
 
 

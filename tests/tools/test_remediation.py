@@ -162,7 +162,9 @@ async def test_kill_with_confirm_true_terminates_and_frees_memory(operator, chil
     assert data["confirmation"].startswith("confirm=true") and data["audit"]["written"] is True
     assert child.wait(timeout=10) == -15
     assert [line["outcome"] for line in audit_lines(audit)] == ["approved", "done"]
-    listed = (await call(app, "list_gpu_processes", {"gpus": 1})).structured_content["gpus"][0]
+    listed = (await call(app, "list_gpu_processes", {"gpus": 1, "detail": "full"})).structured_content[
+        "gpus"
+    ][0]
     assert listed["processes"] == [] and listed["memory_used_mib"] == 0
 
 

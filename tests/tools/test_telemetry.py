@@ -8,7 +8,7 @@ from tests.conftest import call
 @pytest.mark.anyio
 async def test_idle_h100_is_not_throttling_and_thresholds_come_from_nvml(make_app):
     app = make_app()
-    data = (await call(app, "get_gpu_telemetry", {"gpus": [0]})).structured_content
+    data = (await call(app, "get_gpu_telemetry", {"gpus": [0], "detail": "full"})).structured_content
     gpu = data["gpus"][0]
     profile_gpu = app.backend.mock.state["gpus"][0]
     t = gpu["temperature"]
@@ -24,7 +24,7 @@ async def test_idle_h100_is_not_throttling_and_thresholds_come_from_nvml(make_ap
 @pytest.mark.anyio
 async def test_thermal_scenario_is_interpreted(make_app):
     app = make_app(profile=None, scenario="thermal-slowdown")
-    gpu = (await call(app, "get_gpu_telemetry", {"gpus": 3})).structured_content["gpus"][0]
+    gpu = (await call(app, "get_gpu_telemetry", {"gpus": 3, "detail": "full"})).structured_content["gpus"][0]
     slowdown = app.backend.mock.state["gpus"][3]["temperature"]["thresholds"]["slowdown"]
     th = gpu["throttling"]
     assert th["active"] is True and th["category"] == "thermal"
@@ -37,7 +37,9 @@ async def test_thermal_scenario_is_interpreted(make_app):
 @pytest.mark.anyio
 async def test_lost_gpu_telemetry_is_unknown_not_healthy(make_app):
     app = make_app(scenario={"gpus": {"1": {"lost": True}}})
-    gpu = (await call(app, "get_gpu_telemetry", {"gpus": [1]})).structured_content["gpus"][0]
+    gpu = (await call(app, "get_gpu_telemetry", {"gpus": [1], "detail": "full"})).structured_content["gpus"][
+        0
+    ]
     assert gpu["lost"] is True and gpu["throttling"]["active"] is None and gpu["temperature"] is None
 
 
@@ -46,7 +48,9 @@ async def test_unreadable_reasons_make_throttling_unknown(make_app):
     app = make_app(
         scenario={"gpus": {"0": {"nvml_errors": {"nvmlDeviceGetCurrentClocksEventReasons": "NoPermission"}}}}
     )
-    gpu = (await call(app, "get_gpu_telemetry", {"gpus": [0]})).structured_content["gpus"][0]
+    gpu = (await call(app, "get_gpu_telemetry", {"gpus": [0], "detail": "full"})).structured_content["gpus"][
+        0
+    ]
     assert gpu["throttling"]["active"] is None
     assert "NoPermission" in gpu["throttling"]["explanation"]
 

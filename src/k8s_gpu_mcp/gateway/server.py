@@ -716,14 +716,26 @@ async def sweep(gw: FleetApp, target: tuple[list[Agent], list[str]], ctx: Contex
         if call.error_kind != "tool_missing":
             final.append(call)
     if legacy:
+        # every GPU's readings (an agent before `detail` ignores the argument and answers them anyway)
+        full = {"detail": "full"}
         by_node = {a.node: a for a in agents}
         fallback = [by_node[n] for n in legacy]
         telemetry, inventory = await asyncio.gather(
             gw.fanout.call_all(
-                fallback, "get_gpu_telemetry", {}, correlation_id=correlation_id, deadline=deadline, meta=meta
+                fallback,
+                "get_gpu_telemetry",
+                full,
+                correlation_id=correlation_id,
+                deadline=deadline,
+                meta=meta,
             ),
             gw.fanout.call_all(
-                fallback, "get_gpu_inventory", {}, correlation_id=correlation_id, deadline=deadline, meta=meta
+                fallback,
+                "get_gpu_inventory",
+                full,
+                correlation_id=correlation_id,
+                deadline=deadline,
+                meta=meta,
             ),
         )
         for tel, inv in zip(telemetry, inventory, strict=True):

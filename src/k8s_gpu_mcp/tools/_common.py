@@ -3,6 +3,7 @@ shape every node tool answers with (docs/tools.md, "Vocabulary")."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -11,9 +12,19 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
 from pydantic import Field, StrictInt, StrictStr
 
+from k8s_gpu_mcp.diagnose import health
 from k8s_gpu_mcp.gpu.pci import kernel_bus_id
 from k8s_gpu_mcp.models import ToolModel
-from k8s_gpu_mcp.vocabulary import NOT_SUPPORTED, STATUS_RANK, DetailLevel, Status, is_not_supported, worst
+from k8s_gpu_mcp.vocabulary import (
+    NOT_SUPPORTED,
+    SEVERITY_STATUS,
+    STATUS_RANK,
+    DetailLevel,
+    Status,
+    is_by_design,
+    is_not_supported,
+    worst,
+)
 
 if TYPE_CHECKING:
     from k8s_gpu_mcp.gpu.adapter import GpuRef
@@ -122,7 +133,55 @@ class Evidence(ToolModel):
     check: str = Field(description="what was checked: thermal, power, throttling, memory, xid, nvlink, ...")
     status: Status
     finding: str = Field(description="what was found, with the numbers")
-    readings: dict[str, Any] = Field(default_factory=dict, description="the readings behind the finding")
+    readings: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the readings behind the finding (text the finding already says is not repeated)",
+        exclude_if=lambda v: not v,
+    )
+
+
+def evidence(check: str, status: Status, finding: str, readings: dict[str, Any]) -> Evidence:
+    """An Evidence whose readings do not repeat the finding: a reading that is text the finding
+    already contains (or a list of such text, or an empty list) is left out; numbers, flags and
+    nulls (unknown) always stay."""
+
+    def said(value: Any) -> bool:
+        if isinstance(value, str):
+            return value == check or value in finding
+        if isinstance(value, list):
+            return all(isinstance(v, str) and v in finding for v in value)
+        return False
+
+    def unsaid(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: unsaid(v) for k, v in value.items() if not said(v)}
+        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            return [unsaid(v) for v in value]
+        return value
+
+    return Evidence(check=check, status=status, finding=finding, readings=unsaid(readings))
+
+
+def headline(message: str) -> str:
+    """A finding's first clause: the one-line reason a problem leads with (the rest is its evidence)."""
+    return message.split("; ", 1)[0]
+
+
+def ranges(numbers: Iterable[int]) -> str:
+    """0, 1, 2, 3, 5 -> "0-3, 5": GPU and link lists said short."""
+    ordered = sorted(set(numbers))
+    parts: list[str] = []
+    start = prev = None
+    for n in ordered:
+        if prev is not None and n == prev + 1:
+            prev = n
+            continue
+        if start is not None:
+            parts.append(str(start) if start == prev else f"{start}-{prev}")
+        start = prev = n
+    if start is not None:
+        parts.append(str(start) if start == prev else f"{start}-{prev}")
+    return ", ".join(parts)
 
 
 class GpuProblem(GpuName):
@@ -130,8 +189,8 @@ class GpuProblem(GpuName):
 
     status: Status
     reason: str
-    evidence: list[Evidence] = Field(default_factory=list)
-    action: str | None = None
+    evidence: list[Evidence] = Field(default_factory=list, exclude_if=lambda v: not v)
+    action: str | None = Field(None, exclude_if=lambda v: v is None)
     same_as: int | None = Field(
         None,
         description="the GPU index whose problem this one repeats word for word: its reason, evidence and "
@@ -177,10 +236,10 @@ class NodeAnswer(ToolModel):
 def fold_problems(problems: list[GpuProblem]) -> list[GpuProblem]:
     """A problem several GPUs share word for word (eight GPUs with one unreadable counter) is said
     once: the later GPUs point at the first with ``same_as`` and carry no copy of it."""
-    first: dict[tuple[str, str, str | None], int | None] = {}
+    first: dict[tuple[str, str, str | None, str], int | None] = {}
     out = []
     for p in problems:
-        key = (p.status, p.reason, p.action)
+        key = (p.status, p.reason, p.action, json.dumps([e.model_dump(mode="json") for e in p.evidence]))
         if key in first:
             out.append(GpuProblem(index=p.index, uuid=p.uuid, pci_bus_id=p.pci_bus_id, status=p.status,
                                   reason=f"same as GPU {first[key]}", same_as=first[key]))  # fmt: skip
@@ -227,7 +286,7 @@ def fold_unavailable(
     ``keep_not_supported`` (detail=full, where split_not_supported then counts them once)."""
 
     def kept(why: str) -> bool:
-        return keep_not_supported or not is_not_supported(why)
+        return keep_not_supported or not is_by_design(why)
 
     out = {k: v for k, v in node.items() if kept(v)}
     folded: dict[tuple[str, str], list[int]] = {}
@@ -236,7 +295,7 @@ def fold_unavailable(
             if kept(why):
                 folded.setdefault((key, why), []).append(index)
     for (key, why), indexes in folded.items():
-        label = f"{why} (GPU {', '.join(map(str, indexes))})"
+        label = f"{why} (GPU {ranges(indexes)})"
         out[key if key not in out else f"{key} (GPU {indexes[0]})"] = label
     return out
 
@@ -268,3 +327,65 @@ def split_not_supported(model: ToolModel) -> NotSupported | None:
 
     walk(model)
     return NotSupported(count=count, calls=sorted(calls)) if count else None
+
+
+LOST_REASON = "NVML reports the GPU lost"
+UNKNOWN_ACTION = "Verify what could not be read (see the unknown reasons) before trusting this GPU"
+
+
+def judge_gpu(
+    name: GpuName, reasons: list[health.Reason], lost: str | None = None
+) -> tuple[Status, GpuProblem | None, health.Assessment]:
+    """One GPU's status on the scale from a tool's reasons (diagnose/health.Reason, the same rules
+    and words as get_gpu_health): its problem as the summary shows it (None when healthy), and the
+    assessment diagnose/node.py ranks into the node's action."""
+    index = name.index if name.index is not None else -1
+    if lost:
+        reasons = [
+            health.Reason("lost", "critical", f"{LOST_REASON}: {lost}", {"nvml": lost}, health.LOST_ACTION)
+        ]
+    shown = [r for r in reasons if r.severity != "info"]
+    status: Status = "lost" if lost else worst(SEVERITY_STATUS[r.severity] for r in shown)
+    action = next((r.action for r in shown if r.action and r.severity != "unknown"), None)
+    if action is None and status == "unknown":
+        action = UNKNOWN_ACTION
+    if action:
+        action = action.replace("<gpu>", str(index))
+    unverified = {r.component: r.message for r in shown if r.severity == "unknown"}
+    assessment = health.Assessment(index, status, 0, "", reasons, action or "No action.", unverified)
+    if status == "healthy":
+        return status, None, assessment
+    problem = GpuProblem(
+        **name.model_dump(),
+        status=status,
+        reason=headline(shown[0].message),
+        evidence=[evidence(r.component, SEVERITY_STATUS[r.severity], r.message, r.evidence) for r in shown],
+        action=action,
+    )
+    return status, problem, assessment
+
+
+def node_answer(
+    detail: DetailLevel,
+    judged: list[tuple[GpuName, Status, GpuProblem | None, health.Assessment]],
+    unavailable: dict[str, str],
+    healthy_action: str,
+) -> dict[str, Any]:
+    """The NodeAnswer head from judge_gpu's results: the node's action ranked by diagnose/node.py."""
+    from k8s_gpu_mcp.diagnose import node
+
+    status, action = node.node_verdict([a for *_, a in judged])
+    if status == "healthy":
+        action = healthy_action
+    return node_head(
+        detail,
+        [(name, s) for name, s, _, _ in judged],
+        [p for _, _, p, _ in judged if p is not None],
+        action,
+        unavailable,
+    )
+
+
+def summary_only(description: str) -> Any:
+    """A field only the summary fills (``full`` carries the same facts in its per-GPU evidence)."""
+    return Field(None, description=f"summary only: {description}", exclude_if=lambda v: v is None)

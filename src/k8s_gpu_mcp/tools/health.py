@@ -21,15 +21,16 @@ from k8s_gpu_mcp.tools import processes as processes_tool
 from k8s_gpu_mcp.tools import topology as topology_tool
 from k8s_gpu_mcp.tools._common import (
     READ_ONLY,
-    Evidence,
     GpuName,
     GpuProblem,
     GpuSelector,
     NodeAnswer,
     NotSupported,
     Source,
+    evidence,
     fold_unavailable,
     full_only,
+    headline,
     node_head,
     select_gpus,
     source,
@@ -44,15 +45,7 @@ if TYPE_CHECKING:
 
 TOOLSET = "core"
 
-# Topology findings that are about a GPU's own links (P2P limits of the PCIe layout are not health).
-LINK_FINDINGS = {
-    "inactive_links",
-    "unknown_links",
-    "link_errors",
-    "uneven_links",
-    "uneven_pairs",
-    "p2p_nvlink_unsupported",
-}
+LINK_FINDINGS = topology_tool.LINK_FINDINGS
 
 
 log = logging.getLogger(__name__)
@@ -97,13 +90,8 @@ def problem(g: GpuHealth) -> GpuProblem:
         uuid=g.uuid,
         pci_bus_id=g.pci_bus_id,
         status=g.status,
-        reason=shown[0].message if shown else g.summary,
-        evidence=[
-            Evidence(
-                check=r.component, status=SEVERITY_STATUS[r.severity], finding=r.message, readings=r.evidence
-            )
-            for r in shown
-        ],
+        reason=headline(shown[0].message) if shown else g.summary,
+        evidence=[evidence(r.component, SEVERITY_STATUS[r.severity], r.message, r.evidence) for r in shown],
         action=g.action,
     )
 
@@ -136,20 +124,6 @@ def xid_finding(summary: XidSummary) -> health.XidFinding:
         count=summary.count,
         last_seen=summary.last_seen,
     )
-
-
-def topology_unavailable(gpu: topology_tool.GpuTopology) -> dict[str, str]:
-    """A GPU's topology reasons, NVLink ones folded per field group (``nvlink.errors``: reason (links 0, 1))."""
-    out = {f"topology.{k}": v for k, v in gpu.unavailable.items()}
-    folded: dict[tuple[str, str], list[int]] = {}
-    for link in gpu.nvlinks:
-        for key, why in link.unavailable.items():
-            links = folded.setdefault((key.split(".")[0], why), [])
-            if link.link not in links:  # one entry per link, not per counter or capability
-                links.append(link.link)
-    for (group, why), links in folded.items():
-        out.setdefault(f"nvlink.{group}", f"{why} (links {', '.join(map(str, links))})")
-    return out
 
 
 def _pcie(app: AgentApp, ref: GpuRef, utilization: int | None) -> tuple[pcie.PcieState, dict[str, str]]:
@@ -259,11 +233,7 @@ def failed_checks(xid_unavailable: dict[str, str], topo: dict[str, str]) -> dict
     out = {}
     if "xids" in xid_unavailable:
         out["xid"] = xid_unavailable["xids"]
-    # NotSupported is by design (a driver or GPU that reports NVLink errors another way): the check
-    # does not exist there. Any other failure, NoData for a capture without counters too, means it
-    # could not run.
-    if "nvlink.errors" in topo and not topo["nvlink.errors"].startswith("NotSupported"):
-        out["nvlink"] = f"NVLink error counters unreadable: {topo['nvlink.errors']}"
+    out.update(topology_tool.nvlink_unchecked(topo))
     return out
 
 
@@ -271,7 +241,7 @@ def _gpu(
     app: AgentApp,
     ref: GpuRef,
     xids: list[health.XidFinding],
-    topo: topology_tool.TopologyResult,
+    topo: topology_tool.TopologyReading,
     xid_unavailable: dict[str, str],
 ) -> tuple[GpuHealth, health.Assessment]:
     base = {"index": ref.index, "uuid": ref.uuid, "name": ref.name, "pci_bus_id": ref.bus_id}
@@ -279,7 +249,7 @@ def _gpu(
     links = [
         Finding(**f.model_dump()) for f in topo.findings if ref.index in f.gpus and f.kind in LINK_FINDINGS
     ]
-    topo_unavailable = topology_unavailable(mine) if mine is not None else {}
+    topo_unavailable = topology_tool.topology_unavailable(mine) if mine is not None else {}
     failed = failed_checks(xid_unavailable, topo_unavailable)
     unavailable: dict[str, str] = {}
     lost = ref.lost_reason or (mine.unavailable.get("*") if mine is not None and mine.lost else None)

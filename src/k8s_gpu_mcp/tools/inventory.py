@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import json
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
+from k8s_gpu_mcp.diagnose import health
 from k8s_gpu_mcp.gpu.adapter import GpuLost
 from k8s_gpu_mcp.models import ToolModel
-from k8s_gpu_mcp.tools._common import READ_ONLY, GpuSelector, Source, select_gpus, source
+from k8s_gpu_mcp.tools._common import (
+    READ_ONLY,
+    GpuName,
+    GpuSelector,
+    NodeAnswer,
+    NotSupported,
+    Source,
+    fold_unavailable,
+    full_only,
+    judge_gpu,
+    node_answer,
+    select_gpus,
+    source,
+    split_not_supported,
+    summary_only,
+)
+from k8s_gpu_mcp.vocabulary import Detail, DetailLevel, is_by_design
 
 if TYPE_CHECKING:
     from k8s_gpu_mcp.server import AgentApp
@@ -41,17 +59,99 @@ class GpuInventory(ToolModel):
     unavailable: dict[str, str] = Field(default_factory=dict, description="field -> why it is null")
 
 
-class InventoryResult(ToolModel):
-    source: Source
+# What names one GPU (said in healthy_gpus / problems) or is its own per board: not a model's attribute.
+PER_GPU = {"index", "uuid", "serial", "pci_bus_id", "pci_bus_id_short", "lost", "unavailable"}
+IDENTITY = ("name", "uuid", "pci_bus_id")
+
+
+class GpuModel(ToolModel):
+    """GPUs alike in everything but their identity, said once: the attributes and which GPUs have them."""
+
+    gpus: list[int] = Field(description="the indexes of the GPUs with exactly these attributes")
+    attributes: dict[str, Any] = Field(
+        description="every inventory field these GPUs share (name, architecture, memory, PCIe, power "
+        "limits, MIG and persistence mode, NVLink count, VBIOS, ...); null = unreadable, see unavailable"
+    )
+
+
+class InventoryResult(NodeAnswer):
     driver_version: str | None
     cuda_version: str | None
     nvml_version: str | None
     gpu_count: int
-    gpus: list[GpuInventory]
+    models: list[GpuModel] | None = summary_only("the GPUs grouped by identical attributes")
+    not_supported: NotSupported | None = full_only("fields this GPU model never has")
+    gpus: list[GpuInventory] | None = full_only("every field of every GPU, serials and VBIOS included")
+    source: Source
 
 
-def collect_inventory(app: AgentApp, gpus: list[int | str] | int | str | None = None) -> InventoryResult:
-    """The inventory of the selected GPUs (every GPU when ``gpus`` is None)."""
+def reasons(g: GpuInventory) -> list[health.Reason]:
+    """What the inventory itself can find wrong: a GPU it cannot identify, a MIG mode change that
+    waits for a reset. Other unreadable fields are listed in unavailable, not judged."""
+    out = []
+    missing = {k: g.unavailable.get(k, "null") for k in IDENTITY if getattr(g, k) is None}
+    missing = {k: v for k, v in missing.items() if not is_by_design(v)}
+    if missing:
+        why = "; ".join(f"{k}: {v}" for k, v in missing.items())
+        out.append(
+            health.Reason("inventory", "unknown", f"GPU identity unreadable ({why})", {"fields": missing})
+        )
+    if (
+        g.mig_mode_pending is not None
+        and g.mig_mode_current is not None
+        and g.mig_mode_pending != g.mig_mode_current
+    ):
+        want = "enabled" if g.mig_mode_pending else "disabled"
+        out.append(health.Reason("inventory", "warning",
+                                 f"MIG mode {want} on the next GPU reset (now {'on' if g.mig_mode_current else 'off'})",
+                                 {"mig_mode_current": g.mig_mode_current, "mig_mode_pending": g.mig_mode_pending},
+                                 f"Drain the GPU and reset it (nvidia-smi -r -i {g.index}) to apply the MIG mode, "
+                                 "or set it back"))  # fmt: skip
+    return out
+
+
+def group_models(items: list[GpuInventory]) -> list[GpuModel]:
+    groups: dict[str, GpuModel] = {}
+    for g in items:
+        if g.lost:
+            continue
+        attributes = g.model_dump(mode="json", exclude=PER_GPU)
+        key = json.dumps(attributes, sort_keys=True)
+        groups.setdefault(key, GpuModel(gpus=[], attributes=attributes)).gpus.append(g.index)
+    return list(groups.values())
+
+
+def answer(app: AgentApp, items: list[GpuInventory], detail: DetailLevel) -> InventoryResult:
+    judged = []
+    for g in items:
+        name = GpuName(index=g.index, uuid=g.uuid, pci_bus_id=g.pci_bus_id)
+        status, problem, assessment = judge_gpu(name, reasons(g), g.unavailable.get("*") if g.lost else None)
+        judged.append((name, status, problem, assessment))
+    head = node_answer(
+        detail,
+        judged,
+        fold_unavailable({}, {g.index: g.unavailable for g in items}, keep_not_supported=detail == "full"),
+        "No action: every GPU is identified and no mode change waits for a reset.",
+    )
+    system = app.backend.system
+    result = InventoryResult(
+        **head,
+        driver_version=system.driver_version,
+        cuda_version=system.cuda_version,
+        nvml_version=system.nvml_version,
+        gpu_count=len(app.backend.adapter.gpus()),
+        source=source(app),
+    )
+    if detail == "full":
+        result.gpus = items
+        result.not_supported = split_not_supported(result)
+    else:
+        result.models = group_models(items)
+    return result
+
+
+def read_inventory(app: AgentApp, gpus: list[int | str] | int | str | None = None) -> list[GpuInventory]:
+    """Every field of the selected GPUs (every GPU when ``gpus`` is None)."""
     items = []
     for ref in select_gpus(app, gpus):
         base = {"index": ref.index, "name": ref.name, "uuid": ref.uuid, "pci_bus_id": ref.bus_id}
@@ -63,22 +163,24 @@ def collect_inventory(app: AgentApp, gpus: list[int | str] | int | str | None = 
             items.append(GpuInventory(**base, **app.backend.adapter.inventory(ref).fields()))
         except GpuLost as lost:
             items.append(GpuInventory(**base, lost=True, unavailable={"*": f"GpuIsLost: {lost}"}))
-    system = app.backend.system
-    return InventoryResult(
-        source=source(app),
-        driver_version=system.driver_version,
-        cuda_version=system.cuda_version,
-        nvml_version=system.nvml_version,
-        gpu_count=len(app.backend.adapter.gpus()),
-        gpus=items,
-    )
+    return items
+
+
+def collect_inventory(
+    app: AgentApp, gpus: list[int | str] | int | str | None = None, detail: DetailLevel = "full"
+) -> InventoryResult:
+    """The inventory answer of the selected GPUs (every GPU when ``gpus`` is None)."""
+    return answer(app, read_inventory(app, gpus), detail)
 
 
 def register(app: AgentApp) -> None:
-    def get_gpu_inventory(gpus: GpuSelector = None) -> InventoryResult:
-        """List the node's NVIDIA GPUs: model, UUID, serial, PCI bus id (NVML and kernel-log forms),
-        VBIOS, board part number, memory, compute capability, architecture, PCIe generation and width,
-        power limits, MIG and persistence mode, NVLink count, and driver/CUDA/NVML versions."""
-        return collect_inventory(app, gpus)
+    def get_gpu_inventory(gpus: GpuSelector = None, detail: Detail = "summary") -> InventoryResult:
+        """List the node's NVIDIA GPUs: model, UUID, PCI bus id, memory, compute capability,
+        architecture, PCIe generation and width, power limits, MIG and persistence mode, NVLink count,
+        and driver/CUDA/NVML versions. The summary (default) gives the node's status and action, any
+        GPU that is lost, unidentifiable or waits for a MIG mode change, and the GPUs grouped by
+        identical attributes; detail="full" lists every field of every GPU (serial, VBIOS, board part
+        number and the kernel-log form of the bus id included)."""
+        return collect_inventory(app, gpus, detail)
 
     app.add_tool(get_gpu_inventory, title="GPU inventory", annotations=READ_ONLY)

@@ -8,12 +8,27 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
+from k8s_gpu_mcp.diagnose import health
 from k8s_gpu_mcp.gpu.adapter import GpuLost, GpuRef
 from k8s_gpu_mcp.gpu.processes import MIB, GpuProcesses, NvmlProcess, read_gpu_processes
 from k8s_gpu_mcp.host.procfs import ProcInfo, boot_time, proc_root_problem, read_passwd, read_proc
 from k8s_gpu_mcp.k8s.pods import PodLookup, lookup_pods
 from k8s_gpu_mcp.models import ToolModel
-from k8s_gpu_mcp.tools._common import READ_ONLY, GpuSelector, Source, select_gpus, source
+from k8s_gpu_mcp.tools._common import (
+    READ_ONLY,
+    GpuName,
+    GpuSelector,
+    NodeAnswer,
+    Source,
+    fold_unavailable,
+    full_only,
+    judge_gpu,
+    node_answer,
+    select_gpus,
+    source,
+    summary_only,
+)
+from k8s_gpu_mcp.vocabulary import Detail, DetailLevel
 
 if TYPE_CHECKING:
     from k8s_gpu_mcp.server import AgentApp
@@ -49,6 +64,7 @@ class GpuProcess(ToolModel):
 class GpuProcessList(ToolModel):
     index: int
     uuid: str | None
+    pci_bus_id: str | None = Field(None, description="NVML form, e.g. 00000000:3B:00.0")
     name: str | None
     lost: bool = False
     processes: list[GpuProcess] | None = Field(description="null when NVML could not list them")
@@ -62,12 +78,87 @@ class GpuProcessList(ToolModel):
     unavailable: dict[str, str] = Field(default_factory=dict)
 
 
-class ProcessesResult(ToolModel):
-    source: Source
+PROCESS_LINES = 32  # a summary names at most this many processes; detail=full lists every one
+
+
+class ProcessesResult(NodeAnswer):
     proc_root: str
     findings: list[str] = Field(description="zombies and orphaned memory, one line each")
-    gpus: list[GpuProcessList]
-    unavailable: dict[str, str] = Field(default_factory=dict, description="node-wide: why a field is null")
+    processes: list[str] | None = summary_only(
+        f"one line per process (at most {PROCESS_LINES}): GPU, pid, command, memory, state, pod"
+    )
+    gpus: list[GpuProcessList] | None = full_only("every process of every GPU with all it is known by")
+    source: Source
+
+
+def reasons(g: GpuProcessList) -> list[health.Reason]:
+    """get_gpu_health's process rules on this GPU's list: zombies, memory no process accounts for;
+    a list that could not be read is unknown."""
+    procs = g.processes
+    if procs is None:
+        why = next(
+            (g.unavailable[k] for k in ("compute_processes", "graphics_processes") if k in g.unavailable),
+            None,
+        )
+        inputs = health.HealthInputs(
+            index=g.index, failed_checks={"processes": f"process list unreadable: {why}"}
+        )
+        return health.checks(inputs)
+    inputs = health.HealthInputs(
+        index=g.index,
+        process_count=len({p.pid for p in procs}),
+        process_memory_mib=g.process_memory_mib,
+        memory_total_mib=g.memory_total_mib,
+        memory_used_mib=g.memory_used_mib,
+        process_list_complete=g.orphan_memory_mib is not None,
+        process_list_reason=g.unavailable.get("orphan_memory_mib"),
+        zombies=[
+            health.Zombie(p.pid, p.used_memory_mib, "; ".join(p.zombie_reasons)) for p in procs if p.zombie
+        ],
+    )
+    return health.processes(inputs)
+
+
+def process_line(index: int, p: GpuProcess) -> str:
+    memory = f"{p.used_memory_mib} MiB" if p.used_memory_mib is not None else "memory unknown"
+    parts = [p.command[:80] if p.command else "command unknown", memory, p.state or "state unknown"]
+    if p.pod_name:
+        parts.append(f"pod {p.pod_namespace}/{p.pod_name}")
+    elif p.pod_uid:
+        parts.append(f"pod uid {p.pod_uid}")
+    if p.zombie:
+        parts.append("ZOMBIE")
+    return f"GPU {index} pid {p.pid}: " + ", ".join(parts)
+
+
+def answer(
+    app: AgentApp, items: list[GpuProcessList], node_unavailable: dict[str, str], detail: DetailLevel
+) -> ProcessesResult:
+    judged = []
+    for g in items:
+        name = GpuName(index=g.index, uuid=g.uuid, pci_bus_id=g.pci_bus_id)
+        status, problem, assessment = judge_gpu(name, reasons(g), g.unavailable.get("*") if g.lost else None)
+        judged.append((name, status, problem, assessment))
+    head = node_answer(
+        detail,
+        judged,
+        fold_unavailable(
+            node_unavailable, {g.index: g.unavailable for g in items}, keep_not_supported=detail == "full"
+        ),
+        "No action: no zombie holds GPU memory and no memory is unaccounted for.",
+    )
+    result = ProcessesResult(
+        **head, proc_root=app.settings.proc_root, findings=findings(items), source=source(app)
+    )
+    if detail == "full":
+        result.gpus = items
+    else:
+        lines = [process_line(g.index, p) for g in items for p in g.processes or []]
+        extra = len(lines) - PROCESS_LINES
+        result.processes = lines[:PROCESS_LINES] + (
+            [f"... and {extra} more (detail=full lists them)"] if extra > 0 else []
+        )
+    return result
 
 
 def _mib(value: int | None) -> int | None:
@@ -139,7 +230,7 @@ def proc_info(
 def describe_gpu(
     app: AgentApp, ref: GpuRef, pods: PodLookup, users: dict[int, str], btime: int | None
 ) -> GpuProcessList:
-    base = {"index": ref.index, "uuid": ref.uuid, "name": ref.name}
+    base = {"index": ref.index, "uuid": ref.uuid, "pci_bus_id": ref.bus_id, "name": ref.name}
     if ref.lost_reason:
         return GpuProcessList(**base, lost=True, processes=None, unavailable={"*": ref.lost_reason})
     try:
@@ -182,12 +273,15 @@ def findings(gpus: list[GpuProcessList]) -> list[str]:
 
 
 def register(app: AgentApp) -> None:
-    def list_gpu_processes(gpus: GpuSelector = None) -> ProcessesResult:
+    def list_gpu_processes(gpus: GpuSelector = None, detail: Detail = "summary") -> ProcessesResult:
         """List the processes on each GPU (compute and graphics, with MIG instance ids) and who they
         are: command line, user, state, start time, container id, pod UID and, when the Kubernetes API
         answers, pod name and namespace. Flags zombies (GPU memory held by a pid that is gone or
         defunct, or whose pod no longer exists) and orphaned memory (used memory no listed process
-        accounts for). Use before kill_gpu_process or reset_gpu."""
+        accounts for). Use before kill_gpu_process or reset_gpu. The summary (default) gives the node's
+        status and action, each GPU with a zombie or unaccounted memory with the evidence, and one line
+        per process; detail="full" adds everything known about every process (user, uid, start time,
+        container and pod ids, MIG instance ids, per-field reasons)."""
         refs = select_gpus(app, gpus)
         settings = app.settings
         pods = lookup_pods(app.backend.node_name, mock=app.backend.mock is not None)
@@ -200,12 +294,6 @@ def register(app: AgentApp) -> None:
         problem = proc_root_problem(settings.proc_root)
         if problem:
             node_unavailable["proc"] = problem
-        return ProcessesResult(
-            source=source(app),
-            proc_root=settings.proc_root,
-            findings=findings(items),
-            gpus=items,
-            unavailable=node_unavailable,
-        )
+        return answer(app, items, node_unavailable, detail)
 
     app.add_tool(list_gpu_processes, title="GPU processes and zombies", annotations=READ_ONLY)

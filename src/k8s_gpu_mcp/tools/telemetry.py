@@ -6,11 +6,29 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
+from k8s_gpu_mcp.diagnose import health
+from k8s_gpu_mcp.diagnose import throttle as throttle_rules
 from k8s_gpu_mcp.diagnose.throttle import Category, ThrottleInputs, decode_reasons, interpret
 from k8s_gpu_mcp.gpu.adapter import GpuLost
 from k8s_gpu_mcp.gpu.readings import Telemetry
 from k8s_gpu_mcp.models import ToolModel
-from k8s_gpu_mcp.tools._common import READ_ONLY, GpuSelector, Source, select_gpus, source
+from k8s_gpu_mcp.tools._common import (
+    READ_ONLY,
+    GpuName,
+    GpuSelector,
+    NodeAnswer,
+    NotSupported,
+    Source,
+    fold_unavailable,
+    full_only,
+    judge_gpu,
+    node_answer,
+    select_gpus,
+    source,
+    split_not_supported,
+    summary_only,
+)
+from k8s_gpu_mcp.vocabulary import Detail
 
 if TYPE_CHECKING:
     from k8s_gpu_mcp.server import AgentApp
@@ -69,6 +87,7 @@ class Throttling(ToolModel):
 class GpuTelemetry(ToolModel):
     index: int
     uuid: str | None
+    pci_bus_id: str | None = Field(None, description="NVML form, e.g. 00000000:3B:00.0")
     name: str | None
     lost: bool = False
     temperature: Temperature | None = None
@@ -84,16 +103,94 @@ class GpuTelemetry(ToolModel):
     unavailable: dict[str, str] = Field(default_factory=dict, description="field -> why it is null")
 
 
-class TelemetryResult(ToolModel):
+class TelemetryResult(NodeAnswer):
+    readings: list[str] | None = summary_only(
+        "one line per GPU: temperature against NVML's slowdown threshold, power against the limit, "
+        "utilization, SM clock against its maximum, memory used, P-state, throttling"
+    )
+    not_supported: NotSupported | None = full_only("fields this GPU model never has")
+    gpus: list[GpuTelemetry] | None = full_only("every reading of every GPU, interpreted")
     source: Source
-    gpus: list[GpuTelemetry]
+
+
+def reasons(g: GpuTelemetry) -> list[health.Reason]:
+    """The thermal, power and throttling rules get_gpu_health applies, on this GPU's readings."""
+    t, p = g.temperature, g.power
+    th = g.throttling
+    inputs = health.HealthInputs(
+        index=g.index,
+        temperature_c=t.current_c if t else None,
+        slowdown_c=t.slowdown_c if t else None,
+        shutdown_c=t.shutdown_c if t else None,
+        max_operating_c=t.max_operating_c if t else None,
+        power_draw_w=p.draw_w if p else None,
+        power_limit_w=p.limit_w if p else None,
+        throttling=throttle_rules.Throttling(th.active, th.causes, th.category, th.explanation, th.expected),
+        unreadable=g.unavailable,
+    )
+    return [*health.thermal(inputs), *health.power(inputs), *health.throttle(inputs)]
+
+
+def reading_line(g: GpuTelemetry) -> str:
+    """One GPU's readings on one line ("?" where a value could not be read: see unavailable)."""
+
+    def v(value: object, unit: str = "") -> str:
+        return (
+            "?" if value is None else f"{value:.0f}{unit}" if isinstance(value, float) else f"{value}{unit}"
+        )
+
+    if g.lost:
+        return f"GPU {g.index}: lost"
+    t, p, u, c, m = g.temperature, g.power, g.utilization, g.clocks, g.memory
+    parts = [
+        f"{v(t and t.current_c, ' C')} (slowdown {v(t and t.slowdown_c, ' C')})",
+        f"{v(p and p.draw_w)}/{v(p and p.limit_w, ' W')}",
+        f"util {v(u and u.gpu_percent, '%')}",
+        f"SM {v(c and c.sm_mhz)}/{v(c and c.max_sm_mhz, ' MHz')}",
+        f"mem {v(m and m.used_mib)}/{v(m and m.total_mib, ' MiB')}",
+        g.pstate or "P?",
+    ]
+    if g.fan_percent is not None:
+        parts.append(f"fan {g.fan_percent}%")
+    th = g.throttling
+    if th.active is None:
+        parts.append("throttling unknown")
+    elif not th.active:
+        parts.append("not throttling")
+    else:
+        parts.append(f"throttling: {', '.join(th.causes)}" + (" (normal operation)" if th.expected else ""))
+    return f"GPU {g.index}: " + ", ".join(parts)
+
+
+def answer(app: AgentApp, items: list[GpuTelemetry], detail: str) -> TelemetryResult:
+    judged = []
+    for g in items:
+        name = GpuName(index=g.index, uuid=g.uuid, pci_bus_id=g.pci_bus_id)
+        status, problem, assessment = judge_gpu(name, reasons(g), g.unavailable.get("*") if g.lost else None)
+        judged.append((name, status, problem, assessment))
+    head = node_answer(
+        detail,  # type: ignore[arg-type]
+        judged,
+        fold_unavailable({}, {g.index: g.unavailable for g in items}, keep_not_supported=detail == "full"),
+        "No action: temperatures, power and clocks are within NVML's limits, and no GPU throttles "
+        "beyond normal operation.",
+    )
+    result = TelemetryResult(**head, source=source(app))
+    if detail == "full":
+        result.gpus = items
+        result.not_supported = split_not_supported(result)
+    else:
+        result.readings = [reading_line(g) for g in items]
+    return result
 
 
 def _headroom(threshold: int | None, current: int | None) -> int | None:
     return threshold - current if threshold is not None and current is not None else None
 
 
-def build_telemetry(index: int, uuid: str | None, name: str | None, t: Telemetry) -> GpuTelemetry:
+def build_telemetry(
+    index: int, uuid: str | None, name: str | None, t: Telemetry, pci_bus_id: str | None = None
+) -> GpuTelemetry:
     """Pure: NVML readings in, interpreted telemetry out."""
     temp = t.temperature_c
     draw, limit = t.power_draw_w, t.power_limit_w
@@ -114,6 +211,7 @@ def build_telemetry(index: int, uuid: str | None, name: str | None, t: Telemetry
     return GpuTelemetry(
         index=index,
         uuid=uuid,
+        pci_bus_id=pci_bus_id,
         name=name,
         temperature=Temperature(
             current_c=temp,
@@ -156,10 +254,13 @@ def build_telemetry(index: int, uuid: str | None, name: str | None, t: Telemetry
     )
 
 
-def lost_telemetry(index: int, uuid: str | None, name: str | None, reason: str) -> GpuTelemetry:
+def lost_telemetry(
+    index: int, uuid: str | None, name: str | None, reason: str, pci_bus_id: str | None = None
+) -> GpuTelemetry:
     return GpuTelemetry(
         index=index,
         uuid=uuid,
+        pci_bus_id=pci_bus_id,
         name=name,
         lost=True,
         throttling=Throttling(
@@ -170,23 +271,26 @@ def lost_telemetry(index: int, uuid: str | None, name: str | None, reason: str) 
 
 
 def register(app: AgentApp) -> None:
-    def get_gpu_telemetry(gpus: GpuSelector = None) -> TelemetryResult:
+    def get_gpu_telemetry(gpus: GpuSelector = None, detail: Detail = "summary") -> TelemetryResult:
         """Read live GPU telemetry and interpret it: temperature against NVML's own slowdown/shutdown
         thresholds with headroom, fan, power draw against the enforced limit, memory, utilization,
         SM and memory clocks against their maximums, P-state, and the decoded clock-event (throttle)
         reasons with a verdict such as "Throttling: Active, HW thermal slowdown: SM 1290 of 1980 MHz
-        at 91 C (slowdown at 87 C)". Idle is not throttling."""
+        at 91 C (slowdown at 87 C)". Idle is not throttling. The summary (default) gives the node's
+        status and action, each GPU that is too hot, over its power limit or throttling abnormally with
+        the readings that show it, and one line of readings per GPU; detail="full" adds every reading
+        of every GPU (headroom to each threshold, memory, encoder/decoder, clock-event reason bits)."""
         items = []
         for ref in select_gpus(app, gpus):
             if ref.lost_reason:
-                items.append(lost_telemetry(ref.index, ref.uuid, ref.name, ref.lost_reason))
+                items.append(lost_telemetry(ref.index, ref.uuid, ref.name, ref.lost_reason, ref.bus_id))
                 continue
             try:
                 readings = app.backend.adapter.telemetry(ref)
             except GpuLost as lost:
-                items.append(lost_telemetry(ref.index, ref.uuid, ref.name, f"GpuIsLost: {lost}"))
+                items.append(lost_telemetry(ref.index, ref.uuid, ref.name, f"GpuIsLost: {lost}", ref.bus_id))
                 continue
-            items.append(build_telemetry(ref.index, ref.uuid, ref.name, readings))
-        return TelemetryResult(source=source(app), gpus=items)
+            items.append(build_telemetry(ref.index, ref.uuid, ref.name, readings, ref.bus_id))
+        return answer(app, items, detail)
 
     app.add_tool(get_gpu_telemetry, title="GPU telemetry", annotations=READ_ONLY)

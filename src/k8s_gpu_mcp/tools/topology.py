@@ -2,17 +2,34 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
+from k8s_gpu_mcp.diagnose import health
 from k8s_gpu_mcp.diagnose import topology as topo
 from k8s_gpu_mcp.gpu.adapter import GpuLost, GpuRef
 from k8s_gpu_mcp.gpu.links import links_unknown, read_affinity, read_nvlinks, read_pairs
 from k8s_gpu_mcp.gpu.nvml_constants import P2P_STATUS
 from k8s_gpu_mcp.gpu.readings import NvLinkReading
 from k8s_gpu_mcp.models import ToolModel
-from k8s_gpu_mcp.tools._common import READ_ONLY, GpuSelector, Source, select_gpus, source
+from k8s_gpu_mcp.tools._common import (
+    READ_ONLY,
+    GpuName,
+    GpuSelector,
+    NodeAnswer,
+    NotSupported,
+    Source,
+    fold_unavailable,
+    full_only,
+    judge_gpu,
+    node_answer,
+    ranges,
+    select_gpus,
+    source,
+    split_not_supported,
+)
+from k8s_gpu_mcp.vocabulary import Detail, DetailLevel, is_by_design
 
 if TYPE_CHECKING:
     from k8s_gpu_mcp.server import AgentApp
@@ -65,7 +82,9 @@ class TopologyFinding(ToolModel):
     consequence: str
 
 
-class TopologyResult(ToolModel):
+class TopologyReading(ToolModel):
+    """Everything read and found, before it is shaped into an answer (shared with get_gpu_health)."""
+
     source: Source
     gpus: list[GpuTopology]
     labels: list[str] = Field(description="matrix row/column labels, GPU<index>")
@@ -78,6 +97,110 @@ class TopologyResult(ToolModel):
     )
     findings: list[TopologyFinding]
     unavailable: dict[str, str] = Field(default_factory=dict)
+
+
+class TopologyResult(NodeAnswer):
+    matrix_text: str = Field(description="the GPU-by-GPU matrix rendered like nvidia-smi topo -m")
+    findings: list[TopologyFinding] = Field(description="what the layout means, with its consequence")
+    labels: list[str] | None = full_only("matrix row/column labels, GPU<index>")
+    matrix: list[list[str]] | None = full_only(
+        "nvidia-smi topo -m words: X, NV#, PIX, PXB, PHB, NODE, SYS, N/A"
+    )
+    p2p: P2PMatrix | None = full_only(
+        "nvmlDeviceGetP2PStatus per ordered pair: OK or why not; null = unreadable"
+    )
+    not_supported: NotSupported | None = full_only("fields this GPU model never has")
+    gpus: list[GpuTopology] | None = full_only(
+        "every NVLink of every GPU: state, version, remote end, capabilities, error counters"
+    )
+    source: Source
+
+
+# Topology findings that are about a GPU's own links (P2P limits of the PCIe layout are not health).
+LINK_FINDINGS = {
+    "inactive_links",
+    "unknown_links",
+    "link_errors",
+    "uneven_links",
+    "uneven_pairs",
+    "p2p_nvlink_unsupported",
+}
+
+
+def topology_unavailable(gpu: GpuTopology) -> dict[str, str]:
+    """A GPU's topology reasons, NVLink ones folded per field group (``nvlink.errors``: reason (links 0-3))."""
+    out = {f"topology.{k}": v for k, v in gpu.unavailable.items()}
+    folded: dict[tuple[str, str], list[int]] = {}
+    for link in gpu.nvlinks:
+        for key, why in link.unavailable.items():
+            links = folded.setdefault((key.split(".")[0], why), [])
+            if link.link not in links:  # one entry per link, not per counter or capability
+                links.append(link.link)
+    for (group, why), links in folded.items():
+        out.setdefault(f"nvlink.{group}", f"{why} (links {ranges(links)})")
+    return out
+
+
+def nvlink_unchecked(unavailable: dict[str, str]) -> dict[str, str]:
+    """The NVLink error check, when it could not run: NotSupported is by design (a driver or GPU that
+    reports NVLink errors another way), so the check does not exist there; any other failure, NoData
+    for a capture without counters too, means it could not run (unknown, never healthy)."""
+    why = unavailable.get("nvlink.errors")
+    if why is None or is_by_design(why):
+        return {}
+    return {"nvlink": f"NVLink error counters unreadable: {why}"}
+
+
+def reasons(reading: TopologyReading, gpu: GpuTopology) -> list[health.Reason]:
+    """This GPU's findings as reasons: NVLink ones through get_gpu_health's own rule (same severity and
+    action), the others (P2P limits of the layout) as they are; a link check that could not run is
+    unknown. Each says the finding's message; its consequence is in ``findings``, said once."""
+    mine = [f for f in reading.findings if gpu.index in f.gpus]
+    out = []
+    for f in mine:
+        if f.kind in LINK_FINDINGS:
+            judged = health.nvlink(
+                health.HealthInputs(index=gpu.index, nvlink=[topo.Finding(**f.model_dump())])
+            )
+            severity, action = judged[0].severity, judged[0].action
+        else:
+            severity, action = f.severity, None
+        evidence: dict[str, Any] = {"kind": f.kind}
+        if f.links:
+            evidence["links"] = f.links
+        out.append(
+            health.Reason(
+                "nvlink" if f.kind in LINK_FINDINGS else "topology", severity, f.message, evidence, action
+            )
+        )
+    inputs = health.HealthInputs(index=gpu.index, failed_checks=nvlink_unchecked(topology_unavailable(gpu)))
+    return sorted([*out, *health.checks(inputs)], key=lambda r: -health.SEVERITY_RANK[r.severity])
+
+
+def answer(reading: TopologyReading, detail: DetailLevel) -> TopologyResult:
+    judged = []
+    per_gpu: dict[int, dict[str, str]] = {}
+    for g in reading.gpus:
+        name = GpuName(index=g.index, uuid=g.uuid, pci_bus_id=g.pci_bus_id)
+        status, problem, assessment = judge_gpu(
+            name, reasons(reading, g), g.unavailable.get("*") if g.lost else None
+        )
+        judged.append((name, status, problem, assessment))
+        per_gpu[g.index] = g.unavailable if detail == "full" else topology_unavailable(g)
+    head = node_answer(
+        detail,
+        judged,
+        fold_unavailable(reading.unavailable, per_gpu, keep_not_supported=detail == "full"),
+        "No action: every NVLink is up and error-free, and the layout has no gap.",
+    )
+    result = TopologyResult(
+        **head, matrix_text=reading.matrix_text, findings=reading.findings, source=reading.source
+    )
+    if detail == "full":
+        result.labels, result.matrix, result.p2p = reading.labels, reading.matrix, reading.p2p
+        result.gpus = reading.gpus
+        result.not_supported = split_not_supported(result)
+    return result
 
 
 def _link(raw: NvLinkReading) -> NvLink:
@@ -138,7 +261,7 @@ def link_ends(gpu: GpuTopology, positions: dict[int, int]) -> list[topo.LinkEnd]
     ]
 
 
-def inspect(app: AgentApp, refs: list[GpuRef]) -> TopologyResult:
+def inspect(app: AgentApp, refs: list[GpuRef]) -> TopologyReading:
     """Read and interpret the topology of ``refs`` (shared with get_gpu_health)."""
     all_refs = app.backend.adapter.gpus()
     bus_ids = {r.short_bus_id: r.index for r in all_refs if r.short_bus_id}
@@ -155,7 +278,7 @@ def inspect(app: AgentApp, refs: list[GpuRef]) -> TopologyResult:
     def names(matrix: list[list[int | None]]) -> list[list[str | None]]:
         return [[None if v is None else P2P_STATUS.get(v, str(v)) for v in row] for row in matrix]
 
-    return TopologyResult(
+    return TopologyReading(
         source=source(app),
         gpus=gpus,
         labels=labels,
@@ -168,12 +291,15 @@ def inspect(app: AgentApp, refs: list[GpuRef]) -> TopologyResult:
 
 
 def register(app: AgentApp) -> None:
-    def inspect_topology(gpus: GpuSelector = None) -> TopologyResult:
+    def inspect_topology(gpus: GpuSelector = None, detail: Detail = "summary") -> TopologyResult:
         """Map how the node's GPUs connect: every NVLink per GPU (state, version, remote GPU or NVSwitch,
         capabilities, replay/recovery/CRC error counters), the GPU-by-GPU matrix in `nvidia-smi topo -m`
         words (X, NV#, PIX, PXB, PHB, NODE, SYS) also as text, the P2P read/write/NVLink/atomics status
         per pair, CPU and NUMA affinity, and findings with their consequence: inactive links, GPUs or
-        pairs with fewer links than their peers, links that replay or recover, P2P gaps."""
-        return inspect(app, select_gpus(app, gpus))
+        pairs with fewer links than their peers, links that replay or recover, P2P gaps. The summary
+        (default) gives the node's status and action, the topo -m matrix as text, the findings, and
+        each GPU whose links are not healthy with the evidence; detail="full" adds every link of every
+        GPU, the matrix as data and the P2P status per pair."""
+        return answer(inspect(app, select_gpus(app, gpus)), detail)
 
     app.add_tool(inspect_topology, title="GPU topology (NVLink, P2P, topo -m)", annotations=READ_ONLY)

@@ -61,10 +61,16 @@ def _check_filters(since: str, min_severity: str | None) -> None:
     from k8s_gpu_mcp.xid.analyze import SINCE_HELP, parse_since
     from k8s_gpu_mcp.xid.catalog import SEVERITY_ORDER
 
+    now = datetime.now(UTC)
     try:
-        parse_since(since, datetime.now(UTC))
+        start = parse_since(since, now)
     except (ValueError, OverflowError):
         raise ToolError(f"invalid since {clip(since)}: use {SINCE_HELP}") from None
+    if start is not None and start > now:
+        raise ToolError(
+            f"since {clip(since)} is in the future (now {now.isoformat(timespec='seconds')}): "
+            'use a past RFC 3339 time or a duration like "24h"'
+        )
     if min_severity is not None and min_severity.strip().lower() not in {k.lower() for k in SEVERITY_ORDER}:
         raise ToolError(f"invalid min_severity {clip(min_severity)}; valid: {', '.join(SEVERITY_ORDER)}")
 
