@@ -307,3 +307,37 @@ async def test_analyze_xid_errors_after_a_reboot_shows_the_previous_boot_xid48(
     ).structured_content
     assert older["covered_since"] == "2026-11-22T10:00:00Z"  # the journal's oldest boot
     assert any("reaches back only to 2026-11-22T10:00:00+00:00" in n for n in older["notes"]), older["notes"]
+
+
+@pytest.mark.anyio
+async def test_the_node_timeline_shows_the_reboot_between_the_xid48_and_now(
+    journal: dict[str, Path], make_app, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.conftest import call
+
+    monkeypatch.setenv("PATH", f"{journal['bin']}{os.pathsep}{os.environ['PATH']}")
+    app = make_app(host_root=str(journal["host"]), proc_root=str(journal["proc"]))
+    bus = app.backend.adapter.gpus()[0].short_bus_id
+    log = journal["bin"] / f"boot-{PREV}.log"
+    log.write_text(log.read_text().replace(BUS, bus))
+    app.backend.mock = None
+    data = (
+        await call(app, "get_node_timeline", {"since": "2026-11-25T00:00:00Z", "limit": 100})
+    ).structured_content
+    story = [
+        (e["time"], e["kind"], e["gpu"])
+        for e in data["entries"]
+        if e["kind"] in ("boot", "boot_ended", "xid")
+    ]
+    assert story == [
+        ("2026-11-30T08:00:00Z", "boot", None),  # the previous boot, from the journal
+        ("2026-12-01T01:30:00Z", "xid", 0),
+        ("2026-12-01T01:59:00Z", "boot_ended", None),  # its journal's last entry: the reboot came after
+        ("2026-12-01T02:05:00Z", "boot", None),  # this boot, from /proc/stat
+    ], data["entries"]
+    xid = next(e for e in data["entries"] if e["kind"] == "xid")
+    assert xid["source"] == "kernel-log" and f"[previous boot {PREV[:12]}]" in xid["meaning"]
+
+    # get_gpu_health asks about now: the XID of the boot before the reboot is not a current finding
+    health = (await call(app, "get_gpu_health", {"detail": "full"})).structured_content
+    assert "XID 48" not in json.dumps(health)

@@ -166,7 +166,7 @@ def build_timeline(app: AgentApp, since: str, limit: int) -> TimelineResult:
         raise ToolError(str(exc)) from None
     if lower is not None and lower > now:
         raise ToolError(f"since {clip(since)} is in the future; use a past time or a window such as 24h")
-    xids, _ = collect_xids(app, since=since, limit=5000)
+    xids, _ = collect_xids(app, since=since, limit=5000, history=True)
     unavailable = {f"xids.{k}": v for k, v in xids.unavailable.items()}
     notes = [f"XID analysis: {n}" for n in xids.notes]
     boots, boot_notes = boot_entries(app, lower, history=bool(xids.boots))

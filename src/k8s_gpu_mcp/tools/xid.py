@@ -128,6 +128,7 @@ def xid_problems(rows: list[XidSummary]) -> list[GpuProblem]:
                             "catalog_severity": r.catalog_severity,
                             "first_seen": r.first_seen.isoformat() if r.first_seen else None,
                             "last_seen": r.last_seen.isoformat() if r.last_seen else None,
+                            "boots": ",".join(r.boots) or None,
                         },
                     )
                     for r in group
@@ -203,9 +204,12 @@ def collect_xids(
     min_severity: str | None = None,
     limit: int = 200,
     source: str | None = None,
+    history: bool = False,
 ) -> tuple[XidAnalysis, list[Any]]:
     """The XID analysis behind analyze_xid_errors (also used by get_gpu_health), and the GPUs it
-    covers; ToolError on bad input."""
+    covers; ToolError on bad input. ``history``: on a real node, a window reaching before the live
+    log also reads the earlier boots (journal, rotated kern.log); get_gpu_health asks about now and
+    leaves it off."""
     from k8s_gpu_mcp.xid.analyze import analyze
     from k8s_gpu_mcp.xid.sources import parse_boot_time, read_kernel_log
 
@@ -268,26 +272,29 @@ def collect_xids(
             events.extend(klog.parser.events)
             sxids.extend(klog.parser.sxids)
             covered = klog.covered_since
-        if (
-            mock is None
-            and klog.source in ("kmsg", "journal", "dmesg")
-            and (source or "auto") in ("auto", "journal")
-        ):
+        live_log = mock is None and klog.source in ("kmsg", "journal", "dmesg")
+        if live_log and not (history and (source or "auto") in ("auto", "journal")):
+            from k8s_gpu_mcp.xid.history import read_boot_id
+
+            current_id = read_boot_id(settings.proc_root)
+            for ev in klog.parser.events:
+                ev.boot, ev.boot_id, ev.boot_started = "current", current_id, klog.boot_time
+        elif live_log:
             from k8s_gpu_mcp.xid.analyze import parse_since
             from k8s_gpu_mcp.xid.history import reach_note
 
             lower = parse_since(since, now)
-            history, covered = _history(app, klog, lower, now, str(journal) if journal.is_dir() else None)
-            if history is not None:
-                events.extend(history.events)
-                sxids.extend(history.sxids)
-                used.extend(s for s in history.sources if s not in used)
-                notes.extend(history.notes)
-                unavailable.update({f"history.{k}": v for k, v in history.unavailable.items()})
+            hist, covered = _history(app, klog, lower, now, str(journal) if journal.is_dir() else None)
+            if hist is not None:
+                events.extend(hist.events)
+                sxids.extend(hist.sxids)
+                used.extend(s for s in hist.sources if s not in used)
+                notes.extend(hist.notes)
+                unavailable.update({f"history.{k}": v for k, v in hist.unavailable.items()})
                 boots = [
                     BootRecord(boot_id=b.boot_id, started=b.started, last_entry=b.last, current=b.current,
                                source=b.source)
-                    for b in history.boots
+                    for b in hist.boots
                 ]  # fmt: skip
             if note := reach_note(covered, lower, used):
                 notes.append(note)
@@ -368,7 +375,7 @@ def register(app: AgentApp) -> None:
         over the window and name the pattern seen (detail="full": workflows). Use it for stuck or crashed
         GPU jobs."""
         analysis, refs = collect_xids(
-            app, since=since, gpus=gpus, min_severity=min_severity, limit=limit, source=source
+            app, since=since, gpus=gpus, min_severity=min_severity, limit=limit, source=source, history=True
         )
         return answer(app, analysis, refs, detail)
 

@@ -304,6 +304,7 @@ def _summary(
                 status=top.status,
                 catalog_severity=top.catalog_severity,
                 sre_action=action,
+                boots=[b for b in ("current", "previous") if any(e.boot == b for e in evs)],
             )
         )
     out.sort(

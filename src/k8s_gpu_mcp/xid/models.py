@@ -74,6 +74,9 @@ class XidSummary(ToolModel):
     status: Status
     catalog_severity: Severity
     sre_action: str
+    boots: list[Literal["current", "previous"]] = Field(
+        default_factory=list, description="The boots these events came from, where known (current first)"
+    )
 
 
 class Workflow(ToolModel):
