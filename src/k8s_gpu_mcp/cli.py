@@ -12,156 +12,23 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import fields
 from typing import Any
 
 from k8s_gpu_mcp import __version__
+from k8s_gpu_mcp.config import ENV_PREFIX, SESSION_IDLE_EXIT_S, Settings, options
 
-ENV_PREFIX = "K8S_GPU_MCP_"
+# (flag, Settings field, choices, help) per command group, generated from the declarations on
+# the Settings fields (config.option); defaults come from Settings.
+OptionRow = tuple[str, str, tuple[str, ...] | None, str]
 
-# (flag, Settings field, choices, help). Defaults come from Settings.
-AGENT_OPTIONS: list[tuple[str, str, tuple[str, ...] | None, str]] = [
-    ("--mode", "mode", ("read-only", "operator"), "read-only, or operator to enable remediation tools"),
-    (
-        "--nvml-mode",
-        "nvml_mode",
-        ("auto", "real", "mock"),
-        "auto: real NVML if it initializes, else the mock fleet (never inside Kubernetes)",
-    ),
-    ("--profile", "profile", None, "mock fleet profile name or JSON path (implies mock data)"),
-    ("--scenario", "scenario", None, "fault scenario YAML/JSON overlaid on the profile (implies mock data)"),
-    (
-        "--kernel-log",
-        "kernel_log",
-        None,
-        "read kernel messages from this file instead of /dev/kmsg, journalctl or dmesg",
-    ),
-    (
-        "--toolsets",
-        "toolsets",
-        None,
-        "comma-separated toolsets to list (core, xid, processes, k8s, remediation); default: all of them "
-        "(remediation needs --mode operator)",
-    ),
-    (
-        "--xid-log-files",
-        "xid_log_files",
-        None,
-        "comma-separated kernel log files a client may name in analyze_xid_errors(source=...); "
-        "no other file is read",
-    ),
-    (
-        "--boot-time",
-        "boot_time",
-        None,
-        "boot time (RFC 3339 or epoch seconds) of the host and boot that wrote --kernel-log and "
-        "--xid-log-files, to date their uptime stamps; default: only the log's own wall-clock lines",
-    ),
-    ("--audit-log", "audit_log", None, "append a JSON line per remediation attempt to this file"),
-    ("--host-root", "host_root", None, "where the host's root filesystem is mounted (kubectl debug: /host)"),
-    ("--proc-root", "proc_root", None, "the /proc to read process and cgroup data from"),
-    ("--sys-root", "sys_root", None, "the /sys to use for PCI resets"),
-    (
-        "--log-level",
-        "log_level",
-        ("DEBUG", "INFO", "WARNING", "ERROR"),
-        "log level for the JSON lines on stderr",
-    ),
-]
-# A connect node/... session: kubectl debug keeps the container's stdin open after the attach ends, so
-# no EOF ever arrives; an agent that hears nothing for this long stops (its pod with it).
-SESSION_IDLE_EXIT_S = 900.0
-SERVE_OPTIONS: list[tuple[str, str, tuple[str, ...] | None, str]] = [
-    (
-        "--transport",
-        "transport",
-        ("stdio", "http"),
-        "stdio (default; for kubectl debug and local clients) or http (streamable HTTP at /mcp)",
-    ),
-    (
-        "--idle-exit",
-        "idle_exit",
-        None,
-        "stdio: answer what was read and exit once no message arrived for this many seconds and no "
-        "request is running; 0: never (in a connect node/... debug pod, where an attach that is gone "
-        f"sends no EOF, 0 means {SESSION_IDLE_EXIT_S:g})",
-    ),
-    ("--host", "host", None, "HTTP bind address; a non-loopback address requires a token"),
-    ("--port", "port", None, "HTTP port"),
-    (
-        "--token-file",
-        "token_file",
-        None,
-        "file holding the bearer token for /mcp and /metrics (re-read when it changes); "
-        "or put the token itself in env K8S_GPU_MCP_TOKEN",
-    ),
-    (
-        "--insecure-no-auth",
-        "insecure_no_auth",
-        None,
-        "serve HTTP on a non-loopback address without a token (only behind another auth layer)",
-    ),
-    ("--tls-cert", "tls_cert", None, "TLS certificate chain (PEM); reloaded when the file changes"),
-    ("--tls-key", "tls_key", None, "TLS private key (PEM), with --tls-cert"),
-    (
-        "--allowed-hosts",
-        "allowed_hosts",
-        None,
-        "comma-separated Host headers accepted on /mcp (DNS-rebinding guard; 'name:*' for any port, "
-        "'*' to disable); default: loopback names, POD_IP and the hostname",
-    ),
-    (
-        "--allowed-origins",
-        "allowed_origins",
-        None,
-        "comma-separated Origin headers accepted on /mcp; default: loopback origins",
-    ),
-]
-GATEWAY_OPTIONS: list[tuple[str, str, tuple[str, ...] | None, str]] = [
-    (
-        "--agents",
-        "agents",
-        None,
-        "static agent list, YAML or JSON: [{node, url, labels}]; default: discover agent pods "
-        "through the Kubernetes API",
-    ),
-    ("--agent-namespace", "agent_namespace", None, "namespace of the agent pods"),
-    ("--agent-selector", "agent_selector", None, "label selector of the agent pods"),
-    (
-        "--agent-daemonset",
-        "agent_daemonset",
-        None,
-        "DaemonSet (in --agent-namespace) that must control an agent pod for it to be trusted",
-    ),
-    ("--agent-port", "agent_port", None, "agents' HTTP port"),
-    ("--agent-scheme", "agent_scheme", ("http", "https"), "agents' URL scheme"),
-    (
-        "--agent-token-file",
-        "agent_token_file",
-        None,
-        "bearer token the gateway sends to agents; or the token itself in env K8S_GPU_MCP_AGENT_TOKEN",
-    ),
-    ("--agent-ca-file", "agent_ca_file", None, "CA bundle to verify agents' TLS certificates"),
-    ("--node-timeout", "node_timeout", None, "seconds one node may take, retries included"),
-    ("--concurrency", "concurrency", None, "nodes called at once"),
-    ("--retries", "retries", None, "retries of an idempotent read after a connection failure"),
-    (
-        "--breaker-failures",
-        "breaker_failures",
-        None,
-        "consecutive failures that open a node's circuit breaker",
-    ),
-    ("--breaker-reset", "breaker_reset", None, "seconds an open breaker waits before one probe call"),
-    (
-        "--gateway-operator",
-        "gateway_operator",
-        None,
-        "list kill_gpu_process and reset_gpu on the gateway: exactly one node per call, confirmed by the "
-        "user through elicitation, audited with the caller and correlation id (agents need --mode operator)",
-    ),
-]
-LOG_OPTION = [opt for opt in AGENT_OPTIONS if opt[1] == "log_level"]
-ALL_OPTIONS = AGENT_OPTIONS + SERVE_OPTIONS + GATEWAY_OPTIONS
+
+def option_rows(cls: type, *groups: str) -> list[OptionRow]:
+    return [(opt.flag, name, opt.choices, opt.help) for name, _, opt in options(cls, *groups)]
+
+
+AGENT_OPTIONS = option_rows(Settings, "agent", "log")
+SERVE_OPTIONS = option_rows(Settings, "serve")
+GATEWAY_OPTIONS = option_rows(Settings, "gateway")
 TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
 
 
@@ -169,37 +36,38 @@ def env_name(field: str) -> str:
     return ENV_PREFIX + field.upper()
 
 
-def _add_options(
-    parser: argparse.ArgumentParser, options: list[tuple[str, str, tuple[str, ...] | None, str]]
-) -> None:
-    from k8s_gpu_mcp.config import Settings
-
-    defaults = Settings()
-    for flag, field, choices, help_text in options:
-        default = getattr(defaults, field)
-        env = env_name(field)
+def add_options(parser: argparse.ArgumentParser, cls: type, *groups: str, resolved: bool = False) -> None:
+    """One argparse option per field of ``cls`` declared (config.option) in ``groups``, with its env
+    var and default in the help. ``resolved``: the parsed value is final (env var, else the field's
+    default, as the argparse default); otherwise None when not given, for :func:`values_from`."""
+    for name, f, opt in options(cls, *groups):
+        default = f.default
+        env = opt.env_name(name)
+        given = os.environ.get(env) if resolved else None
+        start = _from_env(env, given, default, opt.choices) if given is not None else default
+        flags = [opt.short, opt.flag] if opt.short else [opt.flag]
         if isinstance(default, bool):
             parser.add_argument(
-                flag,
-                dest=field,
+                *flags,
+                dest=name,
                 action="store_const",
-                const=True,
-                default=None,
-                help=f"{help_text} [env {env}=1]",
+                const=not default,
+                default=start if resolved else None,
+                help=f"{opt.help} [env {env}=1]",
             )
             continue
+        shown = f"; default {default:g}" if isinstance(default, float) else f"; default {default}"
         parser.add_argument(
-            flag,
-            dest=field,
-            choices=choices,
+            *flags,
+            dest=name,
+            choices=opt.choices,
             type=type(default) if isinstance(default, int | float) else str,
-            default=None,
-            help=f"{help_text} [env {env}; default {default}]",
+            default=start if resolved else None,
+            help=f"{opt.help} [env {env}{shown if default is not None or not resolved else ''}]",
         )
 
 
-def _from_env(name: str, value: str, default: Any, choices: tuple[str, ...] | None) -> Any:
-    env = env_name(name)
+def _from_env(env: str, value: str, default: Any, choices: tuple[str, ...] | None) -> Any:
     if choices and value not in choices:
         raise SystemExit(f"k8s-gpu-mcp: {env}={value!r} is not one of {', '.join(choices)}")
     if isinstance(default, bool):
@@ -216,20 +84,23 @@ def _from_env(name: str, value: str, default: Any, choices: tuple[str, ...] | No
     return value
 
 
-def settings_from(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Any:
-    """Flags win over env vars, which win over defaults. Bad env values fail like bad flags."""
-    from k8s_gpu_mcp.config import Settings
-
+def values_from(cls: type, args: argparse.Namespace, environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """The declared fields of ``cls``: flags win over env vars, which win over defaults (left out)."""
     environ = dict(os.environ) if environ is None else environ
-    choices = {field: ch for _, field, ch, _ in ALL_OPTIONS}
     values: dict[str, Any] = {}
-    for f in fields(Settings):
-        value = getattr(args, f.name, None)
-        if value is None and env_name(f.name) in environ:
-            value = _from_env(f.name, environ[env_name(f.name)], f.default, choices.get(f.name))
+    for name, f, opt in options(cls):
+        value = getattr(args, name, None)
+        env = opt.env_name(name)
+        if value is None and env in environ:
+            value = _from_env(env, environ[env], f.default, opt.choices)
         if value is not None:
-            values[f.name] = value
-    return Settings(**values)
+            values[name] = value
+    return values
+
+
+def settings_from(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Settings:
+    """Flags win over env vars, which win over defaults. Bad env values fail like bad flags."""
+    return Settings(**values_from(Settings, args, environ))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -241,10 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the MCP agent (stdio by default)")
-    _add_options(serve, SERVE_OPTIONS + AGENT_OPTIONS)
+    add_options(serve, Settings, "serve", "agent", "log")
 
     tools = sub.add_parser("tools", help="list the tools this configuration exposes")
-    _add_options(tools, AGENT_OPTIONS)
+    add_options(tools, Settings, "agent", "log")
     tools.add_argument("--json", action="store_true", help="print the full tools/list entries as JSON")
 
     # Parsed by launch/syringe.py (main() hands it the rest of argv); listed here for --help.
@@ -260,13 +131,13 @@ def build_parser() -> argparse.ArgumentParser:
     call = sub.add_parser("call", help="run one tool in-process and print its structured result as JSON")
     call.add_argument("tool", help="tool name (see 'k8s-gpu-mcp tools')")
     call.add_argument("--args", default="{}", help="tool arguments as a JSON object")
-    _add_options(call, AGENT_OPTIONS)
+    add_options(call, Settings, "agent", "log")
 
     gateway = sub.add_parser(
         "gateway",
         help="run the cluster gateway: the node tools fanned out to every agent, plus cluster-wide tools",
     )
-    _add_options(gateway, SERVE_OPTIONS + GATEWAY_OPTIONS + LOG_OPTION)
+    add_options(gateway, Settings, "serve", "gateway", "log")
     return parser
 
 

@@ -11,38 +11,52 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import re
 import subprocess
 import sys
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from k8s_gpu_mcp.cli import add_options
+from k8s_gpu_mcp.config import option
 from k8s_gpu_mcp.http.auth import TOKEN_ENV, Token, TokenError
 
 FORWARDING_RE = re.compile(rb"Forwarding from 127\.0\.0\.1:(\d+)")
 PROTOCOL_VERSION = "2025-06-18"
 
 
+@dataclass(frozen=True)
+class BridgeOptions:
+    """`connect gateway` options, each declared once (flag, help, env var, default)."""
+
+    url: str | None = option(None, "--url", "gateway MCP URL", "bridge", env="K8S_GPU_MCP_GATEWAY_URL")
+    namespace: str = option(
+        "k8s-gpu-mcp", "--namespace", "namespace of the gateway Service", "bridge",
+        env="K8S_GPU_MCP_GATEWAY_NAMESPACE",
+    )  # fmt: skip
+    service: str = option(
+        "k8s-gpu-mcp-gateway", "--service", "gateway Service to port-forward to", "bridge",
+        env="K8S_GPU_MCP_GATEWAY_SERVICE",
+    )  # fmt: skip
+    service_port: int = option(
+        8080, "--service-port", "the Service's port", "bridge", env="K8S_GPU_MCP_GATEWAY_SERVICE_PORT"
+    )
+    context: str | None = option(None, "--context", "kubeconfig context", "bridge")
+    kubectl: str = option("kubectl", "--kubectl", "kubectl binary", "bridge")
+    token_file: str | None = option(
+        None, "--token-file", f"bearer token file for the gateway (or the token itself in env {TOKEN_ENV})",
+        "bridge",
+    )  # fmt: skip
+    timeout: float = option(
+        300.0, "--timeout", "seconds one request may take", "bridge", env="K8S_GPU_MCP_GATEWAY_TIMEOUT"
+    )
+
+
 def build_parser(prog: str = "k8s-gpu-mcp connect gateway") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0].strip("`"))
-    p.add_argument(
-        "--url",
-        default=os.environ.get("K8S_GPU_MCP_GATEWAY_URL"),
-        help="gateway MCP URL [env K8S_GPU_MCP_GATEWAY_URL]",
-    )
-    p.add_argument("--namespace", default="k8s-gpu-mcp", help="namespace of the gateway Service")
-    p.add_argument("--service", default="k8s-gpu-mcp-gateway", help="gateway Service to port-forward to")
-    p.add_argument("--service-port", type=int, default=8080, help="the Service's port")
-    p.add_argument("--context", default=None, help="kubeconfig context")
-    p.add_argument("--kubectl", default="kubectl", help="kubectl binary")
-    p.add_argument(
-        "--token-file",
-        default=os.environ.get("K8S_GPU_MCP_TOKEN_FILE"),
-        help=f"bearer token file for the gateway [env K8S_GPU_MCP_TOKEN_FILE; or the token in env {TOKEN_ENV}]",
-    )
-    p.add_argument("--timeout", type=float, default=300.0, help="seconds one request may take")
+    add_options(p, BridgeOptions, "bridge", resolved=True)
     return p
 
 

@@ -24,7 +24,8 @@ from typing import Any
 import anyio
 from mcp.server.mcpserver import Context
 
-from k8s_gpu_mcp.config import Settings
+from k8s_gpu_mcp.cli import add_options
+from k8s_gpu_mcp.config import LogLevel, Mode, Settings, option
 from k8s_gpu_mcp.gateway.discovery import Agent, DiscoveryError
 from k8s_gpu_mcp.gateway.fanout import FanoutConfig, NodeCall, tool_payload
 from k8s_gpu_mcp.gateway.server import (
@@ -60,20 +61,28 @@ INSTRUCTIONS = (
 
 
 @dataclass
-class ClusterOptions:
-    image: str = syringe.DEFAULT_IMAGE
-    namespace: str | None = None
-    context: str | None = None
-    kubeconfig: str | None = None
-    mode: str = "read-only"
-    timeout: float = syringe.DEFAULT_TIMEOUT_S
-    kubectl: str = "kubectl"
-    idle_timeout: float = DEFAULT_IDLE_TIMEOUT_S
-    max_sessions: int = DEFAULT_MAX_SESSIONS
-    node_timeout: float = DEFAULT_NODE_TIMEOUT_S
-    call_timeout: float = DEFAULT_CALL_TIMEOUT_S
+class ClusterOptions(syringe.PodOptions):
+    mode: str = option(
+        "read-only", "--mode", "read-only, or operator: kill_gpu_process/reset_gpu on one named node per call",
+        "pod", Mode,
+    )  # fmt: skip
+    idle_timeout: float = option(
+        DEFAULT_IDLE_TIMEOUT_S, "--idle-timeout",
+        "close a node's session (and delete its pod) after this many idle seconds", "cluster",
+    )  # fmt: skip
+    max_sessions: int = option(
+        DEFAULT_MAX_SESSIONS, "--max-sessions", "debugger pods alive at once; larger calls run in waves",
+        "cluster",
+    )  # fmt: skip
+    node_timeout: float = option(
+        DEFAULT_NODE_TIMEOUT_S, "--node-timeout", "seconds one node may take, pod start included", "cluster"
+    )
+    call_timeout: float = option(
+        DEFAULT_CALL_TIMEOUT_S, "--call-timeout",
+        "seconds one tool call may take over all its nodes and waves", "cluster",
+    )  # fmt: skip
     preflight: bool = True
-    log_level: str = "WARNING"
+    log_level: str = option("WARNING", "--log-level", "JSON log lines on stderr", "cluster", LogLevel)
     serve_args: list[str] = field(default_factory=list)
 
 
@@ -84,54 +93,15 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         "start the agent on a node with `kubectl debug` when a call needs it, and remove it when idle or "
         "when the client exits. Arguments after `--` are appended to `k8s-gpu-mcp serve` in each pod.",
     )
-    env = os.environ.get
     p.add_argument("target", metavar="cluster", choices=["cluster"], help="the literal word cluster")
-    syringe.add_pod_options(
-        p,
-        mode_help="read-only, or operator: kill_gpu_process/reset_gpu on one named node per call "
-        "[env K8S_GPU_MCP_MODE]",
-    )
-    p.add_argument(
-        "--idle-timeout",
-        type=float,
-        default=float(env("K8S_GPU_MCP_IDLE_TIMEOUT", DEFAULT_IDLE_TIMEOUT_S)),
-        help=f"close a node's session (and delete its pod) after this many idle seconds "
-        f"[env K8S_GPU_MCP_IDLE_TIMEOUT; default {DEFAULT_IDLE_TIMEOUT_S:g}]",
-    )
-    p.add_argument(
-        "--max-sessions",
-        type=int,
-        default=int(env("K8S_GPU_MCP_MAX_SESSIONS", DEFAULT_MAX_SESSIONS)),
-        help=f"debugger pods alive at once; larger calls run in waves [env K8S_GPU_MCP_MAX_SESSIONS; "
-        f"default {DEFAULT_MAX_SESSIONS}]",
-    )
-    p.add_argument(
-        "--node-timeout",
-        type=float,
-        default=float(env("K8S_GPU_MCP_NODE_TIMEOUT", DEFAULT_NODE_TIMEOUT_S)),
-        help=f"seconds one node may take, pod start included [env K8S_GPU_MCP_NODE_TIMEOUT; "
-        f"default {DEFAULT_NODE_TIMEOUT_S:g}]",
-    )
-    p.add_argument(
-        "--call-timeout",
-        type=float,
-        default=float(env("K8S_GPU_MCP_CALL_TIMEOUT", DEFAULT_CALL_TIMEOUT_S)),
-        help=f"seconds one tool call may take over all its nodes and waves [env K8S_GPU_MCP_CALL_TIMEOUT; "
-        f"default {DEFAULT_CALL_TIMEOUT_S:g}]",
-    )
+    add_options(p, ClusterOptions, "pod", "cluster", resolved=True)
     p.add_argument(
         "--no-preflight",
         dest="preflight",
         action="store_false",
         help="skip each session's node and RBAC checks",
     )
-    p.add_argument(
-        "--log-level",
-        default=env("K8S_GPU_MCP_LOG_LEVEL", "WARNING"),
-        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
-        help="JSON log lines on stderr [env K8S_GPU_MCP_LOG_LEVEL]",
-    )
-    return p  # fmt: skip
+    return p
 
 
 def parse_args(argv: Sequence[str], prog: str = "k8s-gpu-mcp connect") -> ClusterOptions:

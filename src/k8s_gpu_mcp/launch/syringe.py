@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from k8s_gpu_mcp import __version__
+from k8s_gpu_mcp.cli import add_options
+from k8s_gpu_mcp.config import Mode, option
 
 IMAGE_REPOSITORY = "ghcr.io/k8s-gpu-mcp/k8s-gpu-mcp"
 DEFAULT_IMAGE = f"{IMAGE_REPOSITORY}:{__version__}"
@@ -80,61 +82,34 @@ class LaunchError(Exception):
 
 
 @dataclass
-class Options:
+class PodOptions:
+    """The debugger-pod options `connect node/NAME` and `connect cluster` share, each declared once
+    (flag, help, env var ``K8S_GPU_MCP_<FIELD>`` unless named, default)."""
+
+    image: str = option(DEFAULT_IMAGE, "--image", "agent image", "pod")
+    namespace: str | None = option(
+        None, "--namespace", "namespace for the debugger pods (default: the context's)", "pod", short="-n"
+    )
+    context: str | None = option(None, "--context", "kubeconfig context", "pod")
+    kubeconfig: str | None = option(
+        None, "--kubeconfig", "kubeconfig file (default: KUBECONFIG or ~/.kube/config)", "pod"
+    )
+    mode: str = option("read-only", "--mode", "agent mode", "pod", Mode)
+    timeout: float = option(
+        DEFAULT_TIMEOUT_S, "--timeout", "seconds a debugger pod may take to run", "pod",
+        env="K8S_GPU_MCP_CONNECT_TIMEOUT",
+    )  # fmt: skip
+    kubectl: str = option("kubectl", "--kubectl", "kubectl binary", "pod")
+
+
+@dataclass
+class Options(PodOptions):
     """Parsed ``connect`` arguments."""
 
-    node: str
-    image: str = DEFAULT_IMAGE
-    namespace: str | None = None
-    context: str | None = None
-    kubeconfig: str | None = None
-    mode: str = "read-only"
-    timeout: float = DEFAULT_TIMEOUT_S
-    kubectl: str = "kubectl"
+    node: str = ""
     preflight: bool = True
     as_root: bool = True
     serve_args: list[str] = field(default_factory=list)
-
-
-def add_pod_options(p: argparse.ArgumentParser, *, mode_help: str) -> None:
-    """The debugger-pod options `connect node/NAME` and `connect cluster` share, each with its env var."""
-    env = os.environ.get
-    p.add_argument(
-        "--image",
-        default=env("K8S_GPU_MCP_IMAGE", DEFAULT_IMAGE),
-        help=f"agent image [env K8S_GPU_MCP_IMAGE; default {DEFAULT_IMAGE}]",
-    )
-    p.add_argument(
-        "-n",
-        "--namespace",
-        default=env("K8S_GPU_MCP_NAMESPACE"),
-        help="namespace for the debugger pods [env K8S_GPU_MCP_NAMESPACE; default: the context's]",
-    )
-    p.add_argument(
-        "--context", default=env("K8S_GPU_MCP_CONTEXT"), help="kubeconfig context [env K8S_GPU_MCP_CONTEXT]"
-    )
-    p.add_argument(
-        "--kubeconfig",
-        default=env("K8S_GPU_MCP_KUBECONFIG"),
-        help="kubeconfig file [env K8S_GPU_MCP_KUBECONFIG; default: KUBECONFIG or ~/.kube/config]",
-    )
-    p.add_argument(
-        "--mode",
-        choices=("read-only", "operator"),
-        default=env("K8S_GPU_MCP_MODE", "read-only"),
-        help=mode_help,
-    )
-    p.add_argument(
-        "--timeout",
-        type=float,
-        default=float(env("K8S_GPU_MCP_CONNECT_TIMEOUT", DEFAULT_TIMEOUT_S)),
-        help=f"seconds a debugger pod may take to run [env K8S_GPU_MCP_CONNECT_TIMEOUT; default {DEFAULT_TIMEOUT_S:g}]",
-    )
-    p.add_argument(
-        "--kubectl",
-        default=env("K8S_GPU_MCP_KUBECTL", "kubectl"),
-        help="kubectl binary [env K8S_GPU_MCP_KUBECTL; default kubectl]",
-    )
 
 
 def build_parser(prog: str = "k8s-gpu-mcp connect") -> argparse.ArgumentParser:
@@ -147,7 +122,7 @@ def build_parser(prog: str = "k8s-gpu-mcp connect") -> argparse.ArgumentParser:
         f"{EXIT_UNREACHABLE} API server unreachable or kubectl missing; otherwise the agent's own.",
     )
     p.add_argument("target", metavar="node/NAME", help="the node to inject the agent into")
-    add_pod_options(p, mode_help="agent mode [env K8S_GPU_MCP_MODE; default read-only]")
+    add_options(p, PodOptions, "pod", resolved=True)
     p.add_argument(
         "--run-as-image-user",
         dest="as_root",
