@@ -53,6 +53,8 @@ if "--list-boots" in args:
     print(json.dumps(boots) if (here / "json-ok").exists() else (here / "boots.txt").read_text(), end="")
     sys.exit(0)
 boot = args[args.index("-b") + 1] if "-b" in args else boots[-1]["boot_id"]
+if (here / f"fail-{{boot}}").exists():
+    sys.exit(1)
 log = here / f"boot-{{boot}}.log"
 print(log.read_text() if log.exists() else "", end="")
 """
@@ -139,6 +141,22 @@ def test_the_live_journal_boot_is_not_read_twice(journal: dict[str, Path]) -> No
     )  # fmt: skip
     assert [c[c.index("-b") + 1] for c in _calls(journal["bin"])[1:]] == [PREV]
     assert [e.boot for e in history.events] == ["previous"]
+
+
+def test_a_boot_that_cannot_be_read_is_named_and_the_window_is_not_called_covered(
+    journal: dict[str, Path],
+) -> None:
+    (journal["bin"] / f"fail-{PREV}").touch()
+    since = NOW - timedelta(hours=24)
+    history = read_history(
+        journal["host"], since=since, now=NOW, env={"PATH": str(journal["bin"])}, current_id=CUR,
+        current_start=CUR_START,
+    )  # fmt: skip
+    assert history.events == []
+    assert history.unavailable[f"journal.boot {PREV}"] == "RuntimeError: journalctl exited with status 1"
+    assert history.covered_since == CUR_START  # the boot read; the one before it is a gap
+    note = reach_note(history.covered_since, since, history.sources)
+    assert note is not None and "reaches back only to 2026-12-01T02:05:00+00:00" in note
 
 
 def test_a_window_older_than_the_journal_says_how_far_it_reaches(journal: dict[str, Path]) -> None:

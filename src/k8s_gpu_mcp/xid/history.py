@@ -229,20 +229,21 @@ def read_journal(
             complete = False
             break
         start_at = since if since is not None and (boot.started is None or boot.started < since) else None
+        if not (boot.current and skip_current):  # else the live source read this boot's journal already
+            try:
+                parser = _run(boot_argv(boot.boot_id, start_at, journal_dir), left, env, now=now)
+            except (OSError, RuntimeError, subprocess.TimeoutExpired) as exc:
+                history.unavailable[f"journal.boot {boot.boot_id}"] = f"{type(exc).__name__}: {exc}"
+                complete = False  # a gap: what is older than this boot does not make the window whole
+                continue
+            history.notes.extend(f"journal boot {boot.boot_id[:12]}: {n}" for n in parser.notes)
+            _take(history, parser, "journal", boot)
+            if "journal" not in history.sources:
+                history.sources.append("journal")
         covered = min(filter(None, (covered, start_at or boot.started)), default=covered)
-        if boot.current and skip_current:  # the live source read this boot's journal already
-            continue
-        try:
-            parser = _run(boot_argv(boot.boot_id, start_at, journal_dir), left, env, now=now)
-        except (OSError, RuntimeError, subprocess.TimeoutExpired) as exc:
-            history.unavailable[f"journal.boot {boot.boot_id}"] = f"{type(exc).__name__}: {exc}"
-            continue
-        _take(history, parser, "journal", boot)
     older = [b.last for b in boots if b not in wanted and b.last is not None and since and b.last < since]
     if complete and older and since is not None:  # the journal goes on before the window: all of it read
         covered = since
-    if "journal" not in history.sources:
-        history.sources.append("journal")
     return covered
 
 
