@@ -359,3 +359,35 @@ async def test_the_node_timeline_shows_the_reboot_between_the_xid48_and_now(
     # get_gpu_health asks about now: the XID of the boot before the reboot is not a current finding
     health = (await call(app, "get_gpu_health", {"detail": "full"})).structured_content
     assert "XID 48" not in json.dumps(health)
+
+
+def test_a_vacuumed_journal_is_completed_by_kern_log_and_the_same_xid_counts_once(
+    journal: dict[str, Path], tmp_path: Path
+) -> None:
+    """The journal kept only the end of the previous boot; kern.log.1 (RFC 3339, no uptime stamps, as
+    rsyslog writes on newer distributions) goes further back. The XID 48 in both is one event, with
+    the journal's boot id (the file line falls in that boot's time range)."""
+    boots = json.loads((journal["bin"] / "boots.json").read_text())
+    vacuumed_from = datetime(2026, 11, 30, 20, 0, tzinfo=UTC)
+    boots = [b for b in boots if b["boot_id"] != OLD]
+    boots[0]["first_entry"] = _us(vacuumed_from)
+    (journal["bin"] / "boots.json").write_text(json.dumps(boots))
+    logs = journal["host"] / "var/log"
+    xid_at = datetime(2026, 12, 1, 1, 30, tzinfo=UTC)
+    (logs / "kern.log.1").write_text(
+        f"{PREV_START.isoformat()} node-7 kernel: Linux version 6.8.0\n"
+        f"{xid_at.isoformat()} node-7 kernel: {XID48}\n"
+    )
+    os.utime(logs / "kern.log.1", (PREV_LAST.timestamp(),) * 2)
+    since = NOW - timedelta(hours=24)
+    history = read_history(
+        journal["host"], since=since, now=NOW, env={"PATH": str(journal["bin"])}, current_id=CUR,
+        current_start=CUR_START,
+    )  # fmt: skip
+    assert history.sources == ["journal", "kern.log"]
+    assert sorted((e.source, e.boot_id) for e in history.events) == [("journal", PREV), ("kern.log", PREV)]
+    assert history.covered_since == PREV_START  # kern.log.1's first line, before the window
+    result = analyze(history.events, GPUS, since="24h", now=NOW, covered_since=history.covered_since)
+    (one,) = result.events
+    assert sorted(one.sources) == ["journal", "kern.log"] and one.boot_id == PREV
+    assert result.xids[0].count == 1 and result.xids[0].boots == ["previous"]
