@@ -34,12 +34,14 @@ bench: $(STAMP)
 	$(PY) -m compileall -q src
 	$(PY) bench/run.py $(if $(SECTIONS),--only $(SECTIONS))
 
-## End-to-end tier on a real kube-apiserver + etcd (built once per machine and cached in
-## $${XDG_CACHE_HOME:-~/.cache}/k8s-gpu-mcp; the first build takes about 7 minutes on 2 cores).
+## End-to-end tier on a real kube-apiserver + etcd, and the real-node tier (a real kubelet, containerd,
+## runc and the agent image of deploy/Containerfile). Built once per machine and cached in
+## $${XDG_CACHE_HOME:-~/.cache}/k8s-gpu-mcp (see docs/kubernetes.md for what a cold build costs).
 ## The hypothesis plugin is off there: no e2e test uses it, and its import at session end crashed
 ## CPython 3.11.7's compiler inside pytest's assertion rewriting.
 e2e: $(STAMP)
 	tests/e2e/apiserver_build.sh >/dev/null
+	tests/e2e/realnode/build.sh >/dev/null
 	K8S_GPU_MCP_E2E_REQUIRED=1 $(PY) -m pytest -m e2e tests/e2e -rs -p no:hypothesispytest $(PYTEST_ARGS)
 
 ## The one-minute story: "why is the training job on node-5 stuck?" (mock H100, XID 48).

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Build (once per machine) a real kube-apiserver v1.20.2 from Debian's `kubernetes` source package,
-# and install the other e2e prerequisites (etcd 3.4, openssl). No Docker, no internet beyond Debian.
+# Build (once per machine) a real kube-apiserver and kubelet v1.20.2 from Debian's `kubernetes` source
+# package (one `make`, which shares most packages between the two), and install the other e2e
+# prerequisites (etcd 3.4, openssl). No Docker, no internet beyond Debian. The kubelet serves the
+# real-node tier (tests/e2e/realnode/).
 #
 #   tests/e2e/apiserver_build.sh        -> prints the path of the cached kube-apiserver binary
 #
@@ -15,6 +17,7 @@ GO_PKG=golang-1.23-go
 GO_BIN=/usr/lib/go-1.23/bin
 CACHE="${K8S_GPU_MCP_E2E_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/k8s-gpu-mcp}"
 BIN="$CACHE/kube-apiserver"
+KUBELET="$CACHE/kubelet"
 
 log() { echo "apiserver_build: $*" >&2; }
 
@@ -23,7 +26,10 @@ if [ "$(id -u)" != 0 ]; then
   if command -v sudo >/dev/null; then SUDO="sudo"; fi
 fi
 
-binary_ok() { [ -x "$BIN" ] && "$BIN" --version 2>/dev/null | grep -q "$VERSION"; }
+binary_ok() {
+  [ -x "$BIN" ] && "$BIN" --version 2>/dev/null | grep -q "$VERSION" &&
+    [ -x "$KUBELET" ] && "$KUBELET" --version 2>/dev/null | grep -q "$VERSION"
+}
 
 ensure_runtime_packages() {
   # etcd + openssl are needed to *run* the cluster even when the binary is cached.
@@ -58,15 +64,17 @@ build() {
   mkdir -p "$work"
   log "fetching Debian source package kubernetes ($SRC_DIR_NAME) into $work"
   (cd "$work" && apt-get source -qq kubernetes >&2)
-  log "building kube-apiserver $VERSION (about 6 min on 2 cores, 1.4 GB RSS)"
+  log "building kube-apiserver and kubelet $VERSION (about 8 min on 2 cores, 1.4 GB RSS)"
   (
     cd "$work/$SRC_DIR_NAME"
     PATH="$GO_BIN:$PATH" GOFLAGS= KUBE_GIT_VERSION="$VERSION" KUBE_GIT_MAJOR=1 KUBE_GIT_MINOR=20 \
       KUBE_GIT_TREE_STATE=clean KUBE_GIT_COMMIT=debian-orig GOCACHE="$work/gocache" \
-      make WHAT=cmd/kube-apiserver >&2
+      make WHAT="cmd/kube-apiserver cmd/kubelet" >&2
   )
   install -m 0755 "$work/$SRC_DIR_NAME/_output/bin/kube-apiserver" "$BIN.tmp"
   mv -f "$BIN.tmp" "$BIN"
+  install -m 0755 "$work/$SRC_DIR_NAME/_output/bin/kubelet" "$KUBELET.tmp"
+  mv -f "$KUBELET.tmp" "$KUBELET"
   rm -rf "$work"
 }
 

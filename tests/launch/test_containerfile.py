@@ -14,38 +14,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-CONTAINERFILE = REPO / "deploy" / "Containerfile"
-
-
-def instructions(text: str) -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
-    out: list[tuple[str, str]] = []
-    current = ""
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not current and (not line or line.startswith("#")):
-            continue
-        if line.startswith("#"):
-            continue
-        if line.endswith("\\"):
-            current += line[:-1] + " "
-            continue
-        current += line
-        word, _, rest = current.partition(" ")
-        out.append((word.upper(), rest.strip()))
-        current = ""
-    return out
-
-
-def stages(text: str) -> list[list[tuple[str, str]]]:
-    result: list[list[tuple[str, str]]] = []
-    for ins in instructions(text):
-        if ins[0] == "FROM":
-            result.append([])
-        if result:
-            result[-1].append(ins)
-    return result
+from tests.containerfile import CONTAINERFILE, REPO, instructions, stages
 
 
 def test_image_shape() -> None:
@@ -118,3 +87,24 @@ def test_replay_install_and_run(tmp_path: Path) -> None:
     assert subprocess.run(
         [str(plugin), "--help"], capture_output=True, text=True, timeout=60
     ).stdout.startswith("usage: kubectl gpu-mcp")
+
+
+def test_runtime_config_is_what_an_engine_sets() -> None:
+    """The real-node tier's image takes its config from here (tests/containerfile.py)."""
+    from tests.containerfile import BASE_PATH, runtime_config
+
+    cfg = runtime_config(CONTAINERFILE.read_text())
+    assert cfg.user == "10001"
+    assert cfg.entrypoint == ["k8s-gpu-mcp"] and cfg.cmd == ["serve"]
+    assert cfg.env["PATH"] == f"/opt/k8s-gpu-mcp/bin:{BASE_PATH}"
+    assert cfg.env["PYTHONDONTWRITEBYTECODE"] == "1" and cfg.env["PYTHONUNBUFFERED"] == "1"
+    assert cfg.labels["org.opencontainers.image.title"] == "k8s-gpu-mcp"
+
+
+def test_image_replay_refuses_what_it_cannot_replay(tmp_path: Path) -> None:
+    from tests.e2e.realnode.image import build_stage, runtime_stage
+
+    with pytest.raises(ValueError, match="HEALTHCHECK"):
+        build_stage([("HEALTHCHECK", "CMD true")], tmp_path)
+    with pytest.raises(ValueError, match="COPY from the context"):
+        runtime_stage([("COPY", "src /src")], tmp_path, tmp_path / "rootfs")
