@@ -7,7 +7,7 @@ import pytest
 from mcp.client import Client
 
 from k8s_gpu_mcp.host.procfs import start_ticks
-from k8s_gpu_mcp.tools import _remediation
+from k8s_gpu_mcp.tools import _remediation_act
 from tests.tools.remediation_helpers import GIB, alive, audit_lines, host_trees, reap, spawn
 
 
@@ -33,7 +33,7 @@ async def test_the_question_names_the_start_time_and_a_reused_pid_is_refused(
 
         asked.append(params.message)
         # while the user reads the question, the process exits and its pid goes to another one
-        monkeypatch.setattr(_remediation, "start_ticks", lambda root, pid: (ticks or 0) + 12345)
+        monkeypatch.setattr(_remediation_act, "start_ticks", lambda root, pid: (ticks or 0) + 12345)
         return ElicitResult(action="accept", content={"approve": True})
 
     async with Client(app.server, elicitation_callback=approve_then_the_pid_is_reused) as client:
