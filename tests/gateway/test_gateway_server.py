@@ -82,7 +82,7 @@ async def test_targets_and_partial_results(tmp_path, payloads, caplog):
     assert {rec.tool for rec in lines} >= {"get_gpu_telemetry", "get_gpu_inventory", "get_gpu_health"}
 
 
-async def test_find_unhealthy_uses_health_or_falls_back_to_telemetry(tmp_path, payloads):
+async def test_find_unhealthy_reads_health_and_reports_nodes_without_it(tmp_path, payloads):
     health = json.loads(json.dumps(payloads["get_gpu_health"]))
     for g in health["structuredContent"]["gpus"]:  # the mapping under test, from a known-healthy base
         g["status"] = "healthy"
@@ -100,9 +100,12 @@ async def test_find_unhealthy_uses_health_or_falls_back_to_telemetry(tmp_path, p
     ]
     assert s["unhealthy"][0]["reasons"] == ["uncorrectable ECC errors"]
     assert [(v["node"], v["index"]) for v in s["unknown"]] == [("sim-0000", 5)]
-    assert s["healthy_gpus"] == 6 + 8  # sim-0000's others + sim-0001's eight through telemetry
-    assert [(n["node"], n["error_kind"]) for n in s["unreachable"]] == [("sim-0002", "bad_reply")]
-    assert s["summary"]["succeeded"] == 2 and s["nodes_checked"] == 3
+    assert s["healthy_gpus"] == 6  # sim-0000's others; sim-0001 has no get_gpu_health: not guessed healthy
+    assert [(n["node"], n["error_kind"]) for n in s["unreachable"]] == [
+        ("sim-0001", "tool_missing"),
+        ("sim-0002", "bad_reply"),
+    ]
+    assert s["summary"]["succeeded"] == 1 and s["nodes_checked"] == 3
 
 
 async def test_progress_notifications_during_a_fan_out(tmp_path, payloads):

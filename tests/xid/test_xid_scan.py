@@ -8,7 +8,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from k8s_gpu_mcp.xid.parse import parse_line, parse_lines
+from k8s_gpu_mcp.xid.parse import parse_lines
 from k8s_gpu_mcp.xid.scan import scan_bytes, scan_stream
 
 INTERESTING = [
@@ -60,7 +60,7 @@ def test_line_longer_than_the_buffer() -> None:
 @settings(max_examples=300, deadline=None)
 @given(st.one_of(st.text(), st.binary()))
 def test_parser_never_raises_on_arbitrary_input(line) -> None:
-    parse_line(line)
+    parse_lines([line])
     parse_lines([line, line])
 
 
@@ -69,8 +69,8 @@ def test_parser_never_raises_on_arbitrary_input(line) -> None:
     st.text(alphabet=st.sampled_from(list("NVRM: Xid(PCI0:3b,)=pidname'<unknown>[]1234.\\x0a")), max_size=120)
 )
 def test_parser_never_raises_on_xid_like_noise(noise: str) -> None:
-    parse_line("NVRM: Xid (" + noise)
-    parse_line(noise + "NVRM: Xid (PCI:0000:3b:00): 48, " + noise)
+    parse_lines(["NVRM: Xid (" + noise])
+    parse_lines([noise + "NVRM: Xid (PCI:0000:3b:00): 48, " + noise])
 
 
 @settings(max_examples=100, deadline=None)

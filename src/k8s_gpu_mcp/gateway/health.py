@@ -1,10 +1,9 @@
-"""Per-GPU statuses for find_unhealthy_gpus, from get_gpu_health or from telemetry + inventory.
+"""Per-GPU statuses for find_unhealthy_gpus, from get_gpu_health.
 
 get_gpu_health's summary (tools/health.py) has ``problems`` (each GPU that is not healthy: ``index``,
-``uuid``, ``pci_bus_id``, ``status``, ``reason``) and ``healthy_gpus``; its ``status`` words are the
-one scale (vocabulary.py) and pass through unchanged. A full answer's ``gpus`` and older or other
-agents are read leniently (``verdict``, ``health``, ``overall``; ok/pass/fail/...; a boolean
-``healthy``; string reasons). A status that cannot be read is ``unknown``, never healthy.
+``uuid``, ``pci_bus_id``, ``status``, ``reason``) and ``healthy_gpus``; a full answer has ``gpus``
+(``status``, ``reasons: [{message}]``). Its ``status`` words are the one scale (vocabulary.py) and
+pass through unchanged. A status that is not one of them is ``unknown``, never healthy.
 """
 
 from __future__ import annotations
@@ -17,26 +16,7 @@ from k8s_gpu_mcp.vocabulary import STATUS_RANK, Status
 
 UNHEALTHY: tuple[Status, ...] = tuple(s for s, rank in STATUS_RANK.items() if rank >= STATUS_RANK["warning"])  # type: ignore[misc]
 
-_WORDS: dict[str, Status] = {
-    "healthy": "healthy",
-    "ok": "healthy",
-    "pass": "healthy",
-    "passed": "healthy",
-    "good": "healthy",
-    "warning": "warning",
-    "warn": "warning",
-    "degraded": "degraded",
-    "lost": "lost",
-    "critical": "critical",
-    "unhealthy": "critical",
-    "fail": "critical",
-    "failed": "critical",
-    "error": "critical",
-    "bad": "critical",
-    "unknown": "unknown",
-}
-_VERDICT_KEYS = ("status", "verdict", "health", "overall", "severity")
-_REASON_KEYS = ("reasons", "issues", "findings", "problems")
+_STATUSES: dict[str, Status] = {status: status for status in STATUS_RANK}
 
 
 class GpuVerdict(BaseModel):
@@ -47,35 +27,21 @@ class GpuVerdict(BaseModel):
     name: str | None = None
     status: Status
     reasons: list[str] = Field(default_factory=list)
-    basis: Literal["get_gpu_health", "telemetry+inventory"]
+    basis: Literal["get_gpu_health"] = "get_gpu_health"
 
 
 def _status(entry: dict[str, Any]) -> Status:
-    for key in _VERDICT_KEYS:
-        value = entry.get(key)
-        if isinstance(value, dict):  # e.g. {"status": {"level": "critical", ...}}
-            value = value.get("level") or value.get("status") or value.get("severity")
-        if isinstance(value, str) and value.strip().lower() in _WORDS:
-            return _WORDS[value.strip().lower()]
-    if isinstance(entry.get("healthy"), bool):
-        return "healthy" if entry["healthy"] else "critical"
-    return "unknown"
+    value = entry.get("status")
+    return _STATUSES.get(value, "unknown") if isinstance(value, str) else "unknown"
 
 
 def _reasons(entry: dict[str, Any]) -> list[str]:
     out: list[str] = []
-    for key in _REASON_KEYS:
-        for item in entry.get(key) or []:
-            if isinstance(item, str):
-                out.append(item)
-            elif isinstance(item, dict):
-                text = (
-                    item.get("message")
-                    or item.get("summary")
-                    or item.get("detail")
-                    or item.get("explanation")
-                )
-                out.append(str(text) if text else str(item))
+    for item in entry.get("reasons") or []:
+        if isinstance(item, str):
+            out.append(item)
+        elif isinstance(item, dict):
+            out.append(str(item.get("message") or item))
     return out
 
 
@@ -140,56 +106,6 @@ def from_health(node: str, result: dict[str, Any]) -> list[GpuVerdict]:
                 status=severity,
                 reasons=reasons,
                 basis="get_gpu_health",
-            )
-        )
-    return verdicts
-
-
-# Throttle categories that mean the hardware is protecting itself (not load, not a set cap).
-_BAD_THROTTLE = {"thermal", "hw_slowdown"}
-
-
-def from_telemetry(
-    node: str, telemetry: dict[str, Any], inventory: dict[str, Any] | None
-) -> list[GpuVerdict]:
-    """Fallback when a node has no get_gpu_health: lost GPUs, thermal/HW throttling, thermal headroom."""
-    lost_in_inventory = {
-        g.get("index") for g in (inventory or {}).get("gpus", []) if isinstance(g, dict) and g.get("lost")
-    }
-    verdicts = []
-    for gpu in telemetry.get("gpus") or []:
-        if not isinstance(gpu, dict):
-            continue
-        reasons: list[str] = []
-        severity: Status = "healthy"
-        if gpu.get("lost") or gpu.get("index") in lost_in_inventory:
-            severity, reasons = (
-                "critical",
-                [f"GPU lost: {(gpu.get('unavailable') or {}).get('*', 'fallen off the bus')}"],
-            )
-        else:
-            throttling = gpu.get("throttling") or {}
-            temp = gpu.get("temperature") or {}
-            if throttling.get("active") and throttling.get("category") in _BAD_THROTTLE:
-                severity = "warning"
-                reasons.append(throttling.get("explanation") or f"throttling: {throttling.get('category')}")
-            shutdown = temp.get("headroom_to_shutdown_c")
-            if isinstance(shutdown, int) and shutdown <= 5:
-                severity = "critical"
-                reasons.append(f"{shutdown} C from the shutdown temperature")
-            if throttling.get("active") is None:
-                severity = "unknown" if severity == "healthy" else severity
-                reasons.append("throttle reasons unreadable")
-        verdicts.append(
-            GpuVerdict(
-                node=node,
-                index=gpu.get("index"),
-                uuid=gpu.get("uuid"),
-                pci_bus_id=gpu.get("pci_bus_id"),
-                name=gpu.get("name"),
-                status=severity,
-                reasons=reasons,
-                basis="telemetry+inventory",
             )
         )
     return verdicts

@@ -13,7 +13,6 @@ Target arguments on every node tool: ``node`` (one name), ``nodes`` (names), ``n
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 import time
@@ -48,7 +47,7 @@ from k8s_gpu_mcp.gateway.fanout import (
     NodeTransport,
     tool_payload,
 )
-from k8s_gpu_mcp.gateway.health import UNHEALTHY, GpuVerdict, from_health, from_telemetry
+from k8s_gpu_mcp.gateway.health import UNHEALTHY, GpuVerdict, from_health
 from k8s_gpu_mcp.gateway.rpc import AgentError, RpcClient
 from k8s_gpu_mcp.http.auth import Token
 from k8s_gpu_mcp.metrics import ToolMetrics
@@ -557,18 +556,15 @@ def register_node_tools(app: FleetApp) -> None:
 
     get_gpu_health.__doc__ = (
         f"get_gpu_health on {scope}. By default each node's answer is condensed to its verdicts; ask "
-        'detail="full" (best with node= or nodes=) for the reasons and evidence. A node whose agent predates '
-        "get_gpu_health answers error_kind=tool_missing; use find_unhealthy_gpus, which falls back to "
-        "telemetry for such nodes."
+        'detail="full" (best with node= or nodes=) for the reasons and evidence. A node whose agent does not '
+        "list get_gpu_health (its --toolsets) answers error_kind=tool_missing."
     )
 
     async def find_unhealthy_gpus(
         ctx: Context, node: NodeArg = None, nodes: NodesArg = None, node_selector: SelectorArg = None
     ) -> UnhealthyReport:
         """Health sweep over the selected nodes (default: every GPU node), in waves: each node's
-        get_gpu_health verdicts, or for agents without that tool, a verdict from get_gpu_telemetry +
-        get_gpu_inventory (lost GPUs, thermal/HW throttling, shutdown-temperature headroom). Returns only
-        the GPUs that are not healthy (node, GPU, status, reasons), GPUs of unknown health, and the nodes
+        get_gpu_health verdicts. Returns only the GPUs that are not healthy (node, GPU, status, reasons), GPUs of unknown health, and the nodes
         that could not be read (their health is unknown, not good), with counts."""
         return await sweep(app, await app.target(node, nodes, node_selector, sweep=True), ctx)
 
@@ -691,7 +687,7 @@ def register_tools(gw: GatewayApp) -> None:
 
 
 async def sweep(gw: FleetApp, target: tuple[list[Agent], list[str]], ctx: Context | None) -> UnhealthyReport:
-    """find_unhealthy_gpus: get_gpu_health first; telemetry + inventory for the nodes without it."""
+    """find_unhealthy_gpus: every node's get_gpu_health, as per-GPU verdicts."""
     agents, missing = target
     correlation_id = uuid.uuid4().hex[:16]
     start = time.monotonic()
@@ -708,40 +704,10 @@ async def sweep(gw: FleetApp, target: tuple[list[Agent], list[str]], ctx: Contex
         meta=meta,
     )
     verdicts: list[GpuVerdict] = []
-    final: list[NodeCall] = []
-    legacy = [c.node for c in calls if c.error_kind == "tool_missing"]
     for call in calls:
         if call.ok and call.result is not None:
             verdicts += from_health(call.node, call.result)
-        if call.error_kind != "tool_missing":
-            final.append(call)
-    if legacy:
-        # every GPU's readings (an agent before `detail` ignores the argument and answers them anyway)
-        full = {"detail": "full"}
-        by_node = {a.node: a for a in agents}
-        fallback = [by_node[n] for n in legacy]
-        telemetry, inventory = await asyncio.gather(
-            gw.fanout.call_all(
-                fallback,
-                "get_gpu_telemetry",
-                full,
-                correlation_id=correlation_id,
-                deadline=deadline,
-                meta=meta,
-            ),
-            gw.fanout.call_all(
-                fallback,
-                "get_gpu_inventory",
-                full,
-                correlation_id=correlation_id,
-                deadline=deadline,
-                meta=meta,
-            ),
-        )
-        for tel, inv in zip(telemetry, inventory, strict=True):
-            if tel.ok and tel.result is not None:
-                verdicts += from_telemetry(tel.node, tel.result, inv.result if inv.ok else None)
-            final.append(tel)
+    final = list(calls)  # an agent without get_gpu_health is reported (tool_missing), not guessed from others
     final += await gw.missing(missing)
     summary = summarize(final, "find_unhealthy_gpus", correlation_id, start, gw.config.node_timeout_s)
     log_call(summary)

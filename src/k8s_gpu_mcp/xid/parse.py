@@ -459,9 +459,3 @@ def parse_lines(
     for line in lines:
         parser.feed(line)
     return parser.finish()
-
-
-def parse_line(line: str | bytes, **kwargs: object) -> KernelEvent | None:
-    """Parse one line; the XID or lost-GPU event it holds, else None. Never raises."""
-    events = parse_lines([line], **kwargs).events  # type: ignore[arg-type]
-    return events[0] if events else None
