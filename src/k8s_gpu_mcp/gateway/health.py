@@ -8,15 +8,13 @@ pass through unchanged. A status that is not one of them is ``unknown``, never h
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, Field
 
 from k8s_gpu_mcp.vocabulary import STATUS_RANK, Status
 
 UNHEALTHY: tuple[Status, ...] = tuple(s for s, rank in STATUS_RANK.items() if rank >= STATUS_RANK["warning"])  # type: ignore[misc]
-
-_STATUSES: dict[str, Status] = {status: status for status in STATUS_RANK}
 
 
 class GpuVerdict(BaseModel):
@@ -32,7 +30,7 @@ class GpuVerdict(BaseModel):
 
 def _status(entry: dict[str, Any]) -> Status:
     value = entry.get("status")
-    return _STATUSES.get(value, "unknown") if isinstance(value, str) else "unknown"
+    return cast(Status, value) if isinstance(value, str) and value in STATUS_RANK else "unknown"
 
 
 def _reasons(entry: dict[str, Any]) -> list[str]:
