@@ -49,6 +49,54 @@ def _params(schema: dict[str, Any]) -> list[str]:
     return rows
 
 
+def vocabulary() -> list[str]:
+    """The one vocabulary, from vocabulary.py: the fields, the status scale, the XID severities."""
+    from k8s_gpu_mcp import vocabulary as v
+
+    lines = [
+        "## Vocabulary",
+        "",
+        "Every node tool answers with the same head, in this order, and means the same thing by each",
+        "word (`src/k8s_gpu_mcp/vocabulary.py`):",
+        "",
+        "| field | meaning |",
+        "| --- | --- |",
+        *[f"| `{name}` | {text} |" for name, text in v.FIELDS.items()],
+        "",
+        "`detail` on every node tool:",
+        "",
+        "| detail | answer |",
+        "| --- | --- |",
+        *[f"| `{name}` | {text} |" for name, text in v.DETAIL_MEANING.items()],
+        "",
+        "The status scale, least to most severe (one scale for every tool, every GPU and every node):",
+        "",
+        "| status | meaning |",
+        "| --- | --- |",
+        *[
+            f"| `{name}` | {v.STATUS_MEANING[name]} |"
+            for name in sorted(v.STATUS_RANK, key=v.STATUS_RANK.get)
+        ],
+        "",
+        "NVIDIA's XID catalog severities on that scale:",
+        "",
+        "| XID catalog severity | status |",
+        "| --- | --- |",
+        *[f"| {name} | `{status}` |" for name, status in v.XID_STATUS.items()],
+        "",
+        "Reasons that mean *not there by design*, left out of summaries: "
+        + ", ".join(f"`{p}...`" for p in v.BY_DESIGN)
+        + ". Every other reason in `unavailable` is a check that could not be made.",
+        "",
+        "Arguments: enumerations (`detail`, `min_severity`) accept any case. An argument the tool does not",
+        "take is refused, and a bad value is answered with one sentence naming the argument, what was wrong",
+        "and what is valid. A tool this mode leaves out says which mode has it (`reset_gpu needs --mode",
+        "operator`).",
+        "",
+    ]
+    return lines
+
+
 def render() -> str:
     read_only = _listed("read-only")
     operator_only = [t for t in _listed("operator") if t.name not in {r.name for r in read_only}]
@@ -60,6 +108,7 @@ def render() -> str:
         "published `outputSchema`, and every result carries `source` (backend, mock profile/scenario,",
         "driver, node, time).",
         "",
+        *vocabulary(),
     ]
     for heading, tools in (
         ("Read-only tools", read_only),

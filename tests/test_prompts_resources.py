@@ -63,3 +63,24 @@ async def test_resources_inventory_profiles_scenarios_and_xid_catalog(make_app):
         assert profiles["active"] == "h100-sxm5-80gb-x8" and len(profiles["profiles"]) >= 5
         entry = json.loads((await client.read_resource("xid://catalog/48")).contents[0].text)
         assert entry["code"] == 48 and entry["severity"] == "Fatal"
+
+
+TRIAGE_MAX = 16 * 1024  # issue 14: a whole triage of one node, by the gpu-triage steps, under 16 KB
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("scenario", [None, "nvlink-down-xid74", "gpu-lost-xid79", "ecc-dbe-xid48", "zombie"])
+async def test_a_whole_gpu_triage_stays_under_16_kb_of_tool_output(make_app, scenario):
+    from k8s_gpu_mcp.prompts import TRIAGE_STEPS, triage_calls
+
+    sizes = {}
+    async with Client(make_app(scenario=scenario).server) as client:
+        text = (await client.get_prompt("gpu-triage", {"node": "gpu-node-test"})).messages[0].content.text
+        for tool, args in triage_calls("gpu-node-test"):
+            assert f"Call {tool}(" in text  # the prompt says the call the test makes
+            result = await client.call_tool(tool, args)
+            sizes[tool] = sum(len(c.text.encode()) for c in result.content if hasattr(c, "text"))
+            if tool != "describe_gpu_node":  # needs the cluster API, which a mock node has not
+                assert not result.is_error and result.structured_content["detail"] == "summary", tool
+    assert len(sizes) == len(TRIAGE_STEPS) == 7
+    assert sum(sizes.values()) < TRIAGE_MAX, sizes

@@ -96,3 +96,89 @@ def test_every_tool_module_declares_its_toolset():
 
     for name in tool_module_names():
         assert hasattr(importlib.import_module(f"k8s_gpu_mcp.tools.{name}"), "TOOLSET"), name
+
+
+async def _call(app: AgentApp, tool: str, arguments: dict) -> tuple[bool, str]:
+    from mcp.client import Client
+
+    async with Client(app.server) as client:
+        result = await client.call_tool(tool, arguments)
+    return bool(result.is_error), result.content[0].text
+
+
+@pytest.mark.parametrize(
+    ("tool", "arguments", "expected"),
+    [
+        (
+            "get_gpu_health",
+            {"detail": "bogus"},
+            "get_gpu_health: argument 'detail' = 'bogus' is not valid; valid: summary or full (any case)",
+        ),
+        (
+            "analyze_xid_errors",
+            {"limit": 0},
+            "argument 'limit' = 0 is not valid; valid: an integer >= 1 and <= 5000",
+        ),
+        (
+            "analyze_xid_errors",
+            {"min_severity": "bogus"},
+            "argument 'min_severity' = 'Bogus' is not valid; valid: Info or Warning or Critical or Fatal (any case)",
+        ),
+        (
+            "get_gpu_telemetry",
+            {"gpus": {"a": 1}},
+            "argument 'gpus' = {'a': 1} is not valid (not one of the accepted forms); valid: GPU indexes",
+        ),
+        (
+            "verify_gpu_after_reset",
+            {},
+            "verify_gpu_after_reset: argument 'gpu' is required: GPU index, UUID or PCI bus id",
+        ),
+        (
+            "get_gpu_health",
+            {"gpus": [0], "gpu_index": 0},
+            "get_gpu_health takes no argument 'gpu_index'; its arguments: gpus, since, detail",
+        ),
+        ("reset_gpu", {"gpu": 0}, "reset_gpu needs --mode operator"),
+        ("no_such_tool", {}, "no tool 'no_such_tool'; tools: analyze_xid_errors,"),
+        (
+            "get_gpu_health",
+            {"since": "2099-01-01T00:00:00Z"},
+            "get_gpu_health: since '2099-01-01T00:00:00Z' is in the future",
+        ),
+        ("get_gpu_inventory", {"gpus": [42]}, "get_gpu_inventory: unknown GPU 42; valid GPUs: 0 (GPU-"),
+    ],
+)
+def test_a_bad_call_is_one_sentence_naming_the_argument_and_what_is_valid(agent, tool, arguments, expected):
+    is_error, text = anyio.run(_call, agent(), tool, arguments)
+    assert is_error and expected in text, text
+    for dump in ("validation error", "errors.pydantic.dev", "Error executing tool", "type=", "\n"):
+        assert dump not in text, text
+    assert len(text) < 600
+
+
+@pytest.mark.parametrize(
+    ("tool", "arguments"),
+    [
+        ("get_gpu_health", {"detail": "FULL"}),
+        ("snapshot_ecc", {"detail": " Summary "}),
+        ("analyze_xid_errors", {"min_severity": "fatal"}),
+    ],
+)
+def test_input_enums_are_case_insensitive(agent, tool, arguments):
+    is_error, text = anyio.run(_call, agent(), tool, arguments)
+    assert not is_error, text
+
+
+def test_tool_text_content_is_the_structured_content_as_compact_json(agent):
+    import json
+
+    from mcp.client import Client
+
+    async def run() -> None:
+        async with Client(agent().server) as client:
+            result = await client.call_tool("get_gpu_health", {})
+        text = result.content[0].text
+        assert json.loads(text) == result.structured_content and "\n" not in text and ", " not in text[:40]
+
+    anyio.run(run)

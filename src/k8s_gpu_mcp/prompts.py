@@ -33,17 +33,45 @@ def xid_reference() -> str:
     return "\n".join(rows) + f"\nOften caused by the application rather than the hardware: XIDs {app_caused}."
 
 
+SUMMARY_NOTE = (
+    "Every node tool answers with its summary by default: `status` and `action` first, then `problems` "
+    "(only the GPUs that are not healthy, each with its reason, evidence and action; `same_as` points at "
+    "a GPU whose problem it repeats), `counts`, and `unavailable` (the checks that could not be made). "
+    'Ask detail="full" only for the one GPU whose every reading you need, with gpus=[its index].'
+)
+
+# The gpu-triage prompt's calls, in order: (tool, arguments, what to read). Arguments naming the
+# node are filled in; tests/test_prompts_resources.py runs these steps and bounds their total size.
+TRIAGE_STEPS: list[tuple[str, dict[str, str], str]] = [
+    ("get_gpu_health", {}, "the node's status and action, then each GPU that is not healthy"),
+    ("analyze_xid_errors", {"since": "24h"}, "the kernel's XID history behind any warning or failure"),
+    ("get_gpu_telemetry", {}, "a GPU that is slow but has no XID: its problem and its readings line"),
+    ("inspect_topology", {}, "multi-GPU jobs that hang or crawl: the topo -m matrix and the findings"),
+    ("snapshot_ecc", {}, "memory errors: the ECC counters, retired pages and row-remap verdict"),
+    ("list_gpu_processes", {}, "who holds each GPU and whether any process is a zombie"),
+    ("describe_gpu_node", {"node": "{node}"}, "if the cluster API is reachable: labels, taints and GPU pods"),
+]
+
+
+def _call(tool: str, args: dict[str, str], node: str) -> str:
+    shown = ", ".join(f'{k}="{v.format(node=node)}"' for k, v in args.items())
+    return f"{tool}({shown})"
+
+
+def triage_calls(node: str) -> list[tuple[str, dict[str, str]]]:
+    """The gpu-triage prompt's tool calls for ``node``, as an MCP client would make them."""
+    return [(tool, {k: v.format(node=node) for k, v in args.items()}) for tool, args, _ in TRIAGE_STEPS]
+
+
 def gpu_triage(node: str) -> str:
+    steps = "\n".join(
+        f"{n}. Call {_call(tool, args, node)}: {why}." for n, (tool, args, why) in enumerate(TRIAGE_STEPS, 1)
+    )
     return f"""Triage the NVIDIA GPUs on Kubernetes node {node}.
 
-1. Call get_gpu_health: it gives the node's status and action, then each GPU that is not healthy.
-2. Call analyze_xid_errors(since="24h") for the kernel's XID history behind any warning or failure.
-3. For a GPU that is slow but has no XID, call get_gpu_telemetry and read `throttling.explanation`.
-4. For multi-GPU jobs that hang or crawl, call inspect_topology and read its findings.
-5. For memory errors, call snapshot_ecc for the ECC counters, retired pages and row-remap verdict.
-6. Call list_gpu_processes to see who holds each GPU and whether any process is a zombie.
-7. If the cluster API is reachable, describe_gpu_node(node="{node}") shows labels, taints and GPU pods.
+{steps}
 
+{SUMMARY_NOTE}
 Conclude with one sentence per unhealthy GPU (index, what is wrong, the evidence) and the single node
 action, the most severe that applies: none, restart the workload, reset a GPU, or drain the node.
 {MOCK_NOTE}"""
@@ -52,7 +80,8 @@ action, the most severe that applies: none, restart the workload, reset a GPU, o
 def diagnose_xid_errors(since: str = "24h") -> str:
     return f"""Diagnose the NVIDIA XID errors on this node since {since}.
 
-1. Call analyze_xid_errors(since="{since}"). Read `status`, `action`, and each GPU's `problems` entry.
+1. Call analyze_xid_errors(since="{since}"). Read `status`, `action`, and each GPU's `problems` entry;
+   detail="full" adds each event's kernel line, pid and bucket when you need them.
 2. For each code, use the event's `sre_action` and `bucket`: they already account for the message text
    (XID 45 caused by an earlier XID, 48 next to 63/64, the XID 74 and 144-150 register decode, 154's
    recovery action), so do not replace them with an action per number.
@@ -69,10 +98,12 @@ Conclude with the node status, the GPUs involved (index and PCI bus id) and the 
 def gpu_health_check(node: str) -> str:
     return f"""Run a health check of the GPUs on node {node}.
 
-1. Call get_gpu_health(since="24h"). Report each GPU's status and score, and quote its reasons with
-   their evidence.
-2. For any GPU below healthy, call snapshot_ecc and get_gpu_telemetry for that GPU to confirm.
+1. Call get_gpu_health(since="24h"). Report the node's status and action, and for each GPU in
+   `problems` its status, reason and evidence; the GPUs in `healthy_gpus` passed every check.
+2. For any GPU below healthy, call snapshot_ecc(gpus=[index]) and get_gpu_telemetry(gpus=[index]) to
+   confirm; get_gpu_health(detail="full", gpus=[index]) adds its 0-100 score and every reason.
 3. Conclude: is each GPU fit to run work? Give the node status and the SRE action.
+{SUMMARY_NOTE}
 {MOCK_NOTE}"""
 
 
@@ -83,7 +114,7 @@ def investigate_stuck_job(pod: str, namespace: str = "default") -> str:
    spec) to learn which GPUs the pod holds (UUIDs when known).
 2. Call analyze_xid_errors(since="24h", gpus=[those GPUs]). A Fatal XID (for example 48, a double-bit
    ECC error, or 79, a GPU fallen off the bus) explains a hang: the answer is to drain the node.
-3. Call get_gpu_telemetry for those GPUs: thermal or power throttling explains slowness.
+3. Call get_gpu_telemetry(gpus=[those GPUs]): thermal or power throttling explains slowness.
 4. For multi-GPU jobs, call inspect_topology: an inactive NVLink or unsupported P2P makes NCCL fall back
    to slower paths and can hang collectives.
 5. Call list_gpu_processes: a zombie holding GPU memory can starve the job.
@@ -95,8 +126,10 @@ Conclude with the cause, the evidence (tool, GPU, numbers) and the action for th
 def zombie_hunt(node: str) -> str:
     return f"""Hunt for zombie GPU processes on node {node}: GPU memory held while no pod runs.
 
-1. Call list_gpu_processes. Look at `zombie` per process and `orphan_memory_mib` per GPU.
-2. For each zombie, report pid, command, container and pod, GPU and the memory it holds.
+1. Call list_gpu_processes. Its `problems` are the GPUs with a zombie or memory no process accounts
+   for, with the evidence; `processes` has one line per process.
+2. For each zombie, call list_gpu_processes(gpus=[its GPU], detail="full") and report pid, command,
+   container and pod, GPU and the memory it holds.
 3. Only if the agent runs with --mode=operator and a human agrees: kill_gpu_process(pid, dry_run=true)
    first to show the plan, then with confirmation. If memory stays held with no process, reset_gpu
    (dry_run first) is the remedy.

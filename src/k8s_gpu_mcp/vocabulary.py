@@ -51,6 +51,32 @@ SEVERITY_STATUS: dict[str, Status] = {
     "degraded": "degraded",
     "critical": "critical",
 }
+# The words every node tool's answer uses, each with one meaning (rendered into docs/tools.md).
+FIELDS: dict[str, str] = {
+    "status": "the node's or a GPU's place on the status scale below (a node's status is its worst GPU's)",
+    "action": "the next step, one sentence: for the node at the top, for one GPU in its problem",
+    "detail": "summary (the default) or full: which answer this is",
+    "problems": "every GPU that is not healthy, most severe first: status, reason (one line), evidence "
+    "(check, status, finding, readings) and action; `same_as` points at a GPU whose problem this one "
+    "repeats word for word",
+    "healthy_gpus": "the GPUs that passed every check the tool makes, named only",
+    "counts": "gpus, healthy, unknown (a deciding check could not be read) and not_healthy (warning or worse)",
+    "index": "NVML's GPU index",
+    "uuid": "NVML's GPU UUID (GPU-...)",
+    "pci_bus_id": "the GPU's PCI bus id in NVML's form (00000000:3B:00.0); the kernel log's short form "
+    "(0000:3b:00) is accepted wherever a GPU is selected",
+    "unavailable": "what could not be read, and why (`field: reason`); a null value is unknown, never healthy",
+    "not_supported": "detail=full only: the fields this GPU model or mode never has, counted once (NVML "
+    "NotSupported); summaries leave them out because they are not failures",
+    "source": "where the answer came from: backend (nvml or mock), profile and scenario when mock, "
+    "driver, node, time",
+}
+DETAIL_MEANING: dict[str, str] = {
+    "summary": "the default: status and action first, then only the GPUs that are not healthy with the "
+    "evidence, one line per GPU or per item where the tool has readings, the counts, and what could "
+    "not be read",
+    "full": "every reading of every GPU, as the tool has always returned it, plus the head above",
+}
 NOT_SUPPORTED = "NotSupported"
 # Reasons that say a field does not apply here, by design, rather than that a read failed: NVML's
 # NotSupported, and a link end that is an NVSwitch or not one of this node's GPUs (gpu/links.py).

@@ -140,10 +140,14 @@ class Evidence(ToolModel):
     )
 
 
-def evidence(check: str, status: Status, finding: str, readings: dict[str, Any]) -> Evidence:
+def evidence(
+    check: str, status: Status, finding: str, readings: dict[str, Any], index: int | None = None
+) -> Evidence:
     """An Evidence whose readings do not repeat the finding: a reading that is text the finding
-    already contains (or a list of such text, or an empty list) is left out; numbers, flags and
-    nulls (unknown) always stay."""
+    already contains (or a list of such text, or an empty list), or ``gpus`` naming just the GPU the
+    problem is about, is left out; numbers, flags and nulls (unknown) always stay."""
+    if index is not None and readings.get("gpus") == [index]:
+        readings = {k: v for k, v in readings.items() if k != "gpus"}
 
     def said(value: Any) -> bool:
         if isinstance(value, str):
@@ -162,9 +166,19 @@ def evidence(check: str, status: Status, finding: str, readings: dict[str, Any])
     return Evidence(check=check, status=status, finding=finding, readings=unsaid(readings))
 
 
+HEADLINE_MAX = 90  # a reason longer than this is cut to its lead clause (the evidence says the rest)
+
+
 def headline(message: str) -> str:
-    """A finding's first clause: the one-line reason a problem leads with (the rest is its evidence)."""
-    return message.split("; ", 1)[0]
+    """A finding's lead: the one-line reason a problem starts with (its evidence carries the rest).
+    The first clause before "; ", and of a long one the part before its first ": " when that part
+    can stand alone ("nvlink check did not run", "30720 MiB held by 1 zombie process (pid 42)")."""
+    first = message.split("; ", 1)[0]
+    if len(first) > HEADLINE_MAX:
+        lead, sep, _ = first.partition(": ")
+        if sep and len(lead) >= 20:
+            return lead
+    return first
 
 
 def ranges(numbers: Iterable[int]) -> str:
@@ -359,7 +373,9 @@ def judge_gpu(
         **name.model_dump(),
         status=status,
         reason=headline(shown[0].message),
-        evidence=[evidence(r.component, SEVERITY_STATUS[r.severity], r.message, r.evidence) for r in shown],
+        evidence=[
+            evidence(r.component, SEVERITY_STATUS[r.severity], r.message, r.evidence, index) for r in shown
+        ],
         action=action,
     )
     return status, problem, assessment

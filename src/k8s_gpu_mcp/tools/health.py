@@ -91,7 +91,9 @@ def problem(g: GpuHealth) -> GpuProblem:
         pci_bus_id=g.pci_bus_id,
         status=g.status,
         reason=headline(shown[0].message) if shown else g.summary,
-        evidence=[evidence(r.component, SEVERITY_STATUS[r.severity], r.message, r.evidence) for r in shown],
+        evidence=[
+            evidence(r.component, SEVERITY_STATUS[r.severity], r.message, r.evidence, g.index) for r in shown
+        ],
         action=g.action,
     )
 
@@ -122,7 +124,9 @@ def xid_finding(summary: XidSummary) -> health.XidFinding:
         action=summary.sre_action,
         name=summary.name or "",
         count=summary.count,
-        last_seen=summary.last_seen,
+        last_seen=summary.last_seen.replace(microsecond=0)
+        if summary.last_seen
+        else None,  # said to the second
     )
 
 

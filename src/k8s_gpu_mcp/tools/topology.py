@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
@@ -101,7 +101,10 @@ class TopologyReading(ToolModel):
 
 class TopologyResult(NodeAnswer):
     matrix_text: str = Field(description="the GPU-by-GPU matrix rendered like nvidia-smi topo -m")
-    findings: list[TopologyFinding] = Field(description="what the layout means, with its consequence")
+    findings: list[TopologyFinding] = Field(
+        description="what the layout means, with its consequence; the summary lists those no problem "
+        "above carries as evidence (notes such as corrected CRC counts, P2P limits of the layout)"
+    )
     labels: list[str] | None = full_only("matrix row/column labels, GPU<index>")
     matrix: list[list[str]] | None = full_only(
         "nvidia-smi topo -m words: X, NV#, PIX, PXB, PHB, NODE, SYS, N/A"
@@ -152,29 +155,33 @@ def nvlink_unchecked(unavailable: dict[str, str]) -> dict[str, str]:
 
 
 def reasons(reading: TopologyReading, gpu: GpuTopology) -> list[health.Reason]:
-    """This GPU's findings as reasons: NVLink ones through get_gpu_health's own rule (same severity and
-    action), the others (P2P limits of the layout) as they are; a link check that could not run is
-    unknown. Each says the finding's message; its consequence is in ``findings``, said once."""
+    """This GPU's findings as reasons: NVLink ones through get_gpu_health's own rule (same severity,
+    words and action), the others (P2P limits of the layout) as they are; a link check that could not
+    run is unknown."""
     mine = [f for f in reading.findings if gpu.index in f.gpus]
-    out = []
-    for f in mine:
-        if f.kind in LINK_FINDINGS:
-            judged = health.nvlink(
-                health.HealthInputs(index=gpu.index, nvlink=[topo.Finding(**f.model_dump())])
-            )
-            severity, action = judged[0].severity, judged[0].action
-        else:
-            severity, action = f.severity, None
-        evidence: dict[str, Any] = {"kind": f.kind}
-        if f.links:
-            evidence["links"] = f.links
-        out.append(
-            health.Reason(
-                "nvlink" if f.kind in LINK_FINDINGS else "topology", severity, f.message, evidence, action
-            )
+    links = [topo.Finding(**f.model_dump()) for f in mine if f.kind in LINK_FINDINGS]
+    inputs = health.HealthInputs(
+        index=gpu.index, nvlink=links, failed_checks=nvlink_unchecked(topology_unavailable(gpu))
+    )
+    out = [*health.nvlink(inputs), *health.checks(inputs)]
+    out += [
+        health.Reason(
+            "topology", f.severity, f"{f.message}: {f.consequence}", {"kind": f.kind, "links": f.links}
         )
-    inputs = health.HealthInputs(index=gpu.index, failed_checks=nvlink_unchecked(topology_unavailable(gpu)))
-    return sorted([*out, *health.checks(inputs)], key=lambda r: -health.SEVERITY_RANK[r.severity])
+        for f in mine
+        if f.kind not in LINK_FINDINGS
+    ]
+    return sorted(out, key=lambda r: -health.SEVERITY_RANK[r.severity])
+
+
+def short_legend(matrix_text: str, cells: list[list[str]]) -> str:
+    """The legend naming only the words the matrix uses (the summary's; full keeps nvidia-smi's whole one)."""
+    used = {"NV#" if c.startswith("NV") else c for row in cells for c in row}
+    body, sep, legend = matrix_text.partition("\n\nLegend: ")
+    if not sep:
+        return matrix_text
+    kept = [entry for entry in legend.strip().split("; ") if entry.split(" = ")[0] in used]
+    return f"{body}\n\nLegend: {'; '.join(kept)}\n"
 
 
 def answer(reading: TopologyReading, detail: DetailLevel) -> TopologyResult:
@@ -193,8 +200,17 @@ def answer(reading: TopologyReading, detail: DetailLevel) -> TopologyResult:
         fold_unavailable(reading.unavailable, per_gpu, keep_not_supported=detail == "full"),
         "No action: every NVLink is up and error-free, and the layout has no gap.",
     )
+    shown = {e.finding for p in head["problems"] for e in p.evidence}
     result = TopologyResult(
-        **head, matrix_text=reading.matrix_text, findings=reading.findings, source=reading.source
+        **head,
+        matrix_text=reading.matrix_text
+        if detail == "full"
+        else short_legend(reading.matrix_text, reading.matrix),
+        # a finding a problem above already says (message and consequence) is not said twice
+        findings=reading.findings
+        if detail == "full"
+        else [f for f in reading.findings if f"{f.message}: {f.consequence}" not in shown],
+        source=reading.source,
     )
     if detail == "full":
         result.labels, result.matrix, result.p2p = reading.labels, reading.matrix, reading.p2p

@@ -47,8 +47,9 @@ class VerifyResult(ToolModel):
     index: int
     uuid: str | None
     pci_bus_id: str | None
-    status: Literal["verified", "failed", "unknown"] = Field(
-        description="verified: every check passed; failed: one failed; unknown: one could not be made"
+    outcome: Literal["verified", "failed", "unknown"] = Field(
+        description="verified: every check passed; failed: one failed; unknown: one could not be made "
+        "(an outcome, like the remediation tools'; `status` is kept for the one health scale)"
     )
     checks: list[Check]
     reset_at: datetime | None = Field(description="when this agent reset the GPU; null if it did not")
@@ -165,19 +166,19 @@ def verify(app: AgentApp, gpu: int | str) -> VerifyResult:
     since = record.at if record else now - DEFAULT_WINDOW
     checks, state = _checks(app, ref, since)
     failed = [c for c in checks if c.ok is False]
-    status: Literal["verified", "failed", "unknown"] = (
+    outcome: Literal["verified", "failed", "unknown"] = (
         "failed" if failed else "unknown" if any(c.ok is None for c in checks) else "verified"
     )
     if failed:
         action = "; ".join(dict.fromkeys(ACTIONS[c.name] for c in failed))
-    elif status == "unknown":
+    elif outcome == "unknown":
         action = "not every check could be made (see checks): do not return the GPU to service on this alone"
     else:
         action = "verified: when every GPU on the node passes, return it to service (uncordon_node)"
     if record is None:
         action += f". This agent did not reset GPU {ref.index}: XIDs of the last hour were checked"
     return VerifyResult(
-        source=source(app), index=ref.index, uuid=ref.uuid, pci_bus_id=ref.bus_id, status=status,
+        source=source(app), index=ref.index, uuid=ref.uuid, pci_bus_id=ref.bus_id, outcome=outcome,
         checks=checks, reset_at=record.at if record else None, since=since,
         state_before=record.state_before.as_json() if record else None, state_now=state.as_json(),
         action=action,
@@ -191,7 +192,7 @@ def register(app: AgentApp) -> None:
         """Check that a GPU reset fixed the GPU before it returns to service: the GPU answers, no row
         remap or page retirement is still pending, no remap failed, the volatile uncorrected ECC count
         is zero, no XID since the reset, and every NVLink is up. Each check is true, false or null (not
-        readable, with why); status is verified only when all are true. When this agent ran reset_gpu,
+        readable, with why); outcome is verified only when all are true. When this agent ran reset_gpu,
         the state before the reset is returned too."""
         return verify(app, gpu)
 

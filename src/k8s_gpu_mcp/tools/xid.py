@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from mcp.server.mcpserver.exceptions import ToolError
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from k8s_gpu_mcp.tools import _common
 from k8s_gpu_mcp.tools._common import (
@@ -54,6 +54,11 @@ def _file_source(settings: Any, source: str) -> str:
             f"operator named at start-up (--kernel-log, --xid-log-files): {listed}"
         )
     return allowed[key]
+
+
+def _severity_word(value: Any) -> Any:
+    """``fatal``, ``FATAL``, `` Fatal `` -> ``Fatal``: input enums are case-insensitive."""
+    return value.strip().capitalize() if isinstance(value, str) else value
 
 
 def _check_filters(since: str, min_severity: str | None) -> None:
@@ -141,6 +146,22 @@ def xid_problems(rows: list[XidSummary]) -> list[GpuProblem]:
 
 def answer(app: AgentApp, analysis: XidAnalysis, refs: list[Any], detail: DetailLevel) -> XidErrorsResult:
     problems = xid_problems(analysis.xids)
+    lost = {r.index: r for r in refs if r.lost_reason}
+    for p in problems:  # a lost GPU is lost, whatever its XIDs say: one status for the GPU
+        if p.index in lost:
+            p.status = "lost"
+    for index, ref in lost.items():
+        if not any(p.index == index for p in problems):
+            why = f"{_common.LOST_REASON}: {ref.lost_reason}"
+            problems.append(
+                GpuProblem(
+                    **_common.gpu_name(ref).model_dump(),
+                    status="lost",
+                    reason=why,
+                    evidence=[_common.evidence("lost", "lost", why, {"nvml": ref.lost_reason})],
+                    action="Cordon and drain the node and reboot it (see get_gpu_health)",
+                )
+            )
     status_of = {p.index: p.status for p in problems if p.index is not None}
     statuses: list[tuple[GpuName, Status]] = [
         (_common.gpu_name(r), "lost" if r.lost_reason else status_of.get(r.index, "healthy")) for r in refs
@@ -351,9 +372,11 @@ def register(app: AgentApp) -> None:
         since: Annotated[str, Field(description='Window: "30m", "24h", "7d" or an RFC 3339 time')] = "24h",
         gpus: GpuSelector = None,
         min_severity: Annotated[
-            str | None,
+            Literal["Info", "Warning", "Critical", "Fatal"] | None,
+            BeforeValidator(_severity_word),
             Field(
-                description="Only events at or above this catalog severity: Info, Warning, Critical or Fatal"
+                description="Only events at or above this catalog severity: Info, Warning, Critical or Fatal "
+                "(any case)"
             ),
         ] = None,
         limit: Annotated[int, Field(ge=1, le=5000, description="Most recent events to return")] = 200,
