@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from k8s_gpu_mcp.diagnose.health import SEVERITY_RANK, SEVERITY_STATUS, Reason, Severity, Status
+from k8s_gpu_mcp.diagnose.health import SEVERITY_RANK, Reason, Severity
 from k8s_gpu_mcp.gpu.fabric import FabricInfo
-from k8s_gpu_mcp.vocabulary import STATUS_RANK
+from k8s_gpu_mcp.vocabulary import SEVERITY_STATUS, STATUS_RANK, Status
 
 FM_ACTION = (
     "Check Fabric Manager on the node (systemctl status nvidia-fabricmanager; /var/log/fabricmanager.log) "

@@ -14,22 +14,14 @@ from k8s_gpu_mcp.diagnose import pcie as pcie_rules
 from k8s_gpu_mcp.diagnose.ecc import Verdict as EccVerdict
 from k8s_gpu_mcp.diagnose.throttle import Throttling
 from k8s_gpu_mcp.diagnose.topology import Finding
-from k8s_gpu_mcp.vocabulary import STATUS_RANK, XID_STATUS
+from k8s_gpu_mcp.vocabulary import SEVERITY_STATUS, STATUS_RANK, XID_STATUS, Status
 
-# "unknown": nothing wrong was found, but a check could not run or a signal could not be read, so
-# the GPU is not known to be healthy. It ranks above healthy and below warning: a found fault wins.
-Status = Literal["healthy", "unknown", "warning", "degraded", "critical", "lost"]
+# Statuses are the one scale of vocabulary.py. "unknown": nothing wrong was found, but a check could
+# not run or a signal could not be read, so the GPU is not known to be healthy; a found fault wins.
 Severity = Literal["info", "unknown", "warning", "degraded", "critical"]
 XidSeverity = Literal["Info", "Warning", "Critical", "Fatal"]
 PENALTY: dict[str, int] = {"info": 0, "unknown": 5, "warning": 10, "degraded": 25, "critical": 50}
 SEVERITY_RANK: dict[str, int] = {"info": 0, "unknown": 1, "warning": 2, "degraded": 3, "critical": 4}
-SEVERITY_STATUS: dict[str, Status] = {
-    "info": "healthy",
-    "unknown": "unknown",
-    "warning": "warning",
-    "degraded": "degraded",
-    "critical": "critical",
-}
 # Memory held with no process to account for it: below this share of the GPU's memory (or 256 MiB)
 # it is CUDA/driver bookkeeping, above it the next job can run out of memory.
 ORPHAN_MIN_MIB = 256

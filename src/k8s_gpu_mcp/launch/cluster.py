@@ -105,11 +105,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
 
 def parse_args(argv: Sequence[str], prog: str = "k8s-gpu-mcp connect") -> ClusterOptions:
-    argv = list(argv)
-    extra: list[str] = []
-    if "--" in argv:
-        cut = argv.index("--")
-        argv, extra = argv[:cut], argv[cut + 1 :]
+    argv, extra = syringe.split_serve_args(argv)
     ns = build_parser(prog).parse_args(argv)
     if ns.max_sessions < 1:
         build_parser(prog).error("--max-sessions must be at least 1")

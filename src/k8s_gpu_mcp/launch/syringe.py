@@ -139,13 +139,18 @@ def build_parser(prog: str = "k8s-gpu-mcp connect") -> argparse.ArgumentParser:
     return p  # fmt: skip
 
 
+def split_serve_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(the launcher's arguments, the ones after the first ``--`` for `k8s-gpu-mcp serve` in the pod)."""
+    argv = list(argv)
+    if "--" not in argv:
+        return argv, []
+    cut = argv.index("--")
+    return argv[:cut], argv[cut + 1 :]
+
+
 def parse_args(argv: Sequence[str], prog: str = "k8s-gpu-mcp connect") -> Options:
     """Split at the first ``--`` (serve args) and parse the rest."""
-    argv = list(argv)
-    extra: list[str] = []
-    if "--" in argv:
-        cut = argv.index("--")
-        argv, extra = argv[:cut], argv[cut + 1 :]
+    argv, extra = split_serve_args(argv)
     ns = build_parser(prog).parse_args(argv)
     kind, _, name = ns.target.rpartition("/")
     if kind not in ("", "node", "nodes", "no") or not name:

@@ -66,7 +66,7 @@ class GpuHealth(ToolModel):
     uuid: str | None
     name: str | None
     pci_bus_id: str | None
-    status: health.Status = Field(description="on the one status scale (docs/tools.md)")
+    status: Status = Field(description="on the one status scale (docs/tools.md)")
     score: int = Field(ge=0, le=100, description="100 minus each component's worst penalty (docs/health.md)")
     summary: str
     reasons: list[HealthReason] = Field(description="most severe first")
