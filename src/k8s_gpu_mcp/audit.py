@@ -18,6 +18,11 @@ MAX_ITEMS = 64  # per list or mapping: a plan names at most a node's GPUs (8-16)
 MAX_DEPTH = 6
 MAX_LINE_BYTES = 16 * 1024
 
+# _meta keys a connect cluster or gateway puts on the node call it forwards: who asked, and the id
+# that ties the agent's audit line to the fan-out's own log line.
+META_CORRELATION = "io.k8s-gpu-mcp/correlation-id"
+META_CALLER = "io.k8s-gpu-mcp/caller"
+
 log = logging.getLogger("k8s_gpu_mcp.audit")
 log.setLevel(logging.INFO)  # audit lines pass whatever --log-level the operator picked
 
@@ -56,6 +61,21 @@ class AuditLog:
                 raise AuditError(f"cannot write the audit log {self.path}: {exc}") from exc
         log.info("audit", extra={"audit": record})
         return record
+
+
+def who_asked(meta: Any, client_name: str | None) -> dict[str, str]:
+    """The audit's "who asked": the caller a connect cluster or gateway named in the call's _meta
+    (with its correlation id), else the MCP client's own name from initialize, else "unknown"."""
+    fields = dict(meta) if isinstance(meta, dict) else {}
+    caller, correlation = fields.get(META_CALLER), fields.get(META_CORRELATION)
+    out = {
+        "requested_by": str(caller) if caller else f"MCP client {client_name!r}" if client_name else "unknown"
+    }
+    if caller and client_name:
+        out["via"] = f"MCP client {client_name!r}"
+    if correlation:
+        out["correlation_id"] = str(correlation)
+    return out
 
 
 def bounded(value: Any, depth: int = 0) -> Any:

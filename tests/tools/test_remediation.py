@@ -312,3 +312,21 @@ def test_confirmation_outcomes_read_clearly():
     ]:
         with pytest.raises(Refusal, match=text):
             confirmation(outcome, False)
+
+
+@pytest.mark.anyio
+async def test_the_audit_line_says_who_asked(operator, child):
+    """The caller a connect cluster or gateway names in _meta, with its correlation id; else the
+    MCP client's own name."""
+    from k8s_gpu_mcp.audit import META_CALLER, META_CORRELATION
+
+    app, audit = operator()
+    app.backend.nvml.fake_add_process(1, child.pid, GIB, real=True)
+    async with Client(app.server) as client:
+        await client.call_tool("kill_gpu_process", {"pid": child.pid, "dry_run": True})
+        meta = {META_CALLER: "kubeconfig context sre at https://api", META_CORRELATION: "c0ffee"}
+        await client.call_tool("kill_gpu_process", {"pid": child.pid, "dry_run": True}, meta=meta)
+    plain, forwarded = audit_lines(audit)
+    assert plain["requested_by"].startswith("MCP client '") and "correlation_id" not in plain
+    assert forwarded["requested_by"] == "kubeconfig context sre at https://api"
+    assert forwarded["correlation_id"] == "c0ffee" and forwarded["via"].startswith("MCP client '")

@@ -29,7 +29,7 @@ from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from k8s_gpu_mcp import __version__
-from k8s_gpu_mcp.audit import AuditLog
+from k8s_gpu_mcp.audit import META_CALLER, META_CORRELATION, AuditLog
 from k8s_gpu_mcp.gateway.breaker import BreakerBoard
 from k8s_gpu_mcp.gateway.discovery import (
     Agent,
@@ -68,8 +68,6 @@ PASS_THROUGH = ToolAnnotations(
 )
 
 TEXT_LIMIT_BYTES = 256 * 1024
-META_CORRELATION = "io.k8s-gpu-mcp/correlation-id"  # _meta keys of a node call
-META_CALLER = "io.k8s-gpu-mcp/caller"
 DESTRUCTIVE_TOOLS = ("kill_gpu_process", "reset_gpu")
 
 INSTRUCTIONS = (

@@ -16,7 +16,7 @@ from mcp.server.elicitation import AcceptedElicitation
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field, StrictBool
 
-from k8s_gpu_mcp.audit import AuditError, AuditLog
+from k8s_gpu_mcp.audit import AuditError, AuditLog, who_asked
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import Context
@@ -85,18 +85,31 @@ def confirmation(approval: Any, confirm: bool) -> str:
     raise Refusal(f"the user {action} the confirmation request")
 
 
+def requester(ctx: Context[Any, Any] | None) -> dict[str, str]:
+    """Who asked for this call (see audit.who_asked), from the request's _meta and the client's name."""
+    if ctx is None:
+        return who_asked(None, None)
+    try:
+        request = ctx.request_context
+    except ValueError:  # outside a request (a direct call in tests)
+        return who_asked(None, None)
+    params = request.session.client_params
+    return who_asked(request.meta, params.client_info.name if params is not None else None)
+
+
 class Auditor:
     """Writes the audit line for one tool call; refusal lines never hide the refusal itself."""
 
-    def __init__(self, app: AgentApp, tool: str, args: dict[str, Any]):
+    def __init__(self, app: AgentApp, tool: str, args: dict[str, Any], ctx: Context[Any, Any] | None = None):
         self.log = AuditLog(app.settings.audit_log, app.backend.node_name)
         self.tool = tool
         self.args = args
         self.mock = app.backend.mock is not None
+        self.who = requester(ctx)
 
     def record(self, outcome: str, **fields: Any) -> AuditRecord:
         """Write a line; raises AuditError (the caller must then not act)."""
-        self.log.write(self.tool, outcome, args=self.args, mock=self.mock, **fields)
+        self.log.write(self.tool, outcome, args=self.args, mock=self.mock, **self.who, **fields)
         return AuditRecord(written=True, audit_log=self.log.path)
 
     def refuse(self, reason: str, **fields: Any) -> ToolError:

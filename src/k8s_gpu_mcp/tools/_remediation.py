@@ -114,6 +114,7 @@ def register(app: "AgentApp") -> None:
         grace_seconds: Annotated[StrictInt, Field(description=f"0 to {MAX_GRACE_S}")] = 10,
         dry_run: DryRun = False,
         confirm: Confirm = False,
+        ctx: Context | None = None,
     ) -> KillResult:
         """Stop a process that holds a GPU: send SIGTERM (or INT/KILL), wait grace_seconds, then SIGKILL
         if it is still running, and report the GPU memory freed as NVML reads it back. The pid must be
@@ -129,7 +130,7 @@ def register(app: "AgentApp") -> None:
             "dry_run": dry_run,
             "confirm": confirm,
         }
-        auditor = Auditor(app, "kill_gpu_process", args)
+        auditor = Auditor(app, "kill_gpu_process", args, ctx)
         with auditor.deciding():
             if isinstance(asked, Refusal):
                 raise asked
@@ -187,6 +188,7 @@ def register(app: "AgentApp") -> None:
         approval: Annotated[ElicitationResult[Approval], Resolve(ask_reset)],
         dry_run: DryRun = False,
         confirm: Confirm = False,
+        ctx: Context | None = None,
     ) -> ResetResult:
         """Reset one GPU (clears its contexts and volatile ECC counters, applies pending row remaps, page
         retirements and MIG mode) after checking and reporting each precondition: no processes on it, MIG
@@ -195,7 +197,7 @@ def register(app: "AgentApp") -> None:
         confirms through elicitation when the client supports it, else the call needs confirm=true, passed
         only after the user agreed; dry_run=true returns the checks and the method without acting. NVML
         state is read back afterwards. Every attempt is audited."""
-        auditor = Auditor(app, "reset_gpu", {"gpu": gpu, "dry_run": dry_run, "confirm": confirm})
+        auditor = Auditor(app, "reset_gpu", {"gpu": gpu, "dry_run": dry_run, "confirm": confirm}, ctx)
         with auditor.deciding():
             ref = one_gpu(app, gpu)
             state = await anyio.to_thread.run_sync(read_reset_state, app.backend.adapter, ref)

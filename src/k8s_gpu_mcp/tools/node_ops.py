@@ -147,11 +147,11 @@ def register(app: "AgentApp") -> None:
         )
 
     async def set_cordon(
-        tool: str, node: str, cordon: bool, approval: Any, dry_run: bool, confirm: bool
+        tool: str, node: str, cordon: bool, approval: Any, dry_run: bool, confirm: bool, ctx: Context | None
     ) -> NodeOpResult:
         from k8s_gpu_mcp.k8s.drain import set_unschedulable
 
-        auditor = Auditor(app, tool, {"node": clip(node), "dry_run": dry_run, "confirm": confirm})
+        auditor = Auditor(app, tool, {"node": clip(node), "dry_run": dry_run, "confirm": confirm}, ctx)
         with auditor.deciding():
             _own_node(app, node)
             if dry_run:
@@ -175,22 +175,24 @@ def register(app: "AgentApp") -> None:
         approval: Annotated[ElicitationResult[Approval], Resolve(ask_cordon)],
         dry_run: DryRun = False,
         confirm: Confirm = False,
+        ctx: Context | None = None,
     ) -> NodeOpResult:
         """Cordon this node (spec.unschedulable=true): the scheduler places no new pods on it, running
         pods keep running. The first step before draining or repairing a GPU node; undo it with
         uncordon_node. The user confirms through elicitation when the client supports it, else the call
         needs confirm=true, passed only after the user agreed. Audited."""
-        return await set_cordon("cordon_node", node, True, approval, dry_run, confirm)
+        return await set_cordon("cordon_node", node, True, approval, dry_run, confirm, ctx)
 
     async def uncordon_node(
         node: NodeName,
         approval: Annotated[ElicitationResult[Approval], Resolve(ask_uncordon)],
         dry_run: DryRun = False,
         confirm: Confirm = False,
+        ctx: Context | None = None,
     ) -> NodeOpResult:
         """Uncordon this node (spec.unschedulable=false) once its GPUs are verified healthy again: the
         scheduler may place pods on it. Confirmed (elicitation, else confirm=true) and audited."""
-        return await set_cordon("uncordon_node", node, False, approval, dry_run, confirm)
+        return await set_cordon("uncordon_node", node, False, approval, dry_run, confirm, ctx)
 
     def ask_drain(
         node: str, all_pods: bool, grace_seconds: int | None, dry_run: bool, ctx: Context
@@ -218,6 +220,7 @@ def register(app: "AgentApp") -> None:
         ] = None,
         dry_run: DryRun = False,
         confirm: Confirm = False,
+        ctx: Context | None = None,
     ) -> DrainResult:
         """Drain this node's GPU work: cordon the node, then evict the pods that use GPUs (nvidia.com/gpu
         or MIG resources; all_pods=true for every pod) through the Eviction API, so PodDisruptionBudgets
@@ -228,7 +231,7 @@ def register(app: "AgentApp") -> None:
 
         args = {"node": clip(node), "all_pods": all_pods, "grace_seconds": grace_seconds, "dry_run": dry_run,
                 "confirm": confirm}  # fmt: skip
-        auditor = Auditor(app, "drain_gpu_node", args)
+        auditor = Auditor(app, "drain_gpu_node", args, ctx)
         if grace_seconds is not None and not 0 <= grace_seconds <= MAX_GRACE_S:
             raise ToolError(f"grace_seconds must be 0 to {MAX_GRACE_S}, not {clip(grace_seconds)}")
         with auditor.deciding():
