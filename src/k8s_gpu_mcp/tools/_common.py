@@ -171,14 +171,13 @@ HEADLINE_MAX = 90  # a reason longer than this is cut to its lead clause (the ev
 
 def headline(message: str) -> str:
     """A finding's lead: the one-line reason a problem starts with (its evidence carries the rest).
-    The first clause before "; ", and of a long one the part before its first ": " when that part
-    can stand alone ("nvlink check did not run", "30720 MiB held by 1 zombie process (pid 42)")."""
+    The first clause before "; "; of a long one, the shortest part before a ": " that can stand alone
+    ("GPU 1: 1 of 18 NVLinks inactive (links 4)", "30720 MiB held by 1 zombie process (pid 42)")."""
     first = message.split("; ", 1)[0]
-    if len(first) > HEADLINE_MAX:
-        lead, sep, _ = first.partition(": ")
-        if sep and len(lead) >= 20:
-            return lead
-    return first
+    if len(first) <= HEADLINE_MAX:
+        return first
+    cuts = [i for i in range(20, len(first)) if first.startswith(": ", i)]
+    return first[: cuts[0]] if cuts else first
 
 
 def ranges(numbers: Iterable[int]) -> str:
