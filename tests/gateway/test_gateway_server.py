@@ -47,7 +47,7 @@ async def test_tools_listed_with_target_arguments(tmp_path, payloads):
 async def test_targets_and_partial_results(tmp_path, payloads, caplog):
     fleet = SimFleet(payloads, ["ok", "ok", "hang", "ok"])
     gw = await gateway(tmp_path, fleet, node_timeout=1.0)
-    caplog.set_level(logging.INFO, logger="k8s_gpu_mcp.gateway.server")
+    caplog.set_level(logging.INFO, logger="k8s_gpu_mcp.gateway.core")
     async with Client(gw.server) as client:
         r = await client.call_tool("get_gpu_telemetry", {"gpus": [0]})
         s = r.structured_content

@@ -35,7 +35,7 @@ async def test_real_health_output_maps_status_and_reasons(make_app, scenario, gp
 async def test_cluster_health_summary_keeps_every_verdict_and_drops_the_evidence(make_app):
     import json
 
-    from k8s_gpu_mcp.gateway.server import health_summary
+    from k8s_gpu_mcp.gateway.tools import health_summary
 
     app = make_app(profile=None, scenario="ecc-dbe-xid48")
     full = (await call(app, "get_gpu_health", {"detail": "full"})).structured_content

@@ -5,7 +5,7 @@ machine. It uses their kubeconfig and creates nothing on the cluster until a too
 the API-only tools (launch/cluster_api.py) read the API server; a node tool with a target opens
 an agent session on each target node through the syringe (launch/cluster_sessions.py), reuses it,
 and closes it when idle or when the client goes away. The node tools, waves, deadlines, breakers,
-partial results and progress are the gateway's own core (gateway/server.FleetApp + gateway/fanout),
+partial results and progress are the gateway's own core (gateway/core.FleetApp + gateway/fanout),
 over this other transport.
 """
 
@@ -24,17 +24,13 @@ from typing import Any
 import anyio
 from mcp.server.mcpserver import Context
 
+from k8s_gpu_mcp.audit import META_CALLER, META_CORRELATION
 from k8s_gpu_mcp.cli import add_options
 from k8s_gpu_mcp.config import LogLevel, Mode, Settings, option
+from k8s_gpu_mcp.gateway.core import FleetApp
 from k8s_gpu_mcp.gateway.discovery import Agent, DiscoveryError
 from k8s_gpu_mcp.gateway.fanout import FanoutConfig, NodeCall, tool_payload
-from k8s_gpu_mcp.gateway.server import (
-    META_CALLER,
-    META_CORRELATION,
-    FleetApp,
-    register_destructive_tools,
-    register_node_tools,
-)
+from k8s_gpu_mcp.gateway.tools import register_destructive_tools, register_node_tools
 from k8s_gpu_mcp.launch import syringe
 from k8s_gpu_mcp.launch.cluster_sessions import SessionPool
 

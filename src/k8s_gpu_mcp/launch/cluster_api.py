@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 
 from k8s_gpu_mcp.diagnose import timeline
 from k8s_gpu_mcp.gateway.discovery import parse_selector, selector_matches
-from k8s_gpu_mcp.gateway.server import CLUSTER_READ, SelectorArg
+from k8s_gpu_mcp.gateway.models import CLUSTER_READ, SelectorArg
 from k8s_gpu_mcp.tools.cluster import (
     ApiSource,
     NodeCondition,
