@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from k8s_gpu_mcp.gpu.adapter import GpuLost, GpuRef, NvmlAdapter
+from k8s_gpu_mcp.gpu.nvml_constants import ECC_ERROR_TYPES, ECC_SCOPES
 from k8s_gpu_mcp.gpu.processes import MIB, read_process_lists
 from k8s_gpu_mcp.gpu.readings import ResetState
 
@@ -11,7 +12,6 @@ def read_reset_state(adapter: NvmlAdapter, ref: GpuRef) -> ResetState:
     """Each field read on its own; a lost GPU gives ``lost=True`` and its reason under ``"*"``."""
     if ref.lost_reason:
         return ResetState(lost=True, unavailable={"*": ref.lost_reason})
-    nvml = adapter.nvml
     r = adapter.reader(ref, identity=False)
     try:
         procs, why = read_process_lists(adapter, ref)
@@ -21,8 +21,8 @@ def read_reset_state(adapter: NvmlAdapter, ref: GpuRef) -> ResetState:
         ecc = r.read(
             "ecc_volatile_uncorrected",
             "nvmlDeviceGetTotalEccErrors",
-            getattr(nvml, "NVML_MEMORY_ERROR_TYPE_UNCORRECTED", 1),
-            getattr(nvml, "NVML_VOLATILE_ECC", 0),
+            ECC_ERROR_TYPES["uncorrected"],
+            ECC_SCOPES["volatile"],
         )
         rows = r.read("remapped_rows_pending", "nvmlDeviceGetRemappedRows")
         pages = r.read("retired_pages_pending", "nvmlDeviceGetRetiredPagesPendingStatus")
