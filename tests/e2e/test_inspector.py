@@ -90,6 +90,8 @@ def test_inspector_calls_a_tool_over_stdio(inspector):
             "get_gpu_telemetry",
             "--tool-arg",
             "gpus=[3]",
+            "--tool-arg",
+            "detail=full",
         ]
     )
     gpu = result["structuredContent"]["gpus"][0]
@@ -154,6 +156,16 @@ def test_inspector_lists_and_calls_tools_over_http(inspector, http_agent):
     listed = run([*target, "--method", "tools/list"])
     assert {"get_gpu_inventory", "get_gpu_health"} <= {t["name"] for t in listed["tools"]}
     result = run(
-        [*target, "--method", "tools/call", "--tool-name", "get_gpu_telemetry", "--tool-arg", "gpus=[3]"]
+        [
+            *target,
+            "--method",
+            "tools/call",
+            "--tool-name",
+            "get_gpu_telemetry",
+            "--tool-arg",
+            "gpus=[3]",
+            "--tool-arg",
+            "detail=full",
+        ]
     )
     assert result["structuredContent"]["gpus"][0]["throttling"]["category"] == "thermal"
