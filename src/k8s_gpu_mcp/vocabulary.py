@@ -36,6 +36,12 @@ STATUS_MEANING: dict[str, str] = {
     "critical": "do not run work on it: an RMA criterion or a fatal XID; drain the node",
     "lost": "fell off the bus: NVML reports the GPU lost",
 }
+# What a piece of evidence checked (an enum in every output schema): get_gpu_health's components and
+# the other tools' own checks.
+Check = Literal[
+    "thermal", "power", "throttling", "memory", "xid", "nvlink", "pcie", "processes", "lost",
+    "mig", "fabric", "topology", "inventory",
+]  # fmt: skip
 # NVIDIA's XID catalog words (xid/catalog.py) on the one status scale.
 XID_STATUS: dict[str, Status] = {
     "Info": "healthy",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
@@ -19,6 +19,7 @@ from k8s_gpu_mcp.vocabulary import (
     NOT_SUPPORTED,
     SEVERITY_STATUS,
     STATUS_RANK,
+    Check,
     DetailLevel,
     Status,
     is_by_design,
@@ -130,7 +131,7 @@ def gpu_name(ref: GpuRef) -> GpuName:
 
 
 class Evidence(ToolModel):
-    check: str = Field(description="what was checked: thermal, power, throttling, memory, xid, nvlink, ...")
+    check: Check = Field(description="what was checked")
     status: Status
     finding: str = Field(description="what was found, with the numbers")
     readings: dict[str, Any] = Field(
@@ -141,7 +142,7 @@ class Evidence(ToolModel):
 
 
 def evidence(
-    check: str, status: Status, finding: str, readings: dict[str, Any], index: int | None = None
+    check: Check, status: Status, finding: str, readings: dict[str, Any], index: int | None = None
 ) -> Evidence:
     """An Evidence whose readings do not repeat the finding: a reading that is text the finding
     already contains (or a list of such text, or an empty list), or ``gpus`` naming just the GPU the
@@ -373,7 +374,8 @@ def judge_gpu(
         status=status,
         reason=headline(shown[0].message),
         evidence=[
-            evidence(r.component, SEVERITY_STATUS[r.severity], r.message, r.evidence, index) for r in shown
+            evidence(cast(Check, r.component), SEVERITY_STATUS[r.severity], r.message, r.evidence, index)
+            for r in shown
         ],
         action=action,
     )

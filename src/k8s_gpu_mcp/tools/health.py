@@ -37,7 +37,7 @@ from k8s_gpu_mcp.tools._common import (
     split_not_supported,
 )
 from k8s_gpu_mcp.tools.telemetry import build_telemetry
-from k8s_gpu_mcp.vocabulary import SEVERITY_STATUS, Detail, Status
+from k8s_gpu_mcp.vocabulary import SEVERITY_STATUS, Check, Detail, Status
 from k8s_gpu_mcp.xid.models import XidSummary
 
 if TYPE_CHECKING:
@@ -52,9 +52,7 @@ log = logging.getLogger(__name__)
 
 
 class HealthReason(ToolModel):
-    component: Literal[
-        "thermal", "power", "throttling", "memory", "xid", "nvlink", "pcie", "processes", "lost"
-    ]
+    component: Check
     severity: Literal["info", "unknown", "warning", "degraded", "critical"]
     message: str = Field(description="what was found, with the numbers")
     evidence: dict[str, Any] = Field(description="the readings behind the message")
