@@ -391,3 +391,33 @@ def test_a_vacuumed_journal_is_completed_by_kern_log_and_the_same_xid_counts_onc
     (one,) = result.events
     assert sorted(one.sources) == ["journal", "kern.log"] and one.boot_id == PREV
     assert result.xids[0].count == 1 and result.xids[0].boots == ["previous"]
+
+
+def test_in_a_pod_the_hosts_own_journalctl_reads_the_host_journal(
+    journal: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The image has no journalctl, and the host's matches its journal's format: with the host at
+    host_root and root, the history runs `chroot HOST journalctl` on the host's default journal."""
+    from k8s_gpu_mcp.xid.history import JOURNALCTL, journal_command
+
+    host = journal["host"]
+    assert journal_command(host) == JOURNALCTL  # the host root has no journalctl
+    (host / "usr/bin").mkdir(parents=True)
+    (host / "usr/bin/journalctl").write_text("")
+    monkeypatch.setattr("os.geteuid", lambda: 0)
+    assert journal_command(host) == ("chroot", str(host), "journalctl")
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    assert journal_command(host) == JOURNALCTL, "chroot needs root"
+    assert journal_command("/") == JOURNALCTL, "on the host itself, its journalctl is on PATH"
+
+    monkeypatch.setattr("os.geteuid", lambda: 0)
+    fake_chroot = journal["bin"] / "chroot"  # drops the root and runs the fake journalctl
+    fake_chroot.write_text('#!/bin/sh\nshift\nexec "$@"\n')
+    fake_chroot.chmod(0o755)
+    since = NOW - timedelta(hours=24)
+    history = read_history(host, since=since, now=NOW, env={"PATH": str(journal["bin"])},
+                           current_id=read_boot_id(journal["proc"]), current_start=CUR_START)  # fmt: skip
+    (ev,) = history.events
+    assert (ev.xid, ev.boot, ev.boot_id) == (48, "previous", PREV)
+    calls = _calls(journal["bin"])
+    assert "-D" not in calls[0], "the host's journalctl finds the host's journal itself"

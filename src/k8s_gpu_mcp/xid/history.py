@@ -89,14 +89,36 @@ def read_boot_id(proc_root: str | Path = "/proc") -> str | None:
 
 
 # ---- the journal ----------------------------------------------------------------------------------
-def list_boots_argv(journal_dir: str | None = None) -> list[str]:
-    argv = ["journalctl", "--list-boots", "-o", "json", "--no-pager", "--utc"]
+HOST_JOURNALCTL = ("usr/bin/journalctl", "bin/journalctl")
+JOURNALCTL = ("journalctl",)
+
+
+def journal_command(host_root: str | Path) -> tuple[str, ...]:
+    """How to run journalctl on the host's journal. In a pod with the host at ``host_root`` and root
+    (the debugger pod), the host's own journalctl through chroot: the image has none, and the host's
+    reads its own journal format (newer systemd writes what an older journalctl cannot read).
+    Elsewhere this machine's journalctl, on the host root's journal directory."""
+    root = Path(host_root)
+    if (
+        root.resolve() != Path("/")
+        and os.geteuid() == 0
+        and shutil.which("chroot") is not None
+        and any((root / p).is_file() for p in HOST_JOURNALCTL)
+    ):
+        return ("chroot", str(root), "journalctl")
+    return JOURNALCTL
+
+
+def list_boots_argv(journal_dir: str | None = None, command: Sequence[str] = JOURNALCTL) -> list[str]:
+    argv = [*command, "--list-boots", "-o", "json", "--no-pager", "--utc"]
     return [*argv, "-D", journal_dir] if journal_dir else argv
 
 
-def boot_argv(boot_id: str, since: datetime | None, journal_dir: str | None = None) -> list[str]:
+def boot_argv(
+    boot_id: str, since: datetime | None, journal_dir: str | None = None, command: Sequence[str] = JOURNALCTL
+) -> list[str]:
     """The kernel messages of one boot: ``journalctl -k -b <id>`` (from ``since`` when given)."""
-    argv = ["journalctl", "-k", "-b", boot_id, "-o", "short-iso", "--no-pager", "-q"]
+    argv = [*command, "-k", "-b", boot_id, "-o", "short-iso", "--no-pager", "-q"]
     if journal_dir:
         argv += ["-D", journal_dir]
     if since is not None:
@@ -197,6 +219,7 @@ def read_journal(
     current_id: str | None,
     current_start: datetime | None,
     skip_current: bool,
+    command: Sequence[str] = JOURNALCTL,
 ) -> datetime | None:
     """Read the kernel messages of the journal's boots that reach into the window, newest first, into
     ``history``; return the earliest time covered (None when the journal could not be read)."""
@@ -204,7 +227,7 @@ def read_journal(
 
     try:
         boots = parse_list_boots(
-            _capture(list_boots_argv(journal_dir), max(stop_at - time.monotonic(), 1), env)
+            _capture(list_boots_argv(journal_dir, command), max(stop_at - time.monotonic(), 1), env)
         )
     except (OSError, RuntimeError, subprocess.TimeoutExpired) as exc:
         history.unavailable["journal"] = f"{type(exc).__name__}: {exc}"
@@ -231,7 +254,7 @@ def read_journal(
         start_at = since if since is not None and (boot.started is None or boot.started < since) else None
         if not (boot.current and skip_current):  # else the live source read this boot's journal already
             try:
-                parser = _run(boot_argv(boot.boot_id, start_at, journal_dir), left, env, now=now)
+                parser = _run(boot_argv(boot.boot_id, start_at, journal_dir, command), left, env, now=now)
             except (OSError, RuntimeError, subprocess.TimeoutExpired) as exc:
                 history.unavailable[f"journal.boot {boot.boot_id}"] = f"{type(exc).__name__}: {exc}"
                 complete = False  # a gap: what is older than this boot does not make the window whole
@@ -427,14 +450,15 @@ def read_history(
     stop_at = time.monotonic() + deadline_s
     history = History()
     root = Path(host_root)
-    if journal_dir is None and (root / "var/log/journal").is_dir():
+    command = journal_command(root) if journal_dir is None else JOURNALCTL
+    if command == JOURNALCTL and journal_dir is None and (root / "var/log/journal").is_dir():
         journal_dir = str(root / "var/log/journal")
     covered: list[datetime] = []
     journal_covered = None
     if use_journal:
         journal_covered = read_journal(
             history, since=since, now=now, journal_dir=journal_dir, env=env, stop_at=stop_at,
-            current_id=current_id, current_start=current_start, skip_current=skip_current,
+            current_id=current_id, current_start=current_start, skip_current=skip_current, command=command,
         )  # fmt: skip
         if journal_covered is not None:
             covered.append(journal_covered)
