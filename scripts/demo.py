@@ -45,13 +45,13 @@ async def main() -> int:
             )
         for problem in health["problems"]:
             say(f"   GPU {problem['index']}: {problem['status']}: {problem['reason']}")
-            for evidence in problem["evidence"][:3]:
+            for evidence in problem.get("evidence", [])[:3]:
                 say(f"- [{evidence['check']}] {evidence['finding']}", indent=5)
 
         say("\n-> analyze_xid_errors(since='24h')")
         xids = (await client.call_tool("analyze_xid_errors", {"since": "24h"})).structured_content
         for problem in xids["problems"]:
-            for evidence in problem["evidence"]:
+            for evidence in problem.get("evidence", []):
                 say(f"   GPU {problem['index']} [{evidence['status']}]: {evidence['finding']}")
         say(f"   status: {xids['status']}")
 
@@ -59,7 +59,8 @@ async def main() -> int:
         ecc = (await client.call_tool("snapshot_ecc", {})).structured_content
         for problem in ecc["problems"]:
             say(f"   GPU {problem['index']}: {problem['status']}")
-            say(f"- {problem['evidence'][0]['finding']}", indent=5)
+            for evidence in problem.get("evidence", [])[:1]:  # a same_as entry points at its first GPU
+                say(f"- {evidence['finding']}", indent=5)
 
     say("\nAssistant:")
     say(xids["action"], indent=2)

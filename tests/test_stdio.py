@@ -35,14 +35,14 @@ async def test_initialize_list_and_call_both_tools_on_h100():
         inventory = await client.call_tool("get_gpu_inventory", {})
         assert inventory.structured_content["gpu_count"] == 8
         assert inventory.structured_content["source"]["node"] == "node-5"
-        telemetry = await client.call_tool("get_gpu_telemetry", {"gpus": [0, 7]})
+        telemetry = await client.call_tool("get_gpu_telemetry", {"gpus": [0, 7], "detail": "full"})
         assert [g["index"] for g in telemetry.structured_content["gpus"]] == [0, 7]
 
 
 @pytest.mark.anyio
 async def test_throttling_scenario_over_stdio():
     async with Client(params("--scenario", "thermal-slowdown")) as client:
-        result = await client.call_tool("get_gpu_telemetry", {"gpus": [3]})
+        result = await client.call_tool("get_gpu_telemetry", {"gpus": [3], "detail": "full"})
         gpu = result.structured_content["gpus"][0]
         assert gpu["throttling"]["active"] is True and gpu["throttling"]["category"] == "thermal"
         assert result.structured_content["source"]["scenario"] == "thermal-slowdown"
@@ -123,7 +123,7 @@ def test_call_command_prints_structured_json():
             "call",
             "get_gpu_telemetry",
             "--args",
-            '{"gpus": [3]}',
+            '{"gpus": [3], "detail": "full"}',
             "--scenario",
             "thermal-slowdown",
         ],

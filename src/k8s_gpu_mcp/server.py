@@ -86,7 +86,7 @@ class AgentApp:
             return
         wrapped = compact_text(fn)
         if self.settings.transport == "http":
-            wrapped = self.metrics.instrument(fn)
+            wrapped = self.metrics.instrument(wrapped)
             self.metrics.declare(fn.__name__)  # /metrics shows every tool at zero before its first call
         self.server.add_tool(
             wrapped,

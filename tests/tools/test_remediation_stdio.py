@@ -47,7 +47,7 @@ async def test_kill_a_real_process_over_stdio(tmp_path):
         async with Client(params(*args)) as client:
             tools = {t.name: t for t in (await client.list_tools()).tools}
             assert tools["kill_gpu_process"].annotations.destructive_hint is True
-            listed = await client.call_tool("list_gpu_processes", {"gpus": 5})
+            listed = await client.call_tool("list_gpu_processes", {"gpus": 5, "detail": "full"})
             proc = listed.structured_content["gpus"][0]["processes"][0]
             assert proc["pid"] == child.pid and proc["command"] == "sleep 300"
             refused = await client.call_tool("kill_gpu_process", {"pid": child.pid})
@@ -56,7 +56,7 @@ async def test_kill_a_real_process_over_stdio(tmp_path):
             data = result.structured_content
             assert data["outcome"] == "done" and data["memory_freed_mib"] == 6144, data
             assert data["source"]["node"] == "node-7"
-            after = await client.call_tool("list_gpu_processes", {"gpus": 5})
+            after = await client.call_tool("list_gpu_processes", {"gpus": 5, "detail": "full"})
             assert after.structured_content["gpus"][0]["processes"] == []
         assert child.wait(timeout=10) == -15
         assert [line["outcome"] for line in audit_lines(audit)] == ["refused", "approved", "done"]
