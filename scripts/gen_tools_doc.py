@@ -88,7 +88,7 @@ def vocabulary() -> list[str]:
         + ", ".join(f"`{p}...`" for p in v.BY_DESIGN)
         + ". Every other reason in `unavailable` is a check that could not be made.",
         "",
-        "Arguments: enumerations (`detail`, `min_severity`) accept any case. An argument the tool does not",
+        "Arguments: enumerations (`detail`, `min_severity`, `signal`) accept any case. An argument the tool does not",
         "take is refused, and a bad value is answered with one sentence naming the argument, what was wrong",
         "and what is valid. A tool this mode leaves out says which mode has it (`reset_gpu needs --mode",
         "operator`).",

@@ -182,3 +182,11 @@ def test_tool_text_content_is_the_structured_content_as_compact_json(agent):
         assert json.loads(text) == result.structured_content and "\n" not in text and ", " not in text[:40]
 
     anyio.run(run)
+
+
+def test_kill_signal_is_read_in_any_case(agent):
+    """kill_gpu_process's signal enum, like every input enum: a lower-case word is the same signal."""
+    app = agent("operator")
+    _, lower = anyio.run(_call, app, "kill_gpu_process", {"pid": 4242, "signal": "kill", "dry_run": True})
+    _, upper = anyio.run(_call, app, "kill_gpu_process", {"pid": 4242, "signal": "KILL", "dry_run": True})
+    assert "argument 'signal'" not in lower and lower == upper, (lower, upper)

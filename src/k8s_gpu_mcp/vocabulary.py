@@ -93,6 +93,11 @@ def _lower(value: Any) -> Any:
     return value.strip().lower() if isinstance(value, str) else value
 
 
+def upper_word(value: Any) -> Any:
+    """An input enum written in capitals (kill_gpu_process's TERM, KILL, INT) read in any case."""
+    return value.strip().upper() if isinstance(value, str) else value
+
+
 DetailLevel = Literal["summary", "full"]
 Detail = Annotated[
     DetailLevel,

@@ -18,7 +18,7 @@ import anyio
 from mcp.server.elicitation import ElicitationResult
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.resolve import Elicit, Resolve
-from pydantic import Field, StrictInt, StrictStr
+from pydantic import BeforeValidator, Field, StrictInt, StrictStr
 
 from k8s_gpu_mcp.gpu.reset_state import read_reset_state
 from k8s_gpu_mcp.models import ToolModel
@@ -49,6 +49,7 @@ from k8s_gpu_mcp.tools._remediation_plan import (
     reset_question,
 )
 from k8s_gpu_mcp.tools.verify import ResetRecord
+from k8s_gpu_mcp.vocabulary import upper_word
 
 if TYPE_CHECKING:
     from k8s_gpu_mcp.server import AgentApp
@@ -109,7 +110,11 @@ def register(app: "AgentApp") -> None:
         gpu: OneGpu = None,
         signal: Annotated[
             StrictStr,
-            Field(description="TERM, KILL or INT", json_schema_extra={"enum": ["TERM", "KILL", "INT"]}),
+            BeforeValidator(upper_word),
+            Field(
+                description="TERM, KILL or INT (any case)",
+                json_schema_extra={"enum": ["TERM", "KILL", "INT"]},
+            ),
         ] = "TERM",
         grace_seconds: Annotated[StrictInt, Field(description=f"0 to {MAX_GRACE_S}")] = 10,
         dry_run: DryRun = False,
