@@ -85,8 +85,10 @@ DETAIL_MEANING: dict[str, str] = {
 }
 NOT_SUPPORTED = "NotSupported"
 # Reasons that say a field does not apply here, by design, rather than that a read failed: NVML's
-# NotSupported, and a link end that is an NVSwitch or not one of this node's GPUs (gpu/links.py).
-BY_DESIGN = (NOT_SUPPORTED, "NotRead: the link ends at an NVSwitch", "NotAGpu:")
+# NotSupported, a link end that is an NVSwitch or not one of this node's GPUs (gpu/links.py), and a
+# section that does not apply in the GPU's mode (NotApplicable: MIG devices while MIG is off).
+NOT_APPLICABLE = "NotApplicable:"
+BY_DESIGN = (NOT_SUPPORTED, "NotRead: the link ends at an NVSwitch", "NotAGpu:", NOT_APPLICABLE)
 
 
 def _lower(value: Any) -> Any:

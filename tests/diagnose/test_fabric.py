@@ -27,11 +27,12 @@ def test_in_progress_and_not_started_block_multi_gpu_jobs():
     stopped = FabricInfo(True, "not-started", "Success", 0, DONE.cluster_uuid, {}, None)
     v = fabric.verdict([gpu(0), gpu(1, training), gpu(2, stopped)])
     assert v.multi_gpu_ready is False and v.status == "critical"
-    assert v.summary.startswith("this node cannot run multi-GPU jobs: GPU 1: fabric state in-progress")
-    assert "GPU 2: fabric state not-started" in v.summary
+    assert (
+        v.summary == "this node cannot run multi-GPU jobs: GPU 1 fabric in-progress; GPU 2 fabric not-started"
+    )
     assert v.per_gpu[1][0].severity == "degraded" and v.per_gpu[2][0].severity == "critical"
     assert v.per_gpu[2][0].action == fabric.FM_ACTION
-    assert "has not finished registering GPUs 1 and 2" in v.fabric_manager
+    assert "has not registered GPUs 1 and 2" in v.fabric_manager
 
 
 def test_failed_status_and_unhealthy_routes():

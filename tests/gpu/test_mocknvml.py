@@ -402,3 +402,27 @@ def test_retired_pages_equal_the_config(reports):
 def test_row_remapper_histogram_is_served(reports):
     gpu = by_index(reports["a100"], "snapshot_ecc")[0]
     assert gpu["remapped_rows"]["histogram"] is not None
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_mig_and_fabric_equal_the_config(reports, name):
+    """MIG (off in every shipped config: no MIG devices listed) and the fabric: where the config has a
+    fabric block, every GPU reports its cluster UUID and clique, state completed (the mock's "auto" with
+    no fake fabricmanager); without one, NotSupported by design (the A100 predates GpuFabricInfo)."""
+    config, devices = expected_devices(name)
+    inventory = by_index(reports[name], "get_gpu_inventory")
+    fabric = {
+        g["index"]: g for g in reports[name]["tools"]["inspect_topology"]["structured"]["fabric"]["gpus"]
+    }
+    for dev in devices:
+        if lost(dev):
+            continue
+        gpu = inventory[dev["index"]]
+        assert gpu["mig_mode_current"] is enabled(dev["mig"]["mode_current"]) is False and gpu["mig"] is None
+        got, want = fabric[dev["index"]], dev.get("fabric")
+        if want is None:
+            assert got["supported"] is False and got["state"] == "not-supported" and got["problems"] == []
+        else:
+            assert (got["state"], got["registration_status"]) == ("completed", "Success")
+            assert (got["cluster_uuid"], got["clique_id"]) == (want["cluster_uuid"], want["clique_id"])
+            assert got["problems"] == []

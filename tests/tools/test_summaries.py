@@ -36,7 +36,9 @@ ALL_WELL_HEALTH_MAX = 3072  # and get_gpu_health at most 3 KB when all is well
 # The one summary above the goal, with the bound it keeps: seven GPUs whose NVLink error counters the
 # captures never had (unknown, each named) next to GPU 1's four link findings. bench/bench_answers.py
 # reports it next to the goal.
-OVER_GOAL = {("inspect_topology", "nvlink-down-xid74"): 5120}
+# The same seven unknown GPUs next to two GPUs whose fabric is not up (fabric-down): each of those says its
+# fabric state with the evidence, and the node's fabric verdict says multi-GPU jobs cannot run.
+OVER_GOAL = {("inspect_topology", "nvlink-down-xid74"): 5120, ("inspect_topology", "fabric-down"): 5120}
 # The captures never printed NVLink error counters, so the mock answers NoData and every H100 GPU is
 # unknown (never healthy). This overlay reads them as zero: the node where all is well. A test
 # construct, not a capture.
@@ -169,7 +171,8 @@ def check_evidence(
 @pytest.mark.anyio
 @pytest.mark.parametrize("scenario", SCENARIOS)
 async def test_every_summary_leads_with_the_verdict_and_carries_the_evidence(make_app, scenario):
-    for tool, (text, summary, full) in (await answers(make_app(scenario=scenario))).items():
+    # each scenario on the profile it names (the MIG one needs its A100 in MIG mode); none: the H100
+    for tool, (text, summary, full) in (await answers(make_app(None, scenario=scenario))).items():
         assert json.loads(text) == summary  # the text content is the structured content
         assert summary["detail"] == "summary" and full["detail"] == "full"
         every = "events" if tool == "analyze_xid_errors" else "gpus"

@@ -18,14 +18,8 @@ from k8s_gpu_mcp.diagnose.health import SEVERITY_RANK, Reason, Severity
 from k8s_gpu_mcp.gpu.fabric import FabricInfo
 from k8s_gpu_mcp.vocabulary import SEVERITY_STATUS, STATUS_RANK, Status
 
-FM_ACTION = (
-    "Check Fabric Manager on the node (systemctl status nvidia-fabricmanager; /var/log/fabricmanager.log) "
-    "and start or restart it; CUDA cannot use the GPU until its fabric state is Completed"
-)
-TRAINING_ACTION = (
-    "Wait for Fabric Manager to finish training (it runs after boot and after a GPU reset) and check again; "
-    "if the state stays in progress, check nvidia-fabricmanager (/var/log/fabricmanager.log)"
-)
+FM_ACTION = "Check and restart nvidia-fabricmanager (systemctl status nvidia-fabricmanager, /var/log/fabricmanager.log)"
+TRAINING_ACTION = "Wait for Fabric Manager's training (after boot or a GPU reset), then check again"
 FAILED_ACTION = (
     "Drain the node; restart Fabric Manager and reset the GPUs (or reboot the node) so the fabric retrains; "
     "if registration fails again, collect nvidia-bug-report.sh and contact NVIDIA support"
@@ -95,14 +89,16 @@ def _names(indexes: Iterable[int]) -> str:
 
 def _evidence(g: GpuFabric) -> dict[str, Any]:
     i = g.info
-    return {
+    health = {k: v for k, v in (i.health or {}).items() if v is not None}
+    out = {
         "state": i.state,
         "status": i.status,
         "clique_id": i.clique_id,
         "cluster_uuid": i.cluster_uuid,
         "health_summary": i.health_summary,
-        "health": i.health,
+        "health": health or None,
     }
+    return {k: v for k, v in out.items() if v is not None}
 
 
 def tie_sxids(gpus: list[GpuFabric], sxids: list[SwitchError]) -> list[TiedSxid]:
@@ -140,11 +136,11 @@ def gpu_reasons(g: GpuFabric, sxids: list[TiedSxid] | None = None) -> list[Reaso
                               "(GpuFabricInfo is Hopper and later); the NVLinks to the NVSwitches are the evidence",
                               {"switch_links": g.switch_links}))  # fmt: skip
     elif i.state == "not-started":
-        out.append(Reason("fabric", "critical", f"fabric state not-started (status {i.status}): Fabric Manager "
-                          "has not registered this GPU, so CUDA cannot use it", ev, FM_ACTION))  # fmt: skip
+        out.append(Reason("fabric", "critical", f"fabric not-started{_status(i)}: Fabric Manager has not registered "
+                          "this GPU; CUDA cannot use it", ev, FM_ACTION))  # fmt: skip
     elif i.state == "in-progress":
-        out.append(Reason("fabric", "degraded", f"fabric state in-progress (status {i.status}): the NVLink fabric "
-                          "is still training; CUDA cannot use the GPU until it completes", ev, TRAINING_ACTION))  # fmt: skip
+        out.append(Reason("fabric", "degraded", f"fabric in-progress{_status(i)}: still training; CUDA cannot use "
+                          "the GPU until it completes", ev, TRAINING_ACTION))  # fmt: skip
     elif i.state != "completed":
         out.append(Reason("fabric", "unknown", f"fabric state {i.state}", ev))
     elif i.status != "Success":
@@ -164,6 +160,23 @@ def gpu_reasons(g: GpuFabric, sxids: list[TiedSxid] | None = None) -> list[Reaso
                           SXID_FATAL_ACTION if sx.fatal else SXID_WATCH_ACTION))  # fmt: skip
     out.sort(key=lambda r: -SEVERITY_RANK[r.severity])
     return out
+
+
+def _status(i: FabricInfo) -> str:
+    return "" if i.status in (None, "Success") else f" (status {i.status})"
+
+
+def _label(g: GpuFabric, reasons: tuple[Reason, ...]) -> str:
+    """A GPU's blocking fabric problem in a few words, for the node's one-line verdict."""
+    i = g.info
+    if i.supported and i.state != "completed":
+        return f"fabric {i.state}"
+    if i.supported and i.status != "Success":
+        return f"fabric registration failed ({i.status})"
+    worst = next(r for r in reasons if r.severity in ("critical", "degraded"))
+    if "sxid" in worst.evidence:
+        return f"NVSwitch {worst.evidence['switch']} SXid {worst.evidence['sxid']}"
+    return worst.message
 
 
 def _health(h: dict[str, Any], summary: str | None, ev: dict[str, Any]) -> list[Reason]:
@@ -217,16 +230,24 @@ def verdict(gpus: list[GpuFabric], sxids: list[SwitchError] | None = None) -> Ve
         return Verdict(False, None, status, "no NVSwitch fabric: the GPUs use direct NVLink or PCIe, fabric checks "
                        "do not apply", fm, tuple(node), per_gpu, tuple(tied))  # fmt: skip
     if blocking:
-        why = "; ".join(f"{_names([i])}: {rs[0].message}" for i, rs in sorted(blocking.items()))
+        by_index = {g.index: g for g in gpus}
+        labels: dict[str, list[int]] = {}
+        for i in sorted(blocking):
+            labels.setdefault(_label(by_index[i], per_gpu[i]), []).append(i)
+        why = "; ".join(f"{_names(idx)} {label}" for label, idx in labels.items())
         return Verdict(nvswitch, False, status, f"this node cannot run multi-GPU jobs: {why}", fm, tuple(node),
                        per_gpu, tuple(tied))  # fmt: skip
     if unreadable:
         return Verdict(nvswitch, None, status, f"fabric state of {_names(unreadable)} could not be read: "
                        "multi-GPU readiness unknown", fm, tuple(node), per_gpu, tuple(tied))  # fmt: skip
-    if not supported:
+    if not supported and nvswitch:
         return Verdict(nvswitch, None, status, "NVSwitch system whose NVML reports no fabric state (GpuFabricInfo is "
                        "Hopper and later): judge the fabric by the NVLink states (inspect_topology)", fm,
                        tuple(node), per_gpu, tuple(tied))  # fmt: skip
+    if not supported:
+        return Verdict(nvswitch, None, status, "NVML reports no fabric for these GPUs and their NVLinks are unknown: "
+                       "whether they share an NVSwitch fabric cannot be told", fm, tuple(node), per_gpu,
+                       tuple(tied))  # fmt: skip
     summary = f"fabric completed on {_names(g.index for g in supported)}"
     if len(cliques) == 1:
         cluster, clique = next(iter(cliques))
@@ -247,6 +268,5 @@ def _fabric_manager(gpus: list[GpuFabric]) -> str:
         return "not applicable or not readable: NVML reports no fabric on this node"
     pending = [i for i, s in states.items() if s != "completed"]
     if pending:
-        return (f"has not finished registering {_names(pending)}: is nvidia-fabricmanager running? (not queried "
-                "directly; NVML reports no GFM state here)")  # fmt: skip
-    return "registered every GPU (state completed); not queried directly, NVML reports no GFM state here"
+        return f"has not registered {_names(pending)} (NVML reports no GFM state): is nvidia-fabricmanager running?"
+    return "registered every GPU (state completed; NVML reports no GFM state)"

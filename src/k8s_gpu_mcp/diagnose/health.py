@@ -116,6 +116,8 @@ class HealthInputs:
     zombies: list[Zombie] = field(default_factory=list)
     failed_checks: dict[str, str] = field(default_factory=dict)  # component -> why it could not run
     unreadable: dict[str, str] = field(default_factory=dict)
+    mig: tuple[Reason, ...] = ()  # diagnose/mig.py's reasons for this GPU
+    fabric: tuple[Reason, ...] = ()  # diagnose/fabric.py's reasons for this GPU
 
 
 @dataclass(frozen=True)
@@ -336,7 +338,17 @@ def checks(i: HealthInputs) -> list[Reason]:
     ]
 
 
-COMPONENTS = (thermal, power, throttle, memory, xids, nvlink, pcie, processes, checks)
+def mig(i: HealthInputs) -> list[Reason]:
+    """MIG mode and per-instance reasons, judged in diagnose/mig.py."""
+    return list(i.mig)
+
+
+def fabric(i: HealthInputs) -> list[Reason]:
+    """NVLink fabric reasons (registration, health, SXids), judged in diagnose/fabric.py."""
+    return list(i.fabric)
+
+
+COMPONENTS = (thermal, power, throttle, memory, xids, nvlink, pcie, processes, mig, fabric, checks)
 
 
 def assess(i: HealthInputs) -> Assessment:

@@ -11,6 +11,7 @@ is enabled, so that part of the memory verdict is unknown in MIG mode, never hea
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 
 from k8s_gpu_mcp.diagnose.health import Reason
 from k8s_gpu_mcp.gpu.mig import MigDevice, MigState
@@ -24,8 +25,8 @@ PENDING_ACTION = (
 )
 EMPTY_ACTION = "Create the MIG instances (nvidia-smi mig -cgi <profiles> -C, or the MIG manager's config), or disable MIG"
 REMAP_IN_MIG = (
-    "unknown in MIG mode: NVML does not answer row-remapper queries while MIG is enabled; read them "
-    "with MIG disabled (or on the host before instances are created)"
+    "unknown in MIG mode: NVML does not answer row-remapper queries while MIG is enabled with active "
+    "instances"
 )
 
 
@@ -35,8 +36,13 @@ def describe(dev: MigDevice) -> str:
 
 
 def profiles_text(devices: tuple[MigDevice, ...]) -> str:
-    counts = Counter(d.profile or "unknown" for d in devices)
-    return ", ".join(f"{n}x {p}" for p, n in sorted(counts.items()))
+    return profiles_text_of(d.profile for d in devices)
+
+
+def profiles_text_of(profiles: Iterable[str | None]) -> str:
+    """``4x 1g.20gb``, ``1x 3g.40gb, 2x 2g.20gb``; an empty layout is ``none``."""
+    counts = Counter(p or "unknown" for p in profiles)
+    return ", ".join(f"{n}x {p}" for p, n in sorted(counts.items())) or "none"
 
 
 def reasons(state: MigState) -> list[Reason]:

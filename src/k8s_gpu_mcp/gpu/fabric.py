@@ -94,14 +94,16 @@ def read_fabric(adapter: NvmlAdapter, ref: GpuRef) -> FabricInfo:
         ("c_nvmlGpuFabricInfo_t", "nvmlDeviceGetGpuFabricInfo"),
     )
     why = "FunctionNotFound: no GpuFabricInfo struct in this NVML binding"
+    refused: list[str] = []  # newer calls that failed before an older one answered
     for struct_name, fn in attempts:
         made = nvml_lib.out_struct(nvml, struct_name)
         if made is None:
             continue
         info, arg = made
         if r.read("fabric", fn, arg) is not None:
-            return _decoded(nvml, info, f"{fn} ({struct_name})")
+            return _decoded(nvml, info, f"{fn} ({struct_name})", refused)
         why = r.unavailable.pop("fabric")
+        refused.append(f"{why} ({struct_name})")
         if why.startswith("NotSupported"):
             return FabricInfo(False, "not-supported", call=fn, unavailable={"fabric": why})
         if not why.startswith(("FunctionNotFound", "ArgumentVersionMismatch")):
@@ -109,12 +111,13 @@ def read_fabric(adapter: NvmlAdapter, ref: GpuRef) -> FabricInfo:
     return FabricInfo(None, unavailable={"fabric": why})
 
 
-def _decoded(nvml: Any, info: Any, call: str) -> FabricInfo:
+def _decoded(nvml: Any, info: Any, call: str, refused: list[str]) -> FabricInfo:
     state = STATES.get(int(info.state), f"unknown ({info.state})")
     unavailable: dict[str, str] = {}
     mask = getattr(info, "healthMask", None)
     if mask is None:
-        unavailable["health"] = f"{call} has no health mask (NVML's v1 struct)"
+        newer = f" ({'; '.join(refused)})" if refused else ""
+        unavailable["health"] = f"{call} has no health mask (NVML's v1 struct){newer}"
     summary_raw = getattr(info, "healthSummary", None)
     if summary_raw is None:
         unavailable["health_summary"] = f"{call} has no health summary (struct before v3)"

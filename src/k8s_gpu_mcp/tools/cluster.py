@@ -25,6 +25,11 @@ TOOLSET = "k8s"
 
 GPU_RESOURCE_PREFIX = "nvidia.com/"
 GPU_LABEL_PREFIX = "nvidia.com/"
+MIG_RESOURCE_PREFIX = "nvidia.com/mig-"
+MIG_JOIN_ELSEWHERE = (
+    "the pod runs on another node: only that node's NVML can join its MIG UUIDs to instances "
+    "(get_pod_gpu_allocation on that node's agent)"
+)
 UUID_RE = re.compile(
     r"\b(?:GPU|MIG)-[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}\b|\bMIG-GPU-[0-9a-fA-F-]+/\d+/\d+\b"
 )
@@ -52,6 +57,20 @@ class ContainerGpus(ToolModel):
     uuid_source: str | None = Field(None, description="where gpu_uuids came from")
 
 
+class MigAssignment(ToolModel):
+    """A MIG device a pod names, joined to this node's NVML view of it."""
+
+    uuid: str
+    index: int | None = Field(
+        None, description="the parent GPU's index, when this node's NVML lists the device"
+    )
+    mig_device_index: int | None = None
+    profile: str | None = None
+    gpu_instance_id: int | None = None
+    compute_instance_id: int | None = None
+    unavailable: dict[str, str] = Field(default_factory=dict)
+
+
 class PodGpuAllocation(ToolModel):
     namespace: str
     name: str
@@ -64,6 +83,13 @@ class PodGpuAllocation(ToolModel):
     containers: list[ContainerGpus]
     gpu_uuids: list[str] | None = Field(None, description="UUIDs from pod annotations, when present")
     uuid_source: str | None = None
+    mig_profiles: dict[str, int] = Field(
+        default_factory=dict, description="MIG profile -> count, from nvidia.com/mig-<profile> resources"
+    )
+    mig_devices: list[MigAssignment] | None = Field(
+        None,
+        description="the MIG UUIDs the pod names, joined to the node's MIG devices (profile, GPU, GI/CI)",
+    )
     unavailable: dict[str, str] = Field(default_factory=dict)
 
 
@@ -176,6 +202,11 @@ def pod_allocation(pod: dict[str, Any]) -> PodGpuAllocation | None:
         gpus=totals,
         containers=gpu_containers,
     )
+    alloc.mig_profiles = {
+        key.removeprefix(MIG_RESOURCE_PREFIX): n
+        for key, n in totals.items()
+        if key.startswith(MIG_RESOURCE_PREFIX)
+    }
     for key, value in sorted((meta.get("annotations") or {}).items()):
         if found := _uuids(value):
             alloc.gpu_uuids, alloc.uuid_source = found, f"annotation {key}"
@@ -183,6 +214,60 @@ def pod_allocation(pod: dict[str, Any]) -> PodGpuAllocation | None:
     if alloc.gpu_uuids is None and all(c.gpu_uuids is None for c in gpu_containers):
         alloc.unavailable["gpu_uuids"] = NO_UUIDS
     return alloc
+
+
+def join_mig(app: AgentApp, allocs: list[PodGpuAllocation]) -> None:
+    """The MIG UUIDs each pod names, joined to this node's MIG devices (only for pods on this node)."""
+    from k8s_gpu_mcp.gpu.adapter import GpuLost
+    from k8s_gpu_mcp.gpu.mig import read_mig
+
+    wanted = [a for a in allocs if a.mig_profiles or any(u.startswith("MIG-") for u in _all_uuids(a))]
+    if not wanted:
+        return
+    here = _this_node(app)
+    local: dict[str, tuple[int, Any]] = {}
+    why_not: str | None = None
+    if app.backend.adapter is not None:
+        for ref in app.backend.adapter.gpus():
+            try:
+                state = read_mig(app.backend.adapter, ref)
+            except GpuLost as lost:
+                why_not = f"GPU {ref.index} lost: {lost}"
+                continue
+            if state.devices is None:
+                why_not = f"GPU {ref.index}: {state.unavailable.get('devices', 'MIG devices unreadable')}"
+            for dev in state.devices or ():
+                if dev.uuid:
+                    local[dev.uuid.lower()] = (ref.index, dev)
+    for a in wanted:
+        uuids = [u for u in _all_uuids(a) if u.startswith("MIG-")]
+        if not uuids:
+            a.unavailable["mig_devices"] = a.unavailable.get("gpu_uuids", NO_UUIDS)
+            continue
+        if here is None or a.node != here:
+            a.unavailable["mig_devices"] = MIG_JOIN_ELSEWHERE
+            continue
+        out = []
+        for u in uuids:
+            hit = local.get(u.lower())
+            if hit is None:
+                out.append(
+                    MigAssignment(
+                        uuid=u, unavailable={"*": why_not or "no MIG device on this node has this UUID"}
+                    )
+                )
+                continue
+            index, dev = hit
+            out.append(MigAssignment(uuid=u, index=index, mig_device_index=dev.index, profile=dev.profile,
+                                     gpu_instance_id=dev.gpu_instance_id, compute_instance_id=dev.compute_instance_id))  # fmt: skip
+        a.mig_devices = out
+
+
+def _all_uuids(a: PodGpuAllocation) -> list[str]:
+    found = list(a.gpu_uuids or [])
+    for c in a.containers:
+        found += [u for u in c.gpu_uuids or [] if u not in found]
+    return found
 
 
 def allocated(pods: list[PodGpuAllocation]) -> dict[str, int]:
@@ -382,7 +467,9 @@ def register(app: AgentApp) -> None:
 
         Per container: nvidia.com/gpu and nvidia.com/mig-* requests and limits; per pod: phase, whether
         it still holds its GPUs, and the GPU UUIDs where the pod spec names them (NVIDIA_VISIBLE_DEVICES
-        env or an annotation; otherwise `unavailable` says why)."""
+        env or an annotation; otherwise `unavailable` says why). MIG: the profiles a pod holds
+        (nvidia.com/mig-<profile>) and, for pods on this node, its MIG UUIDs joined to the MIG devices
+        (parent GPU, profile, GPU/compute instance)."""
         from k8s_gpu_mcp.k8s.client import K8sError
 
         api = _api()
@@ -393,6 +480,7 @@ def register(app: AgentApp) -> None:
             raise _tool_error(exc) from None
         allocs = [a for p in pods if (a := pod_allocation(p)) is not None]
         allocs.sort(key=lambda a: (a.node or "", a.namespace, a.name))
+        join_mig(app, allocs)
         return PodGpuAllocationResult(
             source=source(app), api=_api_source(api), node=where, namespace=namespace, pods=allocs,
             allocated=allocated(allocs),

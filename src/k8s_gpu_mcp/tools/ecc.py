@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
 from k8s_gpu_mcp.diagnose import ecc as verdicts
+from k8s_gpu_mcp.diagnose import mig as mig_rules
 from k8s_gpu_mcp.gpu.adapter import GpuLost, GpuRef
 from k8s_gpu_mcp.gpu.ecc import read_ecc
+from k8s_gpu_mcp.gpu.mig import MigDevice, read_mig
 from k8s_gpu_mcp.gpu.nvml_constants import ARCHITECTURES
 from k8s_gpu_mcp.gpu.readings import EccReading
 from k8s_gpu_mcp.models import ToolModel
@@ -102,9 +105,37 @@ class GpuEcc(ToolModel):
     )
     reasons: list[Reason] = Field(default_factory=list, description="why, most severe first")
     action: str
+    mig_devices: list[MigEcc] | None = Field(
+        None, description="each MIG device's volatile uncorrectable SRAM errors ([] when MIG is off)"
+    )
     unavailable: dict[str, str] = Field(
         default_factory=dict,
         description="field -> why it is null; verdict.* = signals the verdict could not use",
+    )
+
+
+class MigEcc(ToolModel):
+    """A MIG device's one ECC counter: NVML keeps per instance only volatile uncorrectable SRAM errors."""
+
+    index: int
+    uuid: str | None
+    profile: str | None
+    gpu_instance_id: int | None
+    compute_instance_id: int | None
+    sram_uncorrected_volatile: int | None
+    unavailable: dict[str, str] = Field(default_factory=dict)
+
+
+def mig_ecc(d: MigDevice) -> MigEcc:
+    why = {k: v for k, v in d.unavailable.items() if k == "sram_uncorrected_volatile"}
+    return MigEcc(
+        index=d.index,
+        uuid=d.uuid,
+        profile=d.profile,
+        gpu_instance_id=d.gpu_instance_id,
+        compute_instance_id=d.compute_instance_id,
+        sram_uncorrected_volatile=d.sram_uncorrected_volatile,
+        unavailable=why,
     )
 
 
@@ -204,9 +235,13 @@ def snapshot(app: AgentApp, ref: GpuRef) -> tuple[GpuEcc, verdicts.Verdict | Non
         return _lost(base, ref.lost_reason), None
     try:
         raw = read_ecc(app.backend.adapter, ref)
+        mig = read_mig(app.backend.adapter, ref)
     except GpuLost as lost:
         return _lost(base, f"GpuIsLost: {lost}"), None
     state = ecc_state(raw)
+    if mig.enabled and "remapped_rows" in state.unreadable:  # not answered under MIG: unknown, not absent
+        why = f"{mig_rules.REMAP_IN_MIG}: {state.unreadable['remapped_rows']}"
+        state = dataclasses.replace(state, unreadable={**state.unreadable, "remapped_rows": why})
     v = verdicts.judge(state)
     arch = raw.architecture
     counters = raw.counters
@@ -225,7 +260,13 @@ def snapshot(app: AgentApp, ref: GpuRef) -> tuple[GpuEcc, verdicts.Verdict | Non
         memory_state=v.verdict,
         reasons=[Reason(level=r.level, text=r.text) for r in v.reasons],
         action=v.action,
-        unavailable={**raw.unavailable, **_undecided(v.unknown)},
+        mig_devices=None if mig.devices is None else [mig_ecc(d) for d in mig.devices],
+        unavailable={
+            **state.unreadable,
+            **_undecided(v.unknown),
+            **({"mig_devices": mig.unavailable.get("devices", "not read")} if mig.devices is None else {}),
+            **({"mig_mode": mig.unavailable["mig_mode"]} if "mig_mode" in mig.unavailable else {}),
+        },
     )
     return gpu, v
 

@@ -9,9 +9,11 @@ from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
 from k8s_gpu_mcp.diagnose import health, node, pcie
+from k8s_gpu_mcp.diagnose import mig as mig_rules
 from k8s_gpu_mcp.diagnose.throttle import Throttling
 from k8s_gpu_mcp.diagnose.topology import Finding
 from k8s_gpu_mcp.gpu.adapter import GpuLost, GpuRef
+from k8s_gpu_mcp.gpu.mig import read_mig
 from k8s_gpu_mcp.gpu.processes import MIB, read_gpu_processes
 from k8s_gpu_mcp.gpu.usage import read_usage
 from k8s_gpu_mcp.k8s.pods import PodLookup
@@ -38,7 +40,7 @@ from k8s_gpu_mcp.tools._common import (
 )
 from k8s_gpu_mcp.tools.telemetry import build_telemetry
 from k8s_gpu_mcp.vocabulary import SEVERITY_STATUS, Check, Detail, Status
-from k8s_gpu_mcp.xid.models import XidSummary
+from k8s_gpu_mcp.xid.models import SxidEvent, XidSummary
 
 if TYPE_CHECKING:
     from k8s_gpu_mcp.server import AgentApp
@@ -72,8 +74,22 @@ class GpuHealth(ToolModel):
     unavailable: dict[str, str] = Field(default_factory=dict)
 
 
+class FabricVerdict(ToolModel):
+    """Whether the node can run multi-GPU jobs over its NVSwitch fabric (inspect_topology has the detail)."""
+
+    multi_gpu_ready: bool | None = Field(description="false: it cannot, the summary says why; null: unknown")
+    status: Status
+    summary: str
+    fabric_manager: str
+
+
 class HealthResult(NodeAnswer):
     since: str = Field(description="window for recent XIDs")
+    fabric: FabricVerdict | None = Field(
+        None,
+        description="NVSwitch systems: can the node run multi-GPU jobs, and why not (the summary has it only "
+        "when multi-GPU jobs cannot run or the fabric has a finding)",
+    )
     notes: list[str] = Field(default_factory=list)
     not_supported: NotSupported | None = full_only("fields this GPU model never has")
     gpus: list[GpuHealth] | None = full_only("every GPU's status, score and reasons with their evidence")
@@ -96,8 +112,11 @@ def problem(g: GpuHealth) -> GpuProblem:
     )
 
 
-def recent_xids(app: AgentApp, since: str) -> tuple[list[health.XidFinding], list[str], dict[str, str]]:
-    """Recent XIDs per GPU from the XID analysis (kernel log + NVML events): findings, notes, unavailable."""
+def recent_xids(
+    app: AgentApp, since: str
+) -> tuple[list[health.XidFinding], list[str], dict[str, str], list[SxidEvent]]:
+    """Recent XIDs per GPU from the XID analysis (kernel log + NVML events): findings, notes, unavailable,
+    and the NVSwitch SXids."""
     from k8s_gpu_mcp.tools.xid import collect_xids
 
     try:  # a ToolError (such as a bad `since`) is the caller's to see; a crash only costs the XID part
@@ -106,11 +125,11 @@ def recent_xids(app: AgentApp, since: str) -> tuple[list[health.XidFinding], lis
         raise
     except Exception as exc:
         log.warning("XID analysis crashed during get_gpu_health", exc_info=exc)
-        return [], [], {"xids": f"XID analysis failed: {exc!r}"}
+        return [], [], {"xids": f"XID analysis failed: {exc!r}"}, []
     findings = [xid_finding(s) for s in data.xids]
     unavailable = {f"xids.{k}": v for k, v in data.unavailable.items()}
     notes = [f"XID analysis: {n}" for n in data.notes]
-    return findings, notes, unavailable
+    return findings, notes, unavailable, list(data.sxids)
 
 
 def xid_finding(summary: XidSummary) -> health.XidFinding:
@@ -182,9 +201,15 @@ def _processes(app: AgentApp, ref: GpuRef) -> dict[str, Any]:
 
 
 def _inputs(
-    app: AgentApp, ref: GpuRef, xids: list[health.XidFinding], links: list[Finding], failed: dict[str, str]
+    app: AgentApp,
+    ref: GpuRef,
+    xids: list[health.XidFinding],
+    links: list[Finding],
+    failed: dict[str, str],
+    fabric: tuple[health.Reason, ...] = (),
 ) -> tuple[health.HealthInputs, dict[str, str]]:
     adapter = app.backend.adapter
+    mig_state = read_mig(adapter, ref)
     t = adapter.telemetry(ref)
     tele = build_telemetry(ref.index, ref.uuid, ref.name, t)
     usage = read_usage(adapter, ref)
@@ -201,6 +226,7 @@ def _inputs(
         **pcie_unavailable,
         **procs["unavailable"],
         **{f"ecc.{k}": v for k, v in ecc_gpu.unavailable.items()},
+        **{f"mig.{k}": v for k, v in mig_state.unavailable.items() if k != "mig_mode"},
     }
     th = tele.throttling
     inputs = health.HealthInputs(
@@ -226,6 +252,8 @@ def _inputs(
         zombies=procs["zombies"],
         failed_checks=failed,
         unreadable=unavailable,
+        mig=tuple(mig_rules.reasons(mig_state)),
+        fabric=fabric,
     )
     return inputs, unavailable
 
@@ -257,7 +285,9 @@ def _gpu(
     lost = ref.lost_reason or (mine.unavailable.get("*") if mine is not None and mine.lost else None)
     if not lost:
         try:
-            inputs, unavailable = _inputs(app, ref, xids, links, failed)
+            verdict = topo._fabric_verdict
+            fabric = verdict.per_gpu.get(ref.index, ()) if verdict is not None else ()
+            inputs, unavailable = _inputs(app, ref, xids, links, failed, fabric)
         except GpuLost as exc:
             lost = str(exc) if str(exc).startswith("GpuIsLost") else f"GpuIsLost: {exc}"
     if lost:
@@ -265,6 +295,10 @@ def _gpu(
         unavailable = {"*": lost}
     else:
         unavailable.update(topo_unavailable)
+        fab = next((f for f in topo.fabric.gpus if f.index == ref.index), None) if topo.fabric else None
+        for key in ("fabric", "health"):  # the call's own reasons (NotSupported: by design)
+            if fab is not None and key in fab.unavailable:
+                unavailable["fabric" if key == "fabric" else f"fabric.{key}"] = fab.unavailable[key]
     a = health.assess(inputs)
     gpu = GpuHealth(
         **base,
@@ -276,6 +310,21 @@ def _gpu(
         unavailable=unavailable,
     )
     return gpu, a
+
+
+def _fabric(topology: topology_tool.TopologyReading, detail: str) -> FabricVerdict | None:
+    """The fabric verdict: in full on every NVSwitch system; in the summary only when it finds something."""
+    f = topology.fabric
+    if f is None or (f.nvswitch_system is not True and f.multi_gpu_ready is not False):
+        return None
+    if detail != "full" and not topology_tool.fabric_noteworthy(f):
+        return None
+    return FabricVerdict(
+        multi_gpu_ready=f.multi_gpu_ready,
+        status=f.status,
+        summary=f.summary,
+        fabric_manager=f.fabric_manager,
+    )
 
 
 def register(app: AgentApp) -> None:
@@ -290,12 +339,14 @@ def register(app: AgentApp) -> None:
         drain and reset GPU 3, or cordon and RMA), then each GPU that is not healthy with its reason and
         the evidence: temperature against NVML's own thresholds, power against the limit, throttling,
         ECC / row remapping / retired pages, recent XIDs, NVLink state and errors, PCIe link
-        width/generation and replays, running processes (zombies, memory no process accounts for).
+        width/generation and replays, running processes (zombies, memory no process accounts for), MIG
+        devices (per-instance ECC), and on NVSwitch systems the fabric: Fabric Manager registration per
+        GPU, NVSwitch SXids, and whether the node can run multi-GPU jobs (`fabric`).
         Ends with the counts and the checks that could not be made (never assumed fine).
         detail="full" adds every GPU's 0-100 score and all its reasons."""
         refs = select_gpus(app, gpus)
-        xids, notes, unavailable = recent_xids(app, since)
-        topology = topology_tool.inspect(app, app.backend.adapter.gpus())
+        xids, notes, unavailable, sxids = recent_xids(app, since)
+        topology = topology_tool.inspect(app, app.backend.adapter.gpus(), sxids, unavailable.get("xids"))
         unavailable.update({f"topology.{k}": v for k, v in topology.unavailable.items()})
         judged = [
             _gpu(app, ref, [x for x in xids if x.gpu_index == ref.index], topology, unavailable)
@@ -318,7 +369,9 @@ def register(app: AgentApp) -> None:
                 unavailable, {g.index: g.unavailable for g in items}, keep_not_supported=detail == "full"
             ),
         )
-        result = HealthResult(**head, since=since, notes=notes, source=source(app))
+        result = HealthResult(
+            **head, since=since, notes=notes, fabric=_fabric(topology, detail), source=source(app)
+        )
         if detail == "full":
             result.gpus = items
             result.not_supported = split_not_supported(result)

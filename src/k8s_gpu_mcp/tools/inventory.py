@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field
 
 from k8s_gpu_mcp.diagnose import health
+from k8s_gpu_mcp.diagnose import mig as mig_rules
 from k8s_gpu_mcp.gpu.adapter import GpuLost
+from k8s_gpu_mcp.gpu.mig import MigDevice, MigState, read_mig
 from k8s_gpu_mcp.models import ToolModel
 from k8s_gpu_mcp.tools._common import (
     READ_ONLY,
@@ -26,12 +28,63 @@ from k8s_gpu_mcp.tools._common import (
     split_not_supported,
     summary_only,
 )
-from k8s_gpu_mcp.vocabulary import Detail, DetailLevel, is_by_design
+from k8s_gpu_mcp.vocabulary import NOT_APPLICABLE, Detail, DetailLevel, is_by_design
 
 if TYPE_CHECKING:
     from k8s_gpu_mcp.server import AgentApp
 
 TOOLSET = "core"
+
+
+class MigDeviceInfo(ToolModel):
+    """One MIG device (a compute instance in a GPU instance), as NVML reports it through its handle."""
+
+    index: int = Field(description="MIG device index on its GPU")
+    uuid: str | None = Field(description="MIG-... UUID (what the device plugin hands a container)")
+    profile: str | None = Field(
+        description="MIG profile, e.g. 1g.10gb ... 7g.80gb (from the MIG device name)"
+    )
+    gpu_instance_id: int | None
+    compute_instance_id: int | None
+    gpu_instance_profile_id: int | None = None
+    placement_start: int | None = Field(None, description="first memory slice of the GPU instance")
+    placement_size: int | None = Field(None, description="memory slices the GPU instance spans")
+    multiprocessor_count: int | None = None
+    gpu_slices: int | None = None
+    compute_slices: int | None = None
+    copy_engines: int | None = None
+    decoders: int | None = None
+    encoders: int | None = None
+    jpeg_engines: int | None = None
+    ofa_engines: int | None = None
+    memory_total_mib: int | None = None
+    memory_used_mib: int | None = None
+    memory_free_mib: int | None = None
+    sram_uncorrected_volatile: int | None = Field(
+        None,
+        description="uncorrectable SRAM ECC errors since reset: the one ECC counter NVML keeps per instance",
+    )
+    unavailable: dict[str, str] = Field(default_factory=dict)
+
+
+class MigInfo(ToolModel):
+    max_devices: int | None = Field(None, description="MIG device slots (nvmlDeviceGetMaxMigDeviceCount)")
+    devices: list[MigDeviceInfo] | None = Field(
+        description="null when MIG is on but the devices could not be listed"
+    )
+    unavailable: dict[str, str] = Field(default_factory=dict)
+
+
+def mig_device_info(dev: MigDevice) -> MigDeviceInfo:
+    return MigDeviceInfo(**vars(dev))
+
+
+def mig_info(state: MigState) -> MigInfo | None:
+    """A GPU's MIG devices, or None where MIG is off or absent (mig_mode_current says which)."""
+    if not state.enabled and state.devices is not None:
+        return None
+    devices = None if state.devices is None else [mig_device_info(d) for d in state.devices]
+    return MigInfo(max_devices=state.max_devices, devices=devices, unavailable=state.unavailable)
 
 
 class GpuInventory(ToolModel):
@@ -55,12 +108,15 @@ class GpuInventory(ToolModel):
     mig_mode_pending: bool | None = None
     persistence_mode: bool | None = None
     nvlink_count: int | None = Field(None, description="NVLink links NVML reports for this GPU")
+    mig: MigInfo | None = Field(
+        None, description="MIG devices (profile, UUID, GI/CI, memory, placement); null when MIG is off"
+    )
     lost: bool = Field(False, description="NVML reports the GPU as lost (fallen off the bus)")
     unavailable: dict[str, str] = Field(default_factory=dict, description="field -> why it is null")
 
 
 # What names one GPU (said in healthy_gpus / problems) or is its own per board: not a model's attribute.
-PER_GPU = {"index", "uuid", "serial", "pci_bus_id", "pci_bus_id_short", "lost", "unavailable"}
+PER_GPU = {"index", "uuid", "serial", "pci_bus_id", "pci_bus_id_short", "lost", "unavailable", "mig"}
 IDENTITY = ("name", "uuid", "pci_bus_id")
 
 
@@ -96,6 +152,10 @@ def reasons(g: GpuInventory) -> list[health.Reason]:
         out.append(
             health.Reason("inventory", "unknown", f"GPU identity unreadable ({why})", {"fields": missing})
         )
+    if g.mig is not None and g.mig.devices is None:
+        why = g.mig.unavailable.get("devices", "not read")
+        out.append(health.Reason("inventory", "unknown", f"MIG is enabled but its devices could not be listed: {why}",
+                                 {"why": why}))  # fmt: skip
     if (
         g.mig_mode_pending is not None
         and g.mig_mode_current is not None
@@ -116,6 +176,12 @@ def group_models(items: list[GpuInventory]) -> list[GpuModel]:
         if g.lost:
             continue
         attributes = g.model_dump(mode="json", exclude=PER_GPU)
+        if g.mig is not None:  # the MIG layout, said as profiles (each device's UUID is per GPU: full)
+            attributes["mig_devices"] = (
+                "unreadable"
+                if g.mig.devices is None
+                else mig_rules.profiles_text_of(d.profile for d in g.mig.devices)
+            )
         key = json.dumps(attributes, sort_keys=True)
         groups.setdefault(key, GpuModel(gpus=[], attributes=attributes)).gpus.append(g.index)
     return list(groups.values())
@@ -160,7 +226,15 @@ def read_inventory(app: AgentApp, gpus: list[int | str] | int | str | None = Non
             items.append(GpuInventory(**base, lost=True, unavailable={"*": ref.lost_reason}))
             continue
         try:
-            items.append(GpuInventory(**base, **app.backend.adapter.inventory(ref).fields()))
+            adapter = app.backend.adapter
+            state = read_mig(adapter, ref)
+            mig = mig_info(state)
+            item = GpuInventory(**base, **adapter.inventory(ref).fields(), mig=mig)
+            if mig is None:
+                item.unavailable["mig"] = (
+                    state.unavailable.get("mig_mode") or f"{NOT_APPLICABLE} MIG is disabled"
+                )
+            items.append(item)
         except GpuLost as lost:
             items.append(GpuInventory(**base, lost=True, unavailable={"*": f"GpuIsLost: {lost}"}))
     return items
@@ -180,7 +254,9 @@ def register(app: AgentApp) -> None:
         and driver/CUDA/NVML versions. The summary (default) gives the node's status and action, any
         GPU that is lost, unidentifiable or waits for a MIG mode change, and the GPUs grouped by
         identical attributes; detail="full" lists every field of every GPU (serial, VBIOS, board part
-        number and the kernel-log form of the bus id included)."""
+        number and the kernel-log form of the bus id included). With MIG on, each MIG device: profile
+        (1g.10gb ... 7g.80gb), MIG UUID, GPU/compute instance ids, memory, placement and engine counts
+        (the summary says the profiles per group of GPUs)."""
         return collect_inventory(app, gpus, detail)
 
     app.add_tool(get_gpu_inventory, title="GPU inventory", annotations=READ_ONLY)

@@ -10,6 +10,7 @@ from pydantic import Field
 
 from k8s_gpu_mcp.diagnose import health
 from k8s_gpu_mcp.gpu.adapter import GpuLost, GpuRef
+from k8s_gpu_mcp.gpu.mig import read_mig
 from k8s_gpu_mcp.gpu.processes import MIB, GpuProcesses, NvmlProcess, read_gpu_processes
 from k8s_gpu_mcp.host.procfs import ProcInfo, boot_time, proc_root_problem, read_passwd, read_proc
 from k8s_gpu_mcp.k8s.pods import PodLookup, lookup_pods
@@ -44,6 +45,11 @@ class GpuProcess(ToolModel):
     )
     gpu_instance_id: int | None = Field(None, description="MIG GPU instance, null outside MIG")
     compute_instance_id: int | None = Field(None, description="MIG compute instance, null outside MIG")
+    mig_profile: str | None = Field(
+        None, description="the MIG device's profile (1g.10gb ...), null outside MIG"
+    )
+    mig_device_uuid: str | None = Field(None, description="the MIG device's UUID (MIG-...), null outside MIG")
+    mig_device_index: int | None = Field(None, description="the MIG device's index on its GPU")
     command: str | None = None
     user: str | None = Field(None, description="user name from the host's /etc/passwd, else the uid")
     uid: int | None = None
@@ -122,6 +128,11 @@ def reasons(g: GpuProcessList) -> list[health.Reason]:
 def process_line(index: int, p: GpuProcess) -> str:
     memory = f"{p.used_memory_mib} MiB" if p.used_memory_mib is not None else "memory unknown"
     parts = [p.command[:80] if p.command else "command unknown", memory, p.state or "state unknown"]
+    if p.gpu_instance_id is not None:
+        uuid = f" {p.mig_device_uuid}" if p.mig_device_uuid else ""
+        parts.append(
+            f"MIG {p.mig_profile or 'profile unknown'} GI {p.gpu_instance_id}/CI {p.compute_instance_id}{uuid}"
+        )
     if p.pod_name:
         parts.append(f"pod {p.pod_namespace}/{p.pod_name}")
     elif p.pod_uid:
@@ -240,6 +251,8 @@ def describe_gpu(
     procs = None
     if reading.processes is not None:
         procs = [enrich(p, *proc_info(app, ref, p.pid, users, btime), pods) for p in reading.processes]
+        if reading.mig_enabled and procs:
+            _join_mig(app, ref, procs)
     owned = None
     if reading.processes is not None and all(p.used_memory is not None for p in reading.processes):
         owned = sum(p.used_memory or 0 for p in reading.processes) // MIB
@@ -259,6 +272,26 @@ def describe_gpu(
     )
 
 
+def _join_mig(app: AgentApp, ref: GpuRef, procs: list[GpuProcess]) -> None:
+    """Each process's MIG device (profile, UUID) by its GPU/compute instance ids."""
+    state = read_mig(app.backend.adapter, ref)
+    for p in procs:
+        if p.gpu_instance_id is None:
+            continue
+        dev = state.device_for(p.gpu_instance_id, p.compute_instance_id)
+        if dev is None:
+            why = (
+                state.unavailable.get("devices")
+                or f"no MIG device lists GI {p.gpu_instance_id}/CI {p.compute_instance_id}"
+            )
+            p.unavailable["mig_profile"] = why
+            continue
+        p.mig_profile, p.mig_device_uuid, p.mig_device_index = dev.profile, dev.uuid, dev.index
+        for key, field_name in (("mig_profile", "profile"), ("mig_device_uuid", "uuid")):
+            if getattr(dev, field_name) is None and field_name in dev.unavailable:
+                p.unavailable[key] = dev.unavailable[field_name]
+
+
 def findings(gpus: list[GpuProcessList]) -> list[str]:
     lines = []
     for gpu in gpus:
@@ -274,7 +307,8 @@ def findings(gpus: list[GpuProcessList]) -> list[str]:
 
 def register(app: AgentApp) -> None:
     def list_gpu_processes(gpus: GpuSelector = None, detail: Detail = "summary") -> ProcessesResult:
-        """List the processes on each GPU (compute and graphics, with MIG instance ids) and who they
+        """List the processes on each GPU (compute and graphics, with MIG instance ids and the MIG
+        device's profile and UUID) and who they
         are: command line, user, state, start time, container id, pod UID and, when the Kubernetes API
         answers, pod name and namespace. Flags zombies (GPU memory held by a pid that is gone or
         defunct, or whose pod no longer exists) and orphaned memory (used memory no listed process

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+import logging
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field
+from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import Field, PrivateAttr
 
+from k8s_gpu_mcp.diagnose import fabric as fabric_rules
 from k8s_gpu_mcp.diagnose import health
 from k8s_gpu_mcp.diagnose import topology as topo
 from k8s_gpu_mcp.gpu.adapter import GpuLost, GpuRef
+from k8s_gpu_mcp.gpu.fabric import FabricInfo, read_fabric
 from k8s_gpu_mcp.gpu.links import links_unknown, read_affinity, read_nvlinks, read_pairs
 from k8s_gpu_mcp.gpu.nvml_constants import P2P_STATUS
+from k8s_gpu_mcp.gpu.pci import kernel_bus_id
 from k8s_gpu_mcp.gpu.readings import NvLinkReading
 from k8s_gpu_mcp.models import ToolModel
 from k8s_gpu_mcp.tools._common import (
@@ -29,10 +35,13 @@ from k8s_gpu_mcp.tools._common import (
     source,
     split_not_supported,
 )
-from k8s_gpu_mcp.vocabulary import Detail, DetailLevel, is_by_design
+from k8s_gpu_mcp.vocabulary import Detail, DetailLevel, Status, is_by_design
 
 if TYPE_CHECKING:
     from k8s_gpu_mcp.server import AgentApp
+    from k8s_gpu_mcp.xid.models import SxidEvent
+
+log = logging.getLogger(__name__)
 
 TOOLSET = "core"
 
@@ -82,6 +91,61 @@ class TopologyFinding(ToolModel):
     consequence: str
 
 
+class FabricGpu(ToolModel):
+    index: int
+    supported: bool | None = Field(
+        description="false: NVML has no fabric for this GPU (PCIe cards, pre-Hopper), by design; null: unreadable"
+    )
+    state: str | None = Field(description="not-supported, not-started, in-progress or completed")
+    registration_status: str | None = Field(
+        description="the registration's NVML status: Success or the error"
+    )
+    clique_id: int | None = None
+    cluster_uuid: str | None = Field(None, description="the NVLink domain's cluster UUID")
+    health_summary: str | None = Field(
+        None, description="healthy, unhealthy or limited-capacity (NVML v3 struct)"
+    )
+    health: dict[str, Any] | None = Field(
+        None, description="health-mask flags: degraded bandwidth, route recovery/unhealthy, GFM state, ..."
+    )
+    switch_links: int | None = Field(None, description="NVLinks ending at an NVSwitch; null when unknown")
+    problems: list[str] = Field(default_factory=list, description="what is wrong, one line each")
+    unavailable: dict[str, str] = Field(default_factory=dict)
+
+
+class FabricSxid(ToolModel):
+    sxid: int
+    switch: int
+    switch_bus_id: str | None
+    fatal: bool | None
+    link: int | None = Field(description="the switch's port (link), not a GPU link")
+    message: str
+    timestamp: datetime | None
+    gpus: list[int] = Field(description="the GPUs it affects")
+    tied_by: str = Field(description="how it was tied to them")
+
+
+class Fabric(ToolModel):
+    """The NVLink fabric (NVSwitch systems): per GPU registration, SXids, and the node's verdict."""
+
+    nvswitch_system: bool | None = Field(description="the GPUs reach each other through NVSwitches")
+    multi_gpu_ready: bool | None = Field(
+        description="false: this node cannot run multi-GPU jobs (summary says why); null: not applicable or unknown"
+    )
+    status: Status = Field(description="on the one status scale")
+    summary: str
+    fabric_manager: str = Field(description="what NVML says about Fabric Manager (GFM state, registration)")
+    findings: list[str] = Field(default_factory=list, description="node-level findings (cliques)")
+    gpus: list[FabricGpu]
+    sxid_notes: list[str] = Field(
+        default_factory=list, description="where the SXids were read from and how far back (the XID analysis)"
+    )
+    sxids: list[FabricSxid] = Field(
+        default_factory=list, description="NVSwitch SXids with the GPUs they affect"
+    )
+    unavailable: dict[str, str] = Field(default_factory=dict)
+
+
 class TopologyReading(ToolModel):
     """Everything read and found, before it is shaped into an answer (shared with get_gpu_health)."""
 
@@ -96,7 +160,9 @@ class TopologyReading(ToolModel):
         description="nvmlDeviceGetP2PStatus per ordered pair: OK or why not; null = unreadable"
     )
     findings: list[TopologyFinding]
+    fabric: Fabric | None = None
     unavailable: dict[str, str] = Field(default_factory=dict)
+    _fabric_verdict: Any = PrivateAttr(None)  # diagnose.fabric.Verdict, for get_gpu_health
 
 
 class TopologyResult(NodeAnswer):
@@ -104,6 +170,12 @@ class TopologyResult(NodeAnswer):
     findings: list[TopologyFinding] = Field(
         description="what the layout means, with its consequence; the summary lists those no problem "
         "above carries as evidence (notes such as corrected CRC counts, P2P limits of the layout)"
+    )
+    fabric: Fabric | None = Field(
+        None,
+        description="the NVLink fabric: can the node run multi-GPU jobs, and why not (the summary has it only "
+        "when jobs cannot run or it has a finding, each GPU's fabric problem being in problems; detail=full "
+        "always, with every GPU's registration)",
     )
     labels: list[str] | None = full_only("matrix row/column labels, GPU<index>")
     matrix: list[list[str]] | None = full_only(
@@ -171,6 +243,8 @@ def reasons(reading: TopologyReading, gpu: GpuTopology) -> list[health.Reason]:
         for f in mine
         if f.kind not in LINK_FINDINGS
     ]
+    verdict = reading._fabric_verdict
+    out += list(verdict.per_gpu.get(gpu.index, ())) if verdict is not None else []
     return sorted(out, key=lambda r: -health.SEVERITY_RANK[r.severity])
 
 
@@ -210,8 +284,16 @@ def answer(reading: TopologyReading, detail: DetailLevel) -> TopologyResult:
         findings=reading.findings
         if detail == "full"
         else [f for f in reading.findings if f"{f.message}: {f.consequence}" not in shown],
+        fabric=reading.fabric,
         source=reading.source,
     )
+    if detail != "full" and reading.fabric is not None:  # the summary: only a fabric with a finding
+        noteworthy = fabric_noteworthy(reading.fabric)
+        result.fabric = (
+            reading.fabric.model_copy(update={"gpus": [], "sxid_notes": []})  # GPU problems are in problems
+            if noteworthy
+            else None
+        )
     if detail == "full":
         result.labels, result.matrix, result.p2p = reading.labels, reading.matrix, reading.p2p
         result.gpus = reading.gpus
@@ -277,8 +359,127 @@ def link_ends(gpu: GpuTopology, positions: dict[int, int]) -> list[topo.LinkEnd]
     ]
 
 
-def inspect(app: AgentApp, refs: list[GpuRef]) -> TopologyReading:
-    """Read and interpret the topology of ``refs`` (shared with get_gpu_health)."""
+def fabric_noteworthy(f: Fabric) -> bool:
+    """Whether a summary says the fabric: multi-GPU jobs cannot run, or it has a finding (a warning or
+    worse). A ready fabric, or one that is unknown only because a GPU is (said per GPU), is left to full."""
+    return f.multi_gpu_ready is False or f.status in ("warning", "degraded", "critical")
+
+
+def _fabric_info(app: AgentApp, ref: GpuRef) -> FabricInfo:
+    if ref.lost_reason:
+        return FabricInfo(None, unavailable={"fabric": ref.lost_reason})
+    try:
+        return read_fabric(app.backend.adapter, ref)
+    except GpuLost as lost:
+        return FabricInfo(None, unavailable={"fabric": f"GpuIsLost: {lost}"})
+
+
+def fabric_view(
+    app: AgentApp, refs: list[GpuRef], gpus: list[GpuTopology], sxids: list[SxidEvent], sxid_why: str | None
+) -> tuple[Fabric, fabric_rules.Verdict]:
+    """Each GPU's fabric registration with its switch links, the SXids tied to GPUs, and the verdict."""
+    readings = []
+    for ref, g in zip(refs, gpus, strict=True):
+        links = None if "nvlinks" in g.unavailable else sum(1 for x in g.nvlinks if x.remote_type == "switch")
+        buses = frozenset(
+            b
+            for x in g.nvlinks
+            if x.remote_type == "switch" and (b := kernel_bus_id(x.remote_bus_id)) is not None
+        )
+        readings.append(fabric_rules.GpuFabric(ref.index, _fabric_info(app, ref), links, buses))
+    events = [
+        fabric_rules.SwitchError(sx.sxid, sx.switch, kernel_bus_id(sx.bus_id), sx.fatal, sx.link, sx.message,
+                                 sx.timestamp)
+        for sx in sxids
+    ]  # fmt: skip
+    v = fabric_rules.verdict(readings, events)
+    view = Fabric(
+        nvswitch_system=v.nvswitch_system,
+        multi_gpu_ready=v.multi_gpu_ready,
+        status=v.status,
+        summary=v.summary,
+        fabric_manager=v.fabric_manager,
+        findings=[r.message for r in v.reasons],
+        gpus=[
+            FabricGpu(
+                index=r.index,
+                supported=r.info.supported,
+                state=r.info.state,
+                registration_status=r.info.status,
+                clique_id=r.info.clique_id,
+                cluster_uuid=r.info.cluster_uuid,
+                health_summary=r.info.health_summary,
+                health=r.info.health,
+                switch_links=r.switch_links,
+                problems=[x.message for x in v.per_gpu[r.index] if x.severity != "info"],
+                unavailable=_fabric_reasons(r),
+            )
+            for r in readings
+        ],
+        sxids=[
+            FabricSxid(
+                sxid=t.event.sxid,
+                switch=t.event.switch,
+                switch_bus_id=t.event.bus_id,
+                fatal=t.event.fatal,
+                link=t.event.link,
+                message=t.event.message,
+                timestamp=t.event.timestamp,
+                gpus=list(t.gpus),
+                tied_by=t.tied_by,
+            )
+            for t in v.sxids
+        ],  # fmt: skip
+        unavailable={"sxids": sxid_why} if sxid_why else {},
+    )
+    if v.multi_gpu_ready is None:
+        view.unavailable["multi_gpu_ready"] = v.summary
+    return view, v
+
+
+def _fabric_reasons(r: fabric_rules.GpuFabric) -> dict[str, str]:
+    """Why each null field of a GPU's fabric reading is null."""
+    i, out = r.info, dict(r.info.unavailable)
+    base = out.get("fabric") or f"the fabric state is {i.state}"
+    for key, field in (("supported", "supported"), ("state", "state"), ("registration_status", "status"),
+                       ("clique_id", "clique_id"), ("cluster_uuid", "cluster_uuid")):  # fmt: skip
+        if getattr(i, field) is None:
+            out.setdefault(key, base)
+    if i.health is None:
+        out.setdefault("health", base)
+    if i.health_summary is None:
+        out.setdefault(
+            "health_summary", base if i.supported is not True else "NOT_SUPPORTED in NVML's fabric info"
+        )
+    if r.switch_links is None:
+        out["switch_links"] = "the GPU's NVLinks are unknown"
+    return out
+
+
+def recent_sxids(app: AgentApp, since: str = "24h") -> tuple[list[SxidEvent], str | None, list[str]]:
+    """NVSwitch SXids from the XID analysis (kernel log), or why they (or part of the analysis) could not
+    be read."""
+    from k8s_gpu_mcp.tools.xid import collect_xids
+
+    try:
+        data, _ = collect_xids(app, since=since)
+    except ToolError:
+        raise
+    except Exception as exc:
+        log.warning("XID analysis crashed while reading SXids", exc_info=exc)
+        return [], f"XID analysis failed: {exc!r}", []
+    why = "; ".join(f"{k}: {v}" for k, v in sorted(data.unavailable.items()))
+    return list(data.sxids), (f"XID analysis: {why}" if why else None), list(data.notes)
+
+
+def inspect(
+    app: AgentApp,
+    refs: list[GpuRef],
+    sxids: list[SxidEvent] | None = None,
+    sxid_why: str | None = None,
+) -> TopologyReading:
+    """Read and interpret the topology of ``refs`` (shared with get_gpu_health); ``sxids``: the NVSwitch
+    SXids already read (None: read the last 24 hours')."""
     all_refs = app.backend.adapter.gpus()
     bus_ids = {r.short_bus_id: r.index for r in all_refs if r.short_bus_id}
     gpus = [_gpu(app, ref, bus_ids) for ref in refs]
@@ -294,7 +495,12 @@ def inspect(app: AgentApp, refs: list[GpuRef]) -> TopologyReading:
     def names(matrix: list[list[int | None]]) -> list[list[str | None]]:
         return [[None if v is None else P2P_STATUS.get(v, str(v)) for v in row] for row in matrix]
 
-    return TopologyReading(
+    notes: list[str] = []
+    if sxids is None:
+        sxids, sxid_why, notes = recent_sxids(app)
+    fabric, verdict = fabric_view(app, refs, gpus, sxids, sxid_why)
+    fabric.sxid_notes = notes
+    reading = TopologyReading(
         source=source(app),
         gpus=gpus,
         labels=labels,
@@ -302,8 +508,11 @@ def inspect(app: AgentApp, refs: list[GpuRef]) -> TopologyReading:
         matrix_text=topo.render(cells, [g.cpu_affinity for g in gpus], [g.numa_node for g in gpus], labels),
         p2p=P2PMatrix(**{cap: names(pairs.p2p[cap]) for cap in ("read", "write", "nvlink", "atomics")}),
         findings=[TopologyFinding(**vars(f)) for f in found],
+        fabric=fabric,
         unavailable=pairs.unavailable,
     )
+    reading._fabric_verdict = verdict
+    return reading
 
 
 def register(app: AgentApp) -> None:
@@ -315,7 +524,9 @@ def register(app: AgentApp) -> None:
         pairs with fewer links than their peers, links that replay or recover, P2P gaps. The summary
         (default) gives the node's status and action, the topo -m matrix as text, the findings, and
         each GPU whose links are not healthy with the evidence; detail="full" adds every link of every
-        GPU, the matrix as data and the P2P status per pair."""
+        GPU, the matrix as data and the P2P status per pair. On NVSwitch systems, `fabric`: each GPU's
+        Fabric Manager registration (state, status, clique, cluster UUID, health), NVSwitch SXids of the
+        last 24 h tied to the GPUs they affect, and whether the node can run multi-GPU jobs, and why not."""
         return answer(inspect(app, select_gpus(app, gpus)), detail)
 
     app.add_tool(inspect_topology, title="GPU topology (NVLink, P2P, topo -m)", annotations=READ_ONLY)
