@@ -18,12 +18,13 @@ from typing import TYPE_CHECKING, Any
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from k8s_gpu_mcp import __version__
 from k8s_gpu_mcp.config import Settings
 from k8s_gpu_mcp.gpu.backend import Backend, open_backend
 from k8s_gpu_mcp.metrics import ToolMetrics
+from k8s_gpu_mcp.models import ToolModel
 from k8s_gpu_mcp.tools import tool_module_names, toolset_of
 
 if TYPE_CHECKING:
@@ -112,7 +113,7 @@ def compact_text(fn: Callable[..., Any]) -> Callable[..., Any]:
     answer). The wrapper keeps the name, docstring and signature the SDK reads."""
 
     def answer(result: Any) -> Any:
-        if not isinstance(result, BaseModel):
+        if not isinstance(result, ToolModel):  # a CallToolResult or InputRequiredResult passes as is
             return result
         data = result.model_dump(mode="json", by_alias=True)
         text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
