@@ -1,7 +1,8 @@
 """Answer sizes (issue 14): bytes of every node tool's default (summary) and detail=full answer, as the
 text content an MCP client hands the model, on the default 8-GPU H100 profile and every bundled
-scenario, next to the goals: every summary at most 4 KB, get_gpu_health at most 3 KB when all is
-well, a whole gpu-triage of one node under 16 KB. KB here is 1,024 bytes; every figure is in bytes.
+scenario (on the profile it names), next to the goals: every summary at most 4 KB, get_gpu_health at
+most 3 KB when all is well, a whole gpu-triage of one node under 16 KB. KB here is 1,024 bytes; every
+figure is in bytes.
 
 Calls go through the SDK's in-memory client (the same CallToolResult a stdio or HTTP client gets)."""
 
@@ -53,7 +54,9 @@ def text_bytes(result: Any) -> int:
 
 
 async def measure(scenario: str | None) -> dict[str, Any]:
-    app = AgentApp(Settings(nvml_mode="mock", profile=PROFILE, scenario=scenario, log_level="ERROR"))
+    # a scenario runs on the profile it names (mig-instance-ecc: the A100 in MIG mode); none: the H100
+    profile = None if scenario else PROFILE
+    app = AgentApp(Settings(nvml_mode="mock", profile=profile, scenario=scenario, log_level="ERROR"))
     out: dict[str, Any] = {"summary": {}, "full": {}, "status": {}}
     try:
         async with Client(app.server) as client:
