@@ -190,3 +190,14 @@ def test_kill_signal_is_read_in_any_case(agent):
     _, lower = anyio.run(_call, app, "kill_gpu_process", {"pid": 4242, "signal": "kill", "dry_run": True})
     _, upper = anyio.run(_call, app, "kill_gpu_process", {"pid": 4242, "signal": "KILL", "dry_run": True})
     assert "argument 'signal'" not in lower and lower == upper, (lower, upper)
+
+
+def test_a_tool_another_toolset_serves_says_which_toolsets_this_agent_serves(monkeypatch):
+    monkeypatch.setenv("NODE_NAME", "n")
+    app = AgentApp(Settings(nvml_mode="mock", toolsets="core", log_level="ERROR"))
+    try:
+        is_error, text = anyio.run(_call, app, "list_gpu_processes", {})
+    finally:
+        app.close()
+    assert is_error and "no tool 'list_gpu_processes' here: this agent serves only --toolsets core" in text
+    assert "get_gpu_health" in text  # and the tools it does serve
