@@ -172,3 +172,15 @@ async def test_pod_allocation_joins_mig_uuids_on_this_node(make_app, mig_cluster
         and "pod-resources" in pods["blind"]["unavailable"]["mig_devices"]
     )
     assert result["allocated"] == {"nvidia.com/mig-1g.20gb": 3}
+
+
+def test_connect_cluster_says_why_mig_uuids_are_not_joined():
+    from k8s_gpu_mcp.tools.cluster import MIG_API_ONLY, mig_unjoined, pod_allocation
+
+    pod = gpu_pod("m", "n", None)
+    pod["spec"]["containers"][0]["resources"] = {"limits": {"nvidia.com/mig-3g.40gb": "1"}}
+    plain = gpu_pod("g", "n", 1)
+    allocs = [a for p in (pod, plain) if (a := pod_allocation(p)) is not None]
+    mig_unjoined(allocs, MIG_API_ONLY)
+    assert allocs[0].mig_profiles == {"3g.40gb": 1} and allocs[0].unavailable["mig_devices"] == MIG_API_ONLY
+    assert allocs[1].mig_profiles == {} and "mig_devices" not in allocs[1].unavailable

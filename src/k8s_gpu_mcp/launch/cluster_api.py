@@ -22,6 +22,7 @@ from k8s_gpu_mcp.diagnose import timeline
 from k8s_gpu_mcp.gateway.discovery import parse_selector, selector_matches
 from k8s_gpu_mcp.gateway.models import CLUSTER_READ, SelectorArg
 from k8s_gpu_mcp.tools.cluster import (
+    MIG_API_ONLY,
     ApiSource,
     NodeCondition,
     PodGpuAllocation,
@@ -29,6 +30,7 @@ from k8s_gpu_mcp.tools.cluster import (
     allocated,
     describe,
     findings,
+    mig_unjoined,
     pod_allocation,
 )
 from k8s_gpu_mcp.tools.timeline import TimelineEntry
@@ -293,6 +295,7 @@ def register_api_tools(app: ClusterApp) -> None:
                 a for p in app.api.list_pods(node=node, namespace=namespace) if (a := pod_allocation(p))
             ]
             allocs.sort(key=lambda a: (a.node or "", a.namespace, a.name))
+            mig_unjoined(allocs, MIG_API_ONLY)
             by_node: dict[str, dict[str, int]] = {}
             for a in allocs:
                 if a.holds_gpus and a.node:

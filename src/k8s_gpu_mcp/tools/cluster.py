@@ -26,6 +26,10 @@ TOOLSET = "k8s"
 GPU_RESOURCE_PREFIX = "nvidia.com/"
 GPU_LABEL_PREFIX = "nvidia.com/"
 MIG_RESOURCE_PREFIX = "nvidia.com/mig-"
+MIG_API_ONLY = (
+    "read from the API server only: the node's agent (connect node/NAME, get_pod_gpu_allocation) joins "
+    "a pod's MIG UUIDs to its MIG devices"
+)
 MIG_JOIN_ELSEWHERE = (
     "the pod runs on another node: only that node's NVML can join its MIG UUIDs to instances "
     "(get_pod_gpu_allocation on that node's agent)"
@@ -216,12 +220,23 @@ def pod_allocation(pod: dict[str, Any]) -> PodGpuAllocation | None:
     return alloc
 
 
+def uses_mig(a: PodGpuAllocation) -> bool:
+    return bool(a.mig_profiles) or any(u.startswith("MIG-") for u in _all_uuids(a))
+
+
+def mig_unjoined(allocs: list[PodGpuAllocation], why: str) -> None:
+    """Say why the MIG pods' devices are not joined (``connect cluster``: the API server alone)."""
+    for a in allocs:
+        if uses_mig(a):
+            a.unavailable["mig_devices"] = why
+
+
 def join_mig(app: AgentApp, allocs: list[PodGpuAllocation]) -> None:
     """The MIG UUIDs each pod names, joined to this node's MIG devices (only for pods on this node)."""
     from k8s_gpu_mcp.gpu.adapter import GpuLost
     from k8s_gpu_mcp.gpu.mig import read_mig
 
-    wanted = [a for a in allocs if a.mig_profiles or any(u.startswith("MIG-") for u in _all_uuids(a))]
+    wanted = [a for a in allocs if uses_mig(a)]
     if not wanted:
         return
     here = _this_node(app)
