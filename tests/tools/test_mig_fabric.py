@@ -66,6 +66,13 @@ async def test_health_shows_the_bad_instance_as_a_problem_with_evidence(make_app
         "MIG enabled: 4 device(s), 4x 1g.20gb"
     ]
     assert all(r["component"] != "fabric" for r in reasons)  # no fabric API on A100: nothing to say
+    nvlink = next(r for r in reasons if r["component"] == "nvlink")  # unknown in MIG mode, with why
+    assert (
+        nvlink["severity"] == "unknown"
+        and "unknown in MIG mode: NVLink queries are not supported" in nvlink["message"]
+    )
+    memory = next(r for r in reasons if r["component"] == "memory")
+    assert memory["severity"] == "unknown" and "remapped rows: unknown in MIG mode" in memory["message"]
 
 
 @pytest.mark.anyio

@@ -15,6 +15,7 @@ from k8s_gpu_mcp.diagnose import topology as topo
 from k8s_gpu_mcp.gpu.adapter import GpuLost, GpuRef
 from k8s_gpu_mcp.gpu.fabric import FabricInfo, read_fabric
 from k8s_gpu_mcp.gpu.links import links_unknown, read_affinity, read_nvlinks, read_pairs
+from k8s_gpu_mcp.gpu.mig import read_mig
 from k8s_gpu_mcp.gpu.nvml_constants import P2P_STATUS
 from k8s_gpu_mcp.gpu.pci import kernel_bus_id
 from k8s_gpu_mcp.gpu.readings import NvLinkReading
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
     from k8s_gpu_mcp.xid.models import SxidEvent
 
 log = logging.getLogger(__name__)
+# nvidia-smi nvlink -s on a GPU in MIG mode (the capture nvlink-s_h100-sxm5-80gb-mig-unsupported)
+MIG_NVLINKS = "unknown in MIG mode: NVLink queries are not supported for devices in MIG mode"
 
 TOOLSET = "core"
 
@@ -322,6 +325,8 @@ def _gpu(app: AgentApp, ref: GpuRef, bus_ids: dict[str, int]) -> GpuTopology:
         return GpuTopology(**base, lost=True, unavailable={"*": ref.lost_reason})
     try:
         unknown = links_unknown(app.backend.adapter, ref)
+        if unknown and read_mig(app.backend.adapter, ref).enabled:
+            unknown = f"{MIG_NVLINKS}: {unknown}"
         links = [] if unknown else [_link(raw) for raw in read_nvlinks(app.backend.adapter, ref, bus_ids)]
         affinity = read_affinity(app.backend.adapter, ref)
         _, why = app.backend.adapter.nvlink_field_count(ref.handle)
