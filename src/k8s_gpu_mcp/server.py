@@ -139,7 +139,7 @@ class AgentServer(MCPServer):
     mode has it, an argument name the tool does not take is refused, and a bad argument value is
     one sentence naming the argument, what was wrong and what is valid (no validation dump)."""
 
-    def __init__(self, app: AgentApp, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, app: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._app = app
         self._schemas: dict[str, dict[str, Any]] | None = None
@@ -181,13 +181,14 @@ def clip_name(key: object) -> str:
     return text if len(text) <= 40 else f"{text[:40]}..."
 
 
-def missing_tool(app: AgentApp, name: str, tools: list[str]) -> str:
-    """Why ``name`` is not here: operator mode has it, a --toolsets choice left it out, or no such tool."""
+def missing_tool(app: Any, name: str, tools: list[str]) -> str:
+    """Why ``name`` is not here: operator mode has it, a --toolsets choice left it out, or no such tool.
+    ``app`` is an AgentApp or a fleet app (gateway, connect cluster): ``dropped`` lists the
+    destructive tools it left out, ``operator_flag`` says what serves them."""
     if name in app.dropped:
-        return (
-            f"{name} needs --mode operator: this agent runs read-only, where remediation tools are not served"
-        )
-    if app.settings.toolsets:
+        flag = getattr(app, "operator_flag", "--mode operator")
+        return f"{name} needs {flag}: this server runs read-only, where remediation tools are not served"
+    if getattr(app.settings, "toolsets", None):
         return (
             f"no tool {clip_name(name)} here: this agent serves only --toolsets {app.settings.toolsets}; "
             f"tools: {', '.join(tools)}"

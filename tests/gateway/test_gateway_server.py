@@ -146,3 +146,11 @@ async def test_large_results_keep_the_text_block_small(tmp_path, payloads):
     text = json.loads(r.content[0].text)
     assert "structuredContent only" in text["note"] and "result" not in text["nodes"][0]
     assert all(n["result"]["counts"]["gpus"] == 8 for n in r.structured_content["nodes"])
+
+
+async def test_destructive_tools_need_the_gateway_operator_flag(tmp_path, payloads):
+    gw = await gateway(tmp_path, SimFleet(payloads, ["ok"]))
+    async with Client(gw.server) as client:
+        result = await client.call_tool("kill_gpu_process", {"node": "n1", "pid": 1})
+    text = " ".join(getattr(c, "text", "") for c in result.content)
+    assert result.is_error and "kill_gpu_process needs --gateway-operator" in text

@@ -192,3 +192,17 @@ def test_every_pod_is_deleted_on_signal_or_eof(tmp_path: Path, how: str) -> None
             proc.kill()
     assert sorted(p.name for p in tmp_path.glob("*.deleted")) == ["gpu-node-1.deleted", "gpu-node-2.deleted"]
     assert proc.stdout is not None and proc.stdout.read() == b""
+
+
+async def test_errors_an_assistant_can_act_on(tmp_path: Path) -> None:
+    """The agent's error sentences, from the cluster server too: a tool another mode serves, an
+    argument no tool takes, and a bad value named with what is valid. No session is opened."""
+    app = make_app(tmp_path)
+    async with app.pool.running(), Client(app.server) as client:
+        reset = error_text(await client.call_tool("reset_gpu", {"node": "gpu-node-1", "gpu": 0}))
+        assert "reset_gpu needs --mode operator" in reset
+        unknown = error_text(await client.call_tool("get_gpu_health", {"node": "gpu-node-1", "gpus_x": [0]}))
+        assert "takes no argument 'gpus_x'" in unknown and "node_selector" in unknown
+        bad = error_text(await client.call_tool("get_gpu_health", {"node": "gpu-node-1", "detail": "all"}))
+        assert "'detail'" in bad and "summary" in bad and "pydantic" not in bad
+    assert app.pool.opened_total == 0

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import pydantic_core
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
 
@@ -22,7 +22,7 @@ from k8s_gpu_mcp.audit import META_CORRELATION
 from k8s_gpu_mcp.gateway.breaker import BreakerBoard
 from k8s_gpu_mcp.gateway.discovery import Agent, Discovery, DiscoveryError, select_agents
 from k8s_gpu_mcp.gateway.fanout import Fanout, FanoutConfig, FanoutMetrics, NodeCall, NodeTransport
-from k8s_gpu_mcp.gateway.models import Summary
+from k8s_gpu_mcp.gateway.models import DESTRUCTIVE_TOOLS, Summary
 from k8s_gpu_mcp.metrics import ToolMetrics
 
 if TYPE_CHECKING:
@@ -67,11 +67,16 @@ class FleetApp:
         self.fanout = Fanout(transport, self.config, self.board, fanout_metrics)
         self.last_discovery_error: str | None = None
         self.agents_known = 0
-        self.server = MCPServer(
+        from k8s_gpu_mcp.server import AgentServer  # the agent's argument and missing-tool errors
+
+        self.dropped: list[str] = list(DESTRUCTIVE_TOOLS)  # until register_destructive_tools
+        self.operator_flag = "--mode operator"
+        self.server = AgentServer(
+            self,
             name,
             version=__version__,
             instructions=instructions,
-            log_level=settings.log_level.upper(),  # type: ignore[arg-type]
+            log_level=settings.log_level.upper(),
         )
         self.tool_names: list[str] = []
 

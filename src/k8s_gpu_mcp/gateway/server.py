@@ -66,6 +66,7 @@ class GatewayApp(FleetApp):
             name="k8s-gpu-mcp-gateway",
             instructions=INSTRUCTIONS,
         )
+        self.operator_flag = "--gateway-operator (and the agents in --mode operator)"
         register_tools(self)
         if settings.gateway_operator:
             register_destructive_tools(self)
