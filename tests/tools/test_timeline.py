@@ -64,3 +64,14 @@ async def test_limit_keeps_the_most_recent_and_counts_the_rest(make_app, no_api,
     one = (await call(make_app(None, "ecc-dbe-xid48"), "get_node_timeline", {"limit": 1})).structured_content
     assert len(one["entries"]) == 1 and one["dropped"] == len(full["entries"]) - 1
     assert one["entries"][0]["kind"] == full["entries"][-1]["kind"]
+
+
+async def test_fields_this_gpu_never_has_are_no_gap(make_app, no_api, monkeypatch):
+    """Hopper has no L1/texture ECC locations: NotSupported by design is left out of `unavailable`
+    (it was 225 lines, 20 KB, of the default answer); a reason that is a gap would still be there."""
+    monkeypatch.setenv("K8S_GPU_MCP_KUBECONFIG", "/nonexistent/kubeconfig")
+    result = await call(make_app(None, "ecc-dbe-xid48"), "get_node_timeline")
+    unavailable = result.structured_content["unavailable"]
+    assert not [k for k, why in unavailable.items() if why.startswith("NotSupported")]
+    assert set(unavailable) == {"kubernetes"}
+    assert sum(len(c.text) for c in result.content) < 4096

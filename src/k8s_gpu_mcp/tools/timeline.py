@@ -18,7 +18,7 @@ from pydantic import Field
 from k8s_gpu_mcp.diagnose import timeline
 from k8s_gpu_mcp.gpu.adapter import GpuLost
 from k8s_gpu_mcp.models import ToolModel
-from k8s_gpu_mcp.tools._common import READ_ONLY, Source, clip, source
+from k8s_gpu_mcp.tools._common import READ_ONLY, Source, clip, fold_unavailable, source
 
 if TYPE_CHECKING:
     from k8s_gpu_mcp.server import AgentApp
@@ -72,6 +72,7 @@ def state_entries(app: AgentApp, now: datetime) -> tuple[list[timeline.Entry], d
 
     out: list[timeline.Entry] = []
     unavailable: dict[str, str] = {}
+    per_gpu: dict[int, dict[str, str]] = {}
     for ref in app.backend.adapter.gpus():
         if ref.lost_reason:
             out.append(
@@ -85,8 +86,7 @@ def state_entries(app: AgentApp, now: datetime) -> tuple[list[timeline.Entry], d
             out.append(timeline.Entry(now, "nvml", "gpu_lost", f"GPU lost now: {lost}", gpu=ref.index))
             continue
         # what could not be read for the state-now entries (a missing entry must not read as "fine")
-        unavailable.update({f"gpu{ref.index}.ecc.{k}": v for k, v in ecc.unavailable.items()})
-        unavailable.update({f"gpu{ref.index}.{k}": v for k, v in readings.unavailable.items()})
+        per_gpu[ref.index] = {**{f"ecc.{k}": v for k, v in ecc.unavailable.items()}, **readings.unavailable}
         if verdict is not None and verdict.verdict not in ("healthy", "unknown"):
             why = verdict.reasons[0].text if verdict.reasons else verdict.action
             out.append(timeline.Entry(now, "nvml", "ecc", f"ECC {verdict.verdict} now: {why}", gpu=ref.index))
@@ -97,7 +97,9 @@ def state_entries(app: AgentApp, now: datetime) -> tuple[list[timeline.Entry], d
             out.append(
                 timeline.Entry(now, "nvml", "throttling", f"now: {throttling.explanation}", gpu=ref.index)
             )
-    return out, unavailable
+    # by-design NotSupported fields (L1 ECC on Hopper, ...) are no gap; the same reason on several
+    # GPUs is said once
+    return out, {**unavailable, **fold_unavailable({}, per_gpu)}
 
 
 def history_entries(xids: XidAnalysis, since: datetime | None) -> list[timeline.Entry]:
