@@ -92,7 +92,7 @@ def _evidence(g: GpuFabric) -> dict[str, Any]:
     health = {k: v for k, v in (i.health or {}).items() if v is not None}
     out = {
         "state": i.state,
-        "status": i.status,
+        "registration_status": i.status,  # NVML's return for the registration, not the health scale
         "clique_id": i.clique_id,
         "cluster_uuid": i.cluster_uuid,
         "health_summary": i.health_summary,
