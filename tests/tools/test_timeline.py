@@ -75,3 +75,5 @@ async def test_fields_this_gpu_never_has_are_no_gap(make_app, no_api, monkeypatc
     assert not [k for k, why in unavailable.items() if why.startswith("NotSupported")]
     assert set(unavailable) == {"kubernetes"}
     assert sum(len(c.text) for c in result.content) < 4096
+    full = await call(make_app(None, "ecc-dbe-xid48"), "get_node_timeline", {"detail": "full"})
+    assert any(why.startswith("NotSupported") for why in full.structured_content["unavailable"].values())

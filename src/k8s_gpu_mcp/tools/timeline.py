@@ -19,6 +19,7 @@ from k8s_gpu_mcp.diagnose import timeline
 from k8s_gpu_mcp.gpu.adapter import GpuLost
 from k8s_gpu_mcp.models import ToolModel
 from k8s_gpu_mcp.tools._common import READ_ONLY, Source, clip, fold_unavailable, source
+from k8s_gpu_mcp.vocabulary import Detail, DetailLevel
 
 if TYPE_CHECKING:
     from k8s_gpu_mcp.server import AgentApp
@@ -65,7 +66,9 @@ def xid_entries(result: XidAnalysis) -> list[timeline.Entry]:
     return out
 
 
-def state_entries(app: AgentApp, now: datetime) -> tuple[list[timeline.Entry], dict[str, str]]:
+def state_entries(
+    app: AgentApp, now: datetime, detail: DetailLevel = "summary"
+) -> tuple[list[timeline.Entry], dict[str, str]]:
     """ECC and throttling as they are now, for the GPUs where they are not fine."""
     from k8s_gpu_mcp.tools import ecc as ecc_tool
     from k8s_gpu_mcp.tools.telemetry import build_telemetry
@@ -97,9 +100,9 @@ def state_entries(app: AgentApp, now: datetime) -> tuple[list[timeline.Entry], d
             out.append(
                 timeline.Entry(now, "nvml", "throttling", f"now: {throttling.explanation}", gpu=ref.index)
             )
-    # by-design NotSupported fields (L1 ECC on Hopper, ...) are no gap; the same reason on several
-    # GPUs is said once
-    return out, {**unavailable, **fold_unavailable({}, per_gpu)}
+    # by-design NotSupported fields (L1 ECC on Hopper, ...) are no gap, kept only with detail=full;
+    # the same reason on several GPUs is said once
+    return out, {**unavailable, **fold_unavailable({}, per_gpu, keep_not_supported=detail == "full")}
 
 
 def history_entries(xids: XidAnalysis, since: datetime | None) -> list[timeline.Entry]:
@@ -157,7 +160,7 @@ def entries_of(answer: dict[str, object]) -> tuple[list[timeline.Entry], int]:
     return out, bad
 
 
-def build_timeline(app: AgentApp, since: str, limit: int) -> TimelineResult:
+def build_timeline(app: AgentApp, since: str, limit: int, detail: DetailLevel = "summary") -> TimelineResult:
     from k8s_gpu_mcp.tools.xid import collect_xids
     from k8s_gpu_mcp.xid.analyze import parse_since
 
@@ -173,7 +176,7 @@ def build_timeline(app: AgentApp, since: str, limit: int) -> TimelineResult:
     notes = [f"XID analysis: {n}" for n in xids.notes]
     boots, boot_notes = boot_entries(app, lower, history=bool(xids.boots))
     boots += history_entries(xids, lower)
-    states, state_unavailable = state_entries(app, now)
+    states, state_unavailable = state_entries(app, now, detail)
     unavailable.update(state_unavailable)
     pods: list[timeline.Entry] = []
     try:
@@ -197,12 +200,13 @@ def register(app: AgentApp) -> None:
     def get_node_timeline(
         since: Annotated[str, Field(description='window: "30m", "24h", "7d" or an RFC 3339 time')] = "24h",
         limit: Annotated[int, Field(ge=1, le=500, description="most recent entries to return")] = 50,
+        detail: Detail = "summary",
     ) -> TimelineResult:
         """What happened on this node, in one ordered list: XIDs, lost GPUs and NVSwitch SXids (kernel
         log and NVML events), the boot, pod starts, container ends and restarts (OOMKilled, exit codes),
         evictions and disruptions (Kubernetes API), and the ECC and throttling state now. Each entry has
         a time, a source, the GPU or pod it is about, and one line of meaning. Sources that could not be
-        read are listed in `unavailable`."""
-        return build_timeline(app, since, limit)
+        read are listed in `unavailable` (detail="full" also lists the fields this GPU model never has)."""
+        return build_timeline(app, since, limit, detail)
 
     app.add_tool(get_node_timeline, title="Node timeline", annotations=READ_ONLY)
