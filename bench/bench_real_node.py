@@ -46,7 +46,7 @@ def _params(cluster: Any, args: list[str]) -> Any:
 
 
 def _pods_left(node: Any) -> list[str]:
-    return [str(p["metadata"]["name"]) for p in node.pods()]
+    return [p["metadata"]["name"] for p in node.pods()]
 
 
 def _wait_gone(node: Any, timeout: float = 60) -> None:
@@ -113,7 +113,8 @@ def run() -> dict[str, Any]:
     from tests.e2e.realnode.image import AGENT_TAG, build_agent
     from tests.e2e.realnode.node import RealNode, find_kubelet, node_ip, realnode_cache
 
-    if os.geteuid() != 0 or find_kubelet() is None or find_apiserver() is None:
+    apiserver = find_apiserver()
+    if os.geteuid() != 0 or find_kubelet() is None or apiserver is None:
         return {"not run": "needs root and the kube-apiserver + kubelet of tests/e2e/apiserver_build.sh"}
     built = subprocess.run([str(REPO / "tests/e2e/realnode/build.sh")], capture_output=True, text=True)
     if built.returncode != 0:
@@ -123,7 +124,7 @@ def run() -> dict[str, Any]:
     agent_tar = build_agent(cache)
     image_build_s = time.perf_counter() - t
     with tempfile.TemporaryDirectory(prefix="bench-realnode-") as d:
-        cluster = start_cluster(Path(d) / "cluster", find_apiserver())  # type: ignore[arg-type]
+        cluster = start_cluster(Path(d) / "cluster", apiserver)
         node = RealNode(name="bench-real-node", workdir=Path(d) / "node", cluster=cluster, ip=node_ip())
         try:
             t = time.perf_counter()

@@ -51,7 +51,7 @@ def connect_args(cluster: Cluster, node: RealNode, *agent_args: str) -> list[str
 
 
 def debugger_pods(node: RealNode) -> list[dict[str, Any]]:
-    return [p for p in node.pods() if str(p["metadata"]["name"]).startswith("node-debugger-")]  # type: ignore[index]
+    return [p for p in node.pods() if p["metadata"]["name"].startswith("node-debugger-")]
 
 
 def running(node: RealNode) -> list[dict[str, Any]]:

@@ -84,8 +84,10 @@ def _copy(sources: list[str], dest: Path) -> None:
             shutil.copy2(origin, dest / origin.name)
 
 
-def _run(cmd: list[str], **kw: object) -> None:
-    proc = subprocess.run(cmd, capture_output=True, text=True, **kw)  # type: ignore[call-overload]
+def _run(
+    cmd: list[str], cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 900
+) -> None:
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout)
     if proc.returncode != 0:
         raise RuntimeError(
             f"{cmd[-1][:200]} failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
@@ -110,7 +112,7 @@ def build_stage(steps: list[tuple[str, str]], root: Path) -> None:
             *sources, dest = args.split()
             _copy(sources, cwd if dest in ("./", ".") else cwd / dest.removeprefix("./"))
         elif word == "RUN":
-            _run(["sh", "-c", localize(args)], cwd=cwd, env=env, timeout=900)
+            _run(["sh", "-c", localize(args)], cwd=cwd, env=env)
         elif word not in ("FROM", "ARG"):
             raise ValueError(f"build stage: {word} is not replayed here; extend tests/e2e/realnode/image.py")
 
@@ -129,7 +131,7 @@ def runtime_stage(steps: list[tuple[str, str]], build_root: Path, rootfs: Path) 
         elif word == "COPY":
             raise ValueError("runtime stage: COPY from the context is not replayed here")
         elif word == "RUN":
-            _run(["chroot", str(rootfs), "/bin/sh", "-c", args], env=env, timeout=900)
+            _run(["chroot", str(rootfs), "/bin/sh", "-c", args], env=env)
     for junk in (
         "var/cache/apt/archives",
         "var/lib/apt/lists",

@@ -17,8 +17,10 @@ import re
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tests.e2e.cluster import ADMIN_TOKEN, Cluster, cache_dir, free_port
 
@@ -181,10 +183,10 @@ class RealNode:
             argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
 
-    def _wait(self, ok: object, timeout: float, what: str) -> None:
+    def _wait(self, ok: Callable[[], bool], timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if ok():  # type: ignore[operator]
+            if ok():
                 return
             for name, p in self.procs.items():
                 if p.poll() is not None:
@@ -192,7 +194,7 @@ class RealNode:
             time.sleep(0.2)
         raise TimeoutError(f"{what}: not after {timeout}s")
 
-    def pods(self) -> list[dict[str, object]]:
+    def pods(self) -> list[dict[str, Any]]:
         out = self.cluster.get_json("pods", "-A", "--field-selector", f"spec.nodeName={self.name}")
         return list(out["items"])
 
