@@ -4,9 +4,9 @@ shape every node tool answers with (docs/tools.md, "Vocabulary")."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, TypeVar, cast
 
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
@@ -380,6 +380,35 @@ def judge_gpu(
         action=action,
     )
     return status, problem, assessment
+
+
+class GpuAnswer(Protocol):
+    """What a tool's per-GPU model carries for judging: its name, whether it is lost, why not read."""
+
+    @property
+    def index(self) -> int: ...
+    @property
+    def uuid(self) -> str | None: ...
+    @property
+    def pci_bus_id(self) -> str | None: ...
+    @property
+    def lost(self) -> bool: ...
+    @property
+    def unavailable(self) -> dict[str, str]: ...
+
+
+G = TypeVar("G", bound=GpuAnswer)
+
+
+def judge_each(
+    gpus: Iterable[G], reasons_of: Callable[[G], list[health.Reason]]
+) -> list[tuple[GpuName, Status, GpuProblem | None, health.Assessment]]:
+    """judge_gpu for each GPU of a tool's answer, named as every answer names it (node_answer's input)."""
+    judged = []
+    for g in gpus:
+        name = GpuName(index=g.index, uuid=g.uuid, pci_bus_id=g.pci_bus_id)
+        judged.append((name, *judge_gpu(name, reasons_of(g), g.unavailable.get("*") if g.lost else None)))
+    return judged
 
 
 def node_answer(

@@ -14,14 +14,13 @@ from k8s_gpu_mcp.gpu.mig import MigDevice, MigState, read_mig
 from k8s_gpu_mcp.models import ToolModel
 from k8s_gpu_mcp.tools._common import (
     READ_ONLY,
-    GpuName,
     GpuSelector,
     NodeAnswer,
     NotSupported,
     Source,
     fold_unavailable,
     full_only,
-    judge_gpu,
+    judge_each,
     node_answer,
     select_gpus,
     source,
@@ -188,11 +187,7 @@ def group_models(items: list[GpuInventory]) -> list[GpuModel]:
 
 
 def answer(app: AgentApp, items: list[GpuInventory], detail: DetailLevel) -> InventoryResult:
-    judged = []
-    for g in items:
-        name = GpuName(index=g.index, uuid=g.uuid, pci_bus_id=g.pci_bus_id)
-        status, problem, assessment = judge_gpu(name, reasons(g), g.unavailable.get("*") if g.lost else None)
-        judged.append((name, status, problem, assessment))
+    judged = judge_each(items, reasons)
     head = node_answer(
         detail,
         judged,

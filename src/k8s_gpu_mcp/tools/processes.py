@@ -17,13 +17,12 @@ from k8s_gpu_mcp.k8s.pods import PodLookup, lookup_pods
 from k8s_gpu_mcp.models import ToolModel
 from k8s_gpu_mcp.tools._common import (
     READ_ONLY,
-    GpuName,
     GpuSelector,
     NodeAnswer,
     Source,
     fold_unavailable,
     full_only,
-    judge_gpu,
+    judge_each,
     node_answer,
     select_gpus,
     source,
@@ -145,11 +144,7 @@ def process_line(index: int, p: GpuProcess) -> str:
 def answer(
     app: AgentApp, items: list[GpuProcessList], node_unavailable: dict[str, str], detail: DetailLevel
 ) -> ProcessesResult:
-    judged = []
-    for g in items:
-        name = GpuName(index=g.index, uuid=g.uuid, pci_bus_id=g.pci_bus_id)
-        status, problem, assessment = judge_gpu(name, reasons(g), g.unavailable.get("*") if g.lost else None)
-        judged.append((name, status, problem, assessment))
+    judged = judge_each(items, reasons)
     head = node_answer(
         detail,
         judged,

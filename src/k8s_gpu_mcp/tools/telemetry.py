@@ -14,14 +14,13 @@ from k8s_gpu_mcp.gpu.readings import Telemetry
 from k8s_gpu_mcp.models import ToolModel
 from k8s_gpu_mcp.tools._common import (
     READ_ONLY,
-    GpuName,
     GpuSelector,
     NodeAnswer,
     NotSupported,
     Source,
     fold_unavailable,
     full_only,
-    judge_gpu,
+    judge_each,
     node_answer,
     select_gpus,
     source,
@@ -163,11 +162,7 @@ def reading_line(g: GpuTelemetry) -> str:
 
 
 def answer(app: AgentApp, items: list[GpuTelemetry], detail: str) -> TelemetryResult:
-    judged = []
-    for g in items:
-        name = GpuName(index=g.index, uuid=g.uuid, pci_bus_id=g.pci_bus_id)
-        status, problem, assessment = judge_gpu(name, reasons(g), g.unavailable.get("*") if g.lost else None)
-        judged.append((name, status, problem, assessment))
+    judged = judge_each(items, reasons)
     head = node_answer(
         detail,  # type: ignore[arg-type]
         judged,

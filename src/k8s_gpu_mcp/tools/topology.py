@@ -22,14 +22,13 @@ from k8s_gpu_mcp.gpu.readings import NvLinkReading
 from k8s_gpu_mcp.models import ToolModel
 from k8s_gpu_mcp.tools._common import (
     READ_ONLY,
-    GpuName,
     GpuSelector,
     NodeAnswer,
     NotSupported,
     Source,
     fold_unavailable,
     full_only,
-    judge_gpu,
+    judge_each,
     node_answer,
     ranges,
     select_gpus,
@@ -262,15 +261,8 @@ def short_legend(matrix_text: str, cells: list[list[str]]) -> str:
 
 
 def answer(reading: TopologyReading, detail: DetailLevel) -> TopologyResult:
-    judged = []
-    per_gpu: dict[int, dict[str, str]] = {}
-    for g in reading.gpus:
-        name = GpuName(index=g.index, uuid=g.uuid, pci_bus_id=g.pci_bus_id)
-        status, problem, assessment = judge_gpu(
-            name, reasons(reading, g), g.unavailable.get("*") if g.lost else None
-        )
-        judged.append((name, status, problem, assessment))
-        per_gpu[g.index] = g.unavailable if detail == "full" else topology_unavailable(g)
+    judged = judge_each(reading.gpus, lambda g: reasons(reading, g))
+    per_gpu = {g.index: g.unavailable if detail == "full" else topology_unavailable(g) for g in reading.gpus}
     head = node_answer(
         detail,
         judged,
