@@ -388,16 +388,11 @@ def register_api_tools(app: ClusterApp) -> None:
         agent adds its half: XIDs, lost GPUs and SXids from the kernel log, earlier boots from the
         journal and rotated kern.log, and ECC, remap and throttling state now. Each entry has a time, a
         source, the GPU or pod it is about, and one line of meaning."""
+        from k8s_gpu_mcp.tools._common import window_start
         from k8s_gpu_mcp.tools.timeline import entries_of
-        from k8s_gpu_mcp.xid.analyze import parse_since
 
         now = datetime.now(UTC)
-        try:
-            lower = parse_since(since, now)
-        except ValueError as exc:
-            raise ToolError(str(exc)) from None
-        if lower is not None and lower > now:
-            raise ToolError(f"since {since[:60]!r} is in the future; use a past time or a window such as 24h")
+        lower = window_start(since, now)
         entries, unavailable = await run(lambda: api_timeline(app.api, node, lower))
         groups = [entries]
         notes: list[str] = []

@@ -181,6 +181,23 @@ def headline(message: str) -> str:
     return first[: cuts[0]] if cuts else first
 
 
+def window_start(since: str | None, now: datetime) -> datetime | None:
+    """A tool's ``since`` as the start of its window (xid/analyze.parse_since; None: no lower bound),
+    refused as one ToolError sentence when it does not parse or lies in the future."""
+    from k8s_gpu_mcp.xid.analyze import SINCE_HELP, parse_since
+
+    try:
+        start = parse_since(since, now)
+    except (ValueError, OverflowError):
+        raise ToolError(f"invalid since {clip(since)}: use {SINCE_HELP}") from None
+    if start is not None and start > now:
+        raise ToolError(
+            f"since {clip(since)} is in the future (now {now.isoformat(timespec='seconds')}): "
+            'use a past RFC 3339 time or a duration like "24h"'
+        )
+    return start
+
+
 def ranges(numbers: Iterable[int]) -> str:
     """0, 1, 2, 3, 5 -> "0-3, 5": GPU and link lists said short."""
     ordered = sorted(set(numbers))

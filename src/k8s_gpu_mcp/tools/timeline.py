@@ -12,13 +12,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
-from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
 from k8s_gpu_mcp.diagnose import timeline
 from k8s_gpu_mcp.gpu.adapter import GpuLost
 from k8s_gpu_mcp.models import ToolModel
-from k8s_gpu_mcp.tools._common import READ_ONLY, Source, clip, fold_unavailable, source
+from k8s_gpu_mcp.tools._common import READ_ONLY, Source, fold_unavailable, source, window_start
 from k8s_gpu_mcp.vocabulary import Detail, DetailLevel
 
 if TYPE_CHECKING:
@@ -162,15 +161,9 @@ def entries_of(answer: dict[str, object]) -> tuple[list[timeline.Entry], int]:
 
 def build_timeline(app: AgentApp, since: str, limit: int, detail: DetailLevel = "summary") -> TimelineResult:
     from k8s_gpu_mcp.tools.xid import collect_xids
-    from k8s_gpu_mcp.xid.analyze import parse_since
 
     now = datetime.now(UTC)
-    try:
-        lower = parse_since(since, now)
-    except ValueError as exc:
-        raise ToolError(str(exc)) from None
-    if lower is not None and lower > now:
-        raise ToolError(f"since {clip(since)} is in the future; use a past time or a window such as 24h")
+    lower = window_start(since, now)
     xids, _ = collect_xids(app, since=since, limit=5000, history=True)
     unavailable = {f"xids.{k}": v for k, v in xids.unavailable.items()}
     notes = [f"XID analysis: {n}" for n in xids.notes]

@@ -23,6 +23,7 @@ from k8s_gpu_mcp.tools._common import (
     full_only,
     node_head,
     select_gpus,
+    window_start,
 )
 from k8s_gpu_mcp.vocabulary import Detail, DetailLevel, Status, worst
 from k8s_gpu_mcp.xid.models import BootRecord, SxidEvent, Workflow, XidAnalysis, XidEvent, XidSummary
@@ -63,19 +64,9 @@ def _severity_word(value: Any) -> Any:
 
 def _check_filters(since: str, min_severity: str | None) -> None:
     """Bad ``since``/``min_severity`` as a ToolError that echoes the input clipped."""
-    from k8s_gpu_mcp.xid.analyze import SINCE_HELP, parse_since
     from k8s_gpu_mcp.xid.catalog import SEVERITY_ORDER
 
-    now = datetime.now(UTC)
-    try:
-        start = parse_since(since, now)
-    except (ValueError, OverflowError):
-        raise ToolError(f"invalid since {clip(since)}: use {SINCE_HELP}") from None
-    if start is not None and start > now:
-        raise ToolError(
-            f"since {clip(since)} is in the future (now {now.isoformat(timespec='seconds')}): "
-            'use a past RFC 3339 time or a duration like "24h"'
-        )
+    window_start(since, datetime.now(UTC))
     if min_severity is not None and min_severity.strip().lower() not in {k.lower() for k in SEVERITY_ORDER}:
         raise ToolError(f"invalid min_severity {clip(min_severity)}; valid: {', '.join(SEVERITY_ORDER)}")
 
