@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,8 +72,6 @@ def _pairs(args: str) -> dict[str, str]:
 
 def runtime_config(text: str) -> ImageConfig:
     """The config of the last stage (USER, ENV, ENTRYPOINT, CMD, LABEL), as an engine would set it."""
-    import json
-
     cfg = ImageConfig()
     for word, args in stages(text)[-1]:
         if word == "USER":

@@ -69,7 +69,6 @@ class FleetApp:
         self.agents_known = 0
         from k8s_gpu_mcp.server import AgentServer  # the agent's argument and missing-tool errors
 
-        self.dropped: list[str] = list(DESTRUCTIVE_TOOLS)  # until register_destructive_tools
         self.operator_flag = "--mode operator"
         self.server = AgentServer(
             self,
@@ -79,6 +78,11 @@ class FleetApp:
             log_level=settings.log_level.upper(),
         )
         self.tool_names: list[str] = []
+
+    @property
+    def dropped(self) -> list[str]:
+        """The destructive tools this server does not serve (AgentServer names the flag that would)."""
+        return [t for t in DESTRUCTIVE_TOOLS if t not in self.tool_names]
 
     def add_tool(self, fn: Callable[..., Any], *, title: str, annotations: ToolAnnotations) -> None:
         tool = self.metrics.instrument(fn) if self.serves_metrics else fn

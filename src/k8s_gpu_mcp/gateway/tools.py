@@ -153,7 +153,6 @@ def register_destructive_tools(app: FleetApp) -> None:
     """kill_gpu_process / reset_gpu on exactly ONE named node, confirmed by the user, audited here with
     the caller and the correlation id (which also reach the agent in ``_meta``)."""
     audit = AuditLog(None)
-    app.dropped = []
 
     async def run(tool: str, node: str, arguments: dict[str, Any], ctx: Context) -> dict[str, Any]:
         if not isinstance(node, str) or not node.strip():

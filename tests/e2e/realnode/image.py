@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.containerfile import CONTAINERFILE, REPO, runtime_config, stages
+from tests.containerfile import BASE_PATH, CONTAINERFILE, REPO, runtime_config, stages
 
 AGENT_TAG = "docker.io/library/k8s-gpu-mcp:realnode"  # a non-latest tag: the kubelet never pulls it
 # Build-stage paths, mapped into a temp dir here (the Containerfile keeps to these, see its header).
@@ -123,7 +123,7 @@ def runtime_stage(steps: list[tuple[str, str]], build_root: Path, rootfs: Path) 
     python = rootfs / "usr/local/bin/python"
     if not python.exists():
         python.symlink_to("/usr/bin/python3")
-    env = {"PATH": runtime_config("FROM x\n").env["PATH"], "HOME": "/root", "LANG": "C.UTF-8"}
+    env = {"PATH": BASE_PATH, "HOME": "/root", "LANG": "C.UTF-8"}
     for word, args in steps:
         if word == "COPY" and args.startswith("--from="):
             _, src, dest = args.split()
@@ -140,7 +140,10 @@ def runtime_stage(steps: list[tuple[str, str]], build_root: Path, rootfs: Path) 
         "usr/share/locale",
     ):
         for p in (rootfs / junk).glob("*"):
-            shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
 
 
 def build_agent(cache: Path) -> Path:
