@@ -234,9 +234,9 @@ def _run_call(settings: Any, tool: str, raw_args: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:2] == ["connect", "cluster"]:
-        from k8s_gpu_mcp.launch import cluster
+        from k8s_gpu_mcp.launch import cluster_cli
 
-        return cluster.main(argv[1:])
+        return cluster_cli.main(argv[1:])
     if argv[:2] == ["connect", "gateway"]:
         from k8s_gpu_mcp.launch import bridge
 

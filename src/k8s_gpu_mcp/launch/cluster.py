@@ -11,36 +11,31 @@ over this other transport.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import signal
+import subprocess
 import sys
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 from mcp.server.mcpserver import Context
 
 from k8s_gpu_mcp.audit import META_CALLER, META_CORRELATION
-from k8s_gpu_mcp.cli import add_options
-from k8s_gpu_mcp.config import LogLevel, Mode, Settings, option
+from k8s_gpu_mcp.config import Settings
 from k8s_gpu_mcp.gateway.core import FleetApp
 from k8s_gpu_mcp.gateway.discovery import Agent, DiscoveryError
 from k8s_gpu_mcp.gateway.fanout import FanoutConfig, NodeCall, tool_payload
 from k8s_gpu_mcp.gateway.tools import register_destructive_tools, register_node_tools
 from k8s_gpu_mcp.launch import syringe
-from k8s_gpu_mcp.launch.cluster_sessions import SessionPool
+from k8s_gpu_mcp.launch.cluster_cli import ClusterOptions
+from k8s_gpu_mcp.launch.cluster_sessions import SessionPool, stderr_say
 
 log = logging.getLogger(__name__)
 
-DEFAULT_IDLE_TIMEOUT_S = 600.0
-DEFAULT_MAX_SESSIONS = 16
-DEFAULT_NODE_TIMEOUT_S = 180.0  # pod start (image pull included) + the call
-DEFAULT_CALL_TIMEOUT_S = 900.0  # a whole call, every wave
 DISCOVERY_TTL_S = 15.0
+RBAC_WAIT_S = 15.0  # the start-up RBAC checks; past this the first session checks for itself
 RBAC_HINT = (
     "bind ClusterRole k8s-gpu-mcp-connect-cluster (and, in the debugger pods' namespace, "
     "k8s-gpu-mcp-connect) from deploy/kubernetes/base; see docs/kubernetes.md"
@@ -54,63 +49,6 @@ INSTRUCTIONS = (
     "that failed carries error_kind and error. find_unhealthy_gpus sweeps a selection. Typical path: "
     "find_workload_gpus (job/pod -> node) -> get_gpu_health(node=...) -> analyze_xid_errors(node=...)."
 )
-
-
-@dataclass
-class ClusterOptions(syringe.PodOptions):
-    mode: str = option(
-        "read-only", "--mode", "read-only, or operator: kill_gpu_process/reset_gpu on one named node per call",
-        "pod", Mode,
-    )  # fmt: skip
-    idle_timeout: float = option(
-        DEFAULT_IDLE_TIMEOUT_S, "--idle-timeout",
-        "close a node's session (and delete its pod) after this many idle seconds", "cluster",
-    )  # fmt: skip
-    max_sessions: int = option(
-        DEFAULT_MAX_SESSIONS, "--max-sessions", "debugger pods alive at once; larger calls run in waves",
-        "cluster",
-    )  # fmt: skip
-    node_timeout: float = option(
-        DEFAULT_NODE_TIMEOUT_S, "--node-timeout", "seconds one node may take, pod start included", "cluster"
-    )
-    call_timeout: float = option(
-        DEFAULT_CALL_TIMEOUT_S, "--call-timeout",
-        "seconds one tool call may take over all its nodes and waves", "cluster",
-    )  # fmt: skip
-    preflight: bool = True
-    log_level: str = option("WARNING", "--log-level", "JSON log lines on stderr", "cluster", LogLevel)
-    serve_args: list[str] = field(default_factory=list)
-
-
-def build_parser(prog: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog=prog,
-        description="One local MCP server (stdio) for the whole cluster: API-only tools, and node tools that "
-        "start the agent on a node with `kubectl debug` when a call needs it, and remove it when idle or "
-        "when the client exits. Arguments after `--` are appended to `k8s-gpu-mcp serve` in each pod.",
-    )
-    p.add_argument("target", metavar="cluster", choices=["cluster"], help="the literal word cluster")
-    add_options(p, ClusterOptions, "pod", "cluster", resolved=True)
-    p.add_argument(
-        "--no-preflight",
-        dest="preflight",
-        action="store_false",
-        help="skip each session's node and RBAC checks",
-    )
-    return p
-
-
-def parse_args(argv: Sequence[str], prog: str = "k8s-gpu-mcp connect") -> ClusterOptions:
-    argv, extra = syringe.split_serve_args(argv)
-    ns = build_parser(prog).parse_args(argv)
-    if ns.max_sessions < 1:
-        build_parser(prog).error("--max-sessions must be at least 1")
-    return ClusterOptions(
-        image=ns.image, namespace=ns.namespace, context=ns.context, kubeconfig=ns.kubeconfig, mode=ns.mode,
-        timeout=ns.timeout, kubectl=ns.kubectl, idle_timeout=ns.idle_timeout, max_sessions=ns.max_sessions,
-        node_timeout=ns.node_timeout, call_timeout=ns.call_timeout, preflight=ns.preflight,
-        log_level=ns.log_level, serve_args=extra,
-    )  # fmt: skip
 
 
 def node_argv(opts: ClusterOptions, node: str, preflight: bool = True) -> list[str]:
@@ -187,10 +125,18 @@ class ClusterApp(FleetApp):
     require_target = True
     serves_metrics = False
 
-    def __init__(self, opts: ClusterOptions, api: Any = None, pool: SessionPool | None = None) -> None:
+    def __init__(
+        self,
+        opts: ClusterOptions,
+        api: Any = None,
+        pool: SessionPool | None = None,
+        rbac_checks: dict[str, subprocess.Popen[str]] | None = None,
+    ) -> None:
         from k8s_gpu_mcp.k8s.client import KubeApi
 
         self.opts = opts
+        self.rbac_checks = rbac_checks  # started by cluster_cli.main; read once, by the first node call
+        self.rbac_settled = anyio.Lock()
         self.api = (
             api
             if api is not None
@@ -228,6 +174,7 @@ class ClusterApp(FleetApp):
         from k8s_gpu_mcp.tools._confirm import Approval
 
         self.note_client(ctx)
+        await self.settle_preflight()
 
         async def ask_user(params: types.ElicitRequestParams) -> types.ElicitResult:
             from mcp.shared.exceptions import NoBackChannelError
@@ -263,10 +210,30 @@ class ClusterApp(FleetApp):
     def call_meta(self, correlation_id: str) -> dict[str, Any]:
         return {META_CORRELATION: correlation_id, META_CALLER: self.caller()}
 
+    async def settle_preflight(self) -> None:
+        """Read the RBAC checks started with the process. Once they pass, no session repeats them (the
+        node is known from discovery); when they fail or cannot be read, the first session runs the
+        syringe's own pre-flight, which names what is missing for that node."""
+        async with self.rbac_settled:
+            checks, self.rbac_checks = self.rbac_checks, None
+            if not checks or self.preflight_passed:
+                return
+            try:
+                warnings = await anyio.to_thread.run_sync(
+                    lambda: syringe.finish_checks(checks, self.opts, timeout_s=RBAC_WAIT_S)
+                )
+            except syringe.LaunchError as exc:
+                log.info("RBAC pre-flight did not pass", extra={"error": str(exc)})
+                return
+            for warning in warnings:
+                stderr_say(f"warning: {warning}")
+            self.preflight_passed = True
+
     async def fan_out(
         self, tool: str, arguments: dict[str, Any], target: Any, ctx: Context | None, **kw: Any
     ) -> Any:
         self.note_client(ctx)
+        await self.settle_preflight()
         calls, summary = await super().fan_out(tool, arguments, target, ctx, **kw)
         self.preflight_passed = self.preflight_passed or any(c.ok for c in calls)
         return calls, summary
@@ -318,17 +285,3 @@ async def serve(app: ClusterApp) -> None:
 
             tg.start_soon(on_signals)
             tg.start_soon(wire)
-
-
-def main(argv: Sequence[str], prog: str = "k8s-gpu-mcp connect") -> int:
-    """Entry point of ``k8s-gpu-mcp connect cluster`` (argv starts with ``cluster``)."""
-    from k8s_gpu_mcp.logs import configure_logging
-
-    opts = parse_args(argv, prog)
-    configure_logging(opts.log_level)
-    app = ClusterApp(opts)
-    try:
-        anyio.run(serve, app)
-    except KeyboardInterrupt:
-        pass
-    return 0

@@ -192,7 +192,7 @@ def fixed_flag_override(serve_args: Sequence[str]) -> str | None:
 class Kubectl:
     """kubectl with the session's --kubeconfig/--context (and -n where a namespace applies)."""
 
-    def __init__(self, opts: Options) -> None:
+    def __init__(self, opts: PodOptions) -> None:
         self.opts = opts
         path = shutil.which(opts.kubectl)
         if path is None:
@@ -234,18 +234,19 @@ class Kubectl:
         )
 
 
-def _where(opts: Options) -> str:
+def _where(opts: PodOptions) -> str:
     return f"namespace {opts.namespace!r}" if opts.namespace else "the context's default namespace"
 
 
-def classify_kubectl_error(stderr: str, opts: Options) -> LaunchError:
+def classify_kubectl_error(stderr: str, opts: PodOptions, node: str | None = None) -> LaunchError:
     """Turn kubectl's stderr into a LaunchError with a clear message and exit code."""
+    node = node if node is not None else getattr(opts, "node", "")
     text = stderr.strip()
     last = text.splitlines()[-1] if text else "(no output)"
     if any(h in text for h in UNREACHABLE_HINTS):
         return LaunchError(f"cannot reach the Kubernetes API server: {last}", EXIT_UNREACHABLE)
     if "NotFound" in text and "nodes" in text:
-        return LaunchError(f"node {opts.node!r} does not exist: {last}", EXIT_NODE_NOT_FOUND)
+        return LaunchError(f"node {node!r} does not exist: {last}", EXIT_NODE_NOT_FOUND)
     if "unknown flag: --custom" in text:
         return LaunchError(
             "this kubectl has no `debug --custom` (needs kubectl >= 1.31) to run the agent as root; "
@@ -264,30 +265,51 @@ def classify_kubectl_error(stderr: str, opts: Options) -> LaunchError:
     return LaunchError(f"kubectl failed: {last}")
 
 
+RBAC_CHECKS = ("create pods", "create pods/attach", "delete pods")  # what a debugger pod session needs
+
+
+def start_checks(k: Kubectl, node: str | None) -> dict[str, subprocess.Popen[str]]:
+    """Start the pre-flight checks (the node, if named, and the session's RBAC), all at once. They only
+    ask (``kubectl auth can-i`` stores nothing), so ``connect cluster`` starts them during its own
+    start-up and reads them when the first node needs a session."""
+    checks = {"node": k.popen("get", "node", node, "-o", "name")} if node else {}
+    for name in RBAC_CHECKS:
+        verb, resource = name.split(" ", 1)
+        checks[name] = k.popen("auth", "can-i", verb, resource, namespaced=True)
+    return checks
+
+
 def preflight(k: Kubectl, opts: Options) -> list[str]:
     """Check the node and the RBAC this session needs, all at once. Returns warnings; raises LaunchError."""
-    checks = {
-        "node": k.popen("get", "node", opts.node, "-o", "name"),
-        "create pods": k.popen("auth", "can-i", "create", "pods", namespaced=True),
-        "create pods/attach": k.popen("auth", "can-i", "create", "pods/attach", namespaced=True),
-        "delete pods": k.popen("auth", "can-i", "delete", "pods", namespaced=True),
-    }
+    return finish_checks(start_checks(k, opts.node), opts, opts.node)
+
+
+def finish_checks(
+    checks: dict[str, subprocess.Popen[str]], opts: PodOptions, node: str = "", timeout_s: float = 60
+) -> list[str]:
+    """The checks' answers: warnings, or the LaunchError that names what is missing."""
+    deadline = time.monotonic() + timeout_s
     try:
-        results = {name: (p.communicate(timeout=60), p.returncode) for name, p in checks.items()}
+        results = {
+            name: (p.communicate(timeout=max(0.1, deadline - time.monotonic())), p.returncode)
+            for name, p in checks.items()
+        }
     except subprocess.TimeoutExpired:
         for p in checks.values():
             p.kill()
+            p.communicate()
         raise LaunchError(
-            "kubectl did not answer the pre-flight checks within 60s: is the API server reachable?",
+            f"kubectl did not answer the pre-flight checks within {timeout_s:g}s: is the API server reachable?",
             EXIT_UNREACHABLE,
         ) from None
-    (_, node_err), node_rc = results.pop("node")
-    if node_rc != 0:
-        if "forbidden" in node_err.lower():
-            raise LaunchError(
-                f"RBAC forbids 'get' on 'nodes' (node {opts.node!r}): {node_err.strip()}", EXIT_FORBIDDEN
-            )
-        raise classify_kubectl_error(node_err, opts)
+    if "node" in results:
+        (_, node_err), node_rc = results.pop("node")
+        if node_rc != 0:
+            if "forbidden" in node_err.lower():
+                raise LaunchError(
+                    f"RBAC forbids 'get' on 'nodes' (node {node!r}): {node_err.strip()}", EXIT_FORBIDDEN
+                )
+            raise classify_kubectl_error(node_err, opts, node)
     warnings = []
     for name, ((out, err), _rc) in results.items():
         answer = out.strip()
@@ -623,6 +645,9 @@ class Session:
                 stdout=subprocess.DEVNULL,  # stdout is the MCP wire
                 pass_fds=(read_end,),
                 start_new_session=True,  # a Ctrl-C to our process group must not take it too
+                # it only waits, and its start-up would compete with kubectl and the pod's agent
+                # for the CPU on the first answer's path
+                preexec_fn=lambda: os.nice(10),
             )
             self.watcher_pipe = write_end
         except OSError as exc:
@@ -755,9 +780,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "k8s-gpu-mcp connect") -
 def plugin_main() -> int:
     """``kubectl gpu-mcp node/NAME ...`` or ``kubectl gpu-mcp cluster ...`` (the kubectl-gpu_mcp plugin)."""
     if sys.argv[1:2] == ["cluster"]:
-        from k8s_gpu_mcp.launch import cluster
+        from k8s_gpu_mcp.launch import cluster_cli
 
-        return cluster.main(sys.argv[1:], prog="kubectl gpu-mcp")
+        return cluster_cli.main(sys.argv[1:], prog="kubectl gpu-mcp")
     return main(sys.argv[1:], prog="kubectl gpu-mcp")
 
 
