@@ -64,7 +64,8 @@ FIELDS: dict[str, str] = {
     "detail": "summary (the default) or full: which answer this is",
     "problems": "every GPU that is not healthy, most severe first: status, reason (one line), evidence "
     "(check, status, finding, readings) and action; `same_as` points at a GPU whose problem this one "
-    "repeats word for word",
+    "repeats word for word; in a summary a GPU worse than unknown lists the evidence that decides it, "
+    "and the checks it could not make are named in `unavailable`",
     "healthy_gpus": "the GPUs that passed every check the tool makes, named only",
     "counts": "gpus, healthy, unknown (a deciding check could not be read) and not_healthy (warning or worse)",
     "index": "NVML's GPU index",

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from k8s_gpu_mcp.diagnose.topology import LinkEnd, build_matrix, findings, link_counts, render
+from k8s_gpu_mcp.diagnose.topology import (
+    Finding,
+    LinkEnd,
+    build_matrix,
+    findings,
+    link_counts,
+    render,
+    restates_link_findings,
+)
 from k8s_gpu_mcp.gpu.nvml_constants import TOPOLOGY_LEVELS
 from tests.conftest import CAPTURES, derive_profiles
 
@@ -96,6 +104,16 @@ def test_one_link_down_on_hgx_is_inactive_and_uneven_pairs_naming_the_gpu():
     assert found["uneven_pairs"].gpus == [1]
     assert "NV17" in found["uneven_pairs"].message and "NV18" in found["uneven_pairs"].message
     assert "NCCL" in found["inactive_links"].consequence
+    every = list(found.values())
+    assert restates_link_findings(found["uneven_pairs"], every)  # GPU 1's own inactive link says it
+    assert not restates_link_findings(found["inactive_links"], every)
+
+
+def test_thin_pairs_without_a_gpu_link_finding_are_news():
+    pairs = Finding("uneven_pairs", "degraded", [2, 3], "2 GPU pairs ...", "...")
+    inactive = Finding("inactive_links", "degraded", [2], "GPU 2: 1 of 18 NVLinks inactive", "...")
+    assert not restates_link_findings(pairs, [pairs, inactive])  # GPU 3 has no link finding of its own
+    assert not restates_link_findings(Finding("uneven_pairs", "degraded", [], "m", "c"), [pairs])
 
 
 def test_replay_and_recovery_counters_are_findings_and_unknown_state_is_not_down():

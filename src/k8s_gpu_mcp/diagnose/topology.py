@@ -7,8 +7,9 @@ matrix builder is tested directly against real ``topo -m`` captures.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 from k8s_gpu_mcp.gpu.nvml_constants import P2P_STATUS, TOPOLOGY_INTERNAL, TOPOLOGY_LEVELS
 
@@ -239,6 +240,28 @@ def _uneven(links: list[list[LinkEnd]], counts: list[list[int]], idx: list[int])
                 )
             )
     return out
+
+
+PER_GPU_LINK_KINDS = ("inactive_links", "unknown_links", "uneven_links")
+
+
+class KindOfFinding(Protocol):
+    """A finding as the rules and the tool's model both have it (diagnose Finding, TopologyFinding)."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def gpus(self) -> list[int]: ...
+
+
+def restates_link_findings(finding: KindOfFinding, every: Sequence[KindOfFinding]) -> bool:
+    """An uneven_pairs finding whose every short GPU has a per-GPU link finding of its own (links
+    down, unknown or missing): the thin pairs follow from those links and say nothing new. A summary
+    leaves it out; the full answer keeps it."""
+    if finding.kind != "uneven_pairs" or not finding.gpus:
+        return False
+    explained = {g for f in every if f.kind in PER_GPU_LINK_KINDS for g in f.gpus}
+    return all(g in explained for g in finding.gpus)
 
 
 def _p2p_findings(

@@ -280,6 +280,15 @@ def fold_problems(problems: list[GpuProblem]) -> list[GpuProblem]:
     return out
 
 
+def known_first(problem: GpuProblem) -> GpuProblem:
+    """A summary's GPU that is already worse than unknown keeps the evidence that decides it; the
+    checks it could not make are named in the answer's ``unavailable`` (per GPU), not again here."""
+    known = [e for e in problem.evidence if e.status != "unknown"]
+    if known and STATUS_RANK[problem.status] > STATUS_RANK["unknown"] and len(known) < len(problem.evidence):
+        return problem.model_copy(update={"evidence": known})
+    return problem
+
+
 def node_head(
     detail: DetailLevel,
     gpus: Iterable[tuple[GpuName, Status]],
@@ -290,6 +299,8 @@ def node_head(
     """The NodeAnswer fields from each GPU's status, its problems and what could not be read."""
     listed = list(gpus)
     statuses = [s for _, s in listed]
+    if detail == "summary":
+        problems = [known_first(p) for p in problems]
     problems = fold_problems(
         sorted(problems, key=lambda p: (-STATUS_RANK[p.status], p.index if p.index is not None else -1))
     )

@@ -137,15 +137,22 @@ class Fabric(ToolModel):
     status: Status = Field(description="on the one status scale")
     summary: str
     fabric_manager: str = Field(description="what NVML says about Fabric Manager (GFM state, registration)")
-    findings: list[str] = Field(default_factory=list, description="node-level findings (cliques)")
+    # the lists below are left out when empty (an empty list says nothing)
+    findings: list[str] = Field(
+        default_factory=list, description="node-level findings (cliques)", exclude_if=lambda v: not v
+    )
     gpus: list[FabricGpu]
     sxid_notes: list[str] = Field(
-        default_factory=list, description="where the SXids were read from and how far back (the XID analysis)"
+        default_factory=list,
+        description="where the SXids were read from and how far back (the XID analysis)",
+        exclude_if=lambda v: not v,
     )
     sxids: list[FabricSxid] = Field(
-        default_factory=list, description="NVSwitch SXids with the GPUs they affect"
+        default_factory=list,
+        description="NVSwitch SXids with the GPUs they affect",
+        exclude_if=lambda v: not v,
     )
-    unavailable: dict[str, str] = Field(default_factory=dict)
+    unavailable: dict[str, str] = Field(default_factory=dict, exclude_if=lambda v: not v)
 
 
 class TopologyReading(ToolModel):
@@ -269,16 +276,29 @@ def answer(reading: TopologyReading, detail: DetailLevel) -> TopologyResult:
         fold_unavailable(reading.unavailable, per_gpu, keep_not_supported=detail == "full"),
         "No action: every NVLink is up and error-free, and the layout has no gap.",
     )
-    shown = {e.finding for p in head["problems"] for e in p.evidence}
+    findings = reading.findings
+    if detail != "full":
+        # left out of a summary: info findings (as get_gpu_health's info reasons), thin GPU pairs that
+        # follow from a GPU's own link findings, and a finding a problem already says word for word
+        restated = {
+            f"{f.message}: {f.consequence}"
+            for f in reading.findings
+            if topo.restates_link_findings(f, reading.findings)
+        }
+        for p in head["problems"]:
+            p.evidence = [e for e in p.evidence if e.finding not in restated]
+            if p.action and f"GPU {p.index}: {p.action}" in head["action"]:  # the node's action says it
+                p.action = None
+        shown = {e.finding for p in head["problems"] for e in p.evidence} | restated
+        findings = [
+            f for f in findings if f.severity != "info" and f"{f.message}: {f.consequence}" not in shown
+        ]
     result = TopologyResult(
         **head,
         matrix_text=reading.matrix_text
         if detail == "full"
         else short_legend(reading.matrix_text, reading.matrix),
-        # a finding a problem above already says (message and consequence) is not said twice
-        findings=reading.findings
-        if detail == "full"
-        else [f for f in reading.findings if f"{f.message}: {f.consequence}" not in shown],
+        findings=findings,
         fabric=reading.fabric,
         source=reading.source,
     )
@@ -519,8 +539,9 @@ def register(app: AgentApp) -> None:
         words (X, NV#, PIX, PXB, PHB, NODE, SYS) also as text, the P2P read/write/NVLink/atomics status
         per pair, CPU and NUMA affinity, and findings with their consequence: inactive links, GPUs or
         pairs with fewer links than their peers, links that replay or recover, P2P gaps. The summary
-        (default) gives the node's status and action, the topo -m matrix as text, the findings, and
-        each GPU whose links are not healthy with the evidence; detail="full" adds every link of every
+        (default) gives the node's status and action, the topo -m matrix as text, the findings that
+        are not info, and each GPU whose links are not healthy with the evidence (not repeating what the
+        node's action or another finding already says); detail="full" adds every link of every
         GPU, the matrix as data and the P2P status per pair. On NVSwitch systems, `fabric`: each GPU's
         Fabric Manager registration (state, status, clique, cluster UUID, health), NVSwitch SXids of the
         last 24 h tied to the GPUs they affect, and whether the node can run multi-GPU jobs, and why not."""
