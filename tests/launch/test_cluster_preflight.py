@@ -1,5 +1,5 @@
-"""connect cluster's RBAC pre-flight: started with the process (launch/cluster_cli.py), read by the first
-node call; once it passes no session repeats it, and when it fails the session runs its own (named error)."""
+"""connect cluster's RBAC pre-flight: started as it starts serving (launch/cluster.serve), read by the
+first node call; once it passes no session repeats it, and when it fails the session runs its own (named error)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from mcp.client import Client
 
-from k8s_gpu_mcp.launch.cluster import node_argv
-from k8s_gpu_mcp.launch.cluster_cli import ClusterOptions, start_rbac_checks
+from k8s_gpu_mcp.launch.cluster import node_argv, start_rbac_checks
+from k8s_gpu_mcp.launch.cluster_cli import ClusterOptions
 from tests.launch.cluster_harness import make_app
 
 pytestmark = pytest.mark.anyio

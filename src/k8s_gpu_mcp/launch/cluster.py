@@ -130,12 +130,12 @@ class ClusterApp(FleetApp):
         opts: ClusterOptions,
         api: Any = None,
         pool: SessionPool | None = None,
-        rbac_checks: dict[str, subprocess.Popen[str]] | None = None,
     ) -> None:
         from k8s_gpu_mcp.k8s.client import KubeApi
 
         self.opts = opts
-        self.rbac_checks = rbac_checks  # started by cluster_cli.main; read once, by the first node call
+        self.own_pool = pool is None  # syringe sessions: serve() starts the RBAC checks
+        self.rbac_checks: dict[str, subprocess.Popen[str]] | None = None  # read once, by the first node call
         self.rbac_settled = anyio.Lock()
         self.api = (
             api
@@ -211,7 +211,7 @@ class ClusterApp(FleetApp):
         return {META_CORRELATION: correlation_id, META_CALLER: self.caller()}
 
     async def settle_preflight(self) -> None:
-        """Read the RBAC checks started with the process. Once they pass, no session repeats them (the
+        """Read the RBAC checks serve() started. Once they pass, no session repeats them (the
         node is known from discovery); when they fail or cannot be read, the first session runs the
         syringe's own pre-flight, which names what is missing for that node."""
         async with self.rbac_settled:
@@ -267,6 +267,8 @@ async def serve(app: ClusterApp) -> None:
     reaches, and nothing is left to do once the pods are gone."""
     from k8s_gpu_mcp.transport.stdio import serve_stdio
 
+    if app.own_pool:
+        app.rbac_checks = start_rbac_checks(app.opts)
     async with app.pool.running():
         async with anyio.create_task_group() as tg:
 
@@ -285,3 +287,16 @@ async def serve(app: ClusterApp) -> None:
 
             tg.start_soon(on_signals)
             tg.start_soon(wire)
+
+
+def start_rbac_checks(opts: ClusterOptions) -> dict[str, subprocess.Popen[str]] | None:
+    """The debugger-pod RBAC checks (``kubectl auth can-i``: they ask, nothing is stored), started as
+    the server starts serving (after its imports, so its initialize reply does not wait for them) and
+    read when the first node needs a session. None when there is nothing to start: then the first
+    session runs the syringe's own pre-flight and says what is wrong for that node."""
+    if not opts.preflight:
+        return None
+    try:
+        return syringe.start_checks(syringe.Kubectl(opts), None)
+    except (syringe.LaunchError, OSError):
+        return None

@@ -1,12 +1,11 @@
 """``connect cluster``'s command line: its options (declared once, as for ``connect node/NAME``),
-the parser and the entry point. Light on purpose: the debugger-pod RBAC checks start here, before
-launch/cluster.py imports the MCP SDK, so they are answered by the time the first node is asked.
+the parser and the entry point. Light: ``--help`` and a bad flag are answered without importing the
+MCP SDK (launch/cluster.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -78,32 +77,18 @@ def parse_args(argv: Sequence[str], prog: str = "k8s-gpu-mcp connect") -> Cluste
 
 
 def main(argv: Sequence[str], prog: str = "k8s-gpu-mcp connect") -> int:
-    """Entry point of ``k8s-gpu-mcp connect cluster`` (argv starts with ``cluster``). The RBAC
-    checks start first, so that they run while the MCP SDK is imported."""
+    """Entry point of ``k8s-gpu-mcp connect cluster`` (argv starts with ``cluster``)."""
     from k8s_gpu_mcp.logs import configure_logging
 
     opts = parse_args(argv, prog)
     configure_logging(opts.log_level)
-    checks = start_rbac_checks(opts)
     import anyio
 
     from k8s_gpu_mcp.launch.cluster import ClusterApp, serve
 
-    app = ClusterApp(opts, rbac_checks=checks)
+    app = ClusterApp(opts)
     try:
         anyio.run(serve, app)
     except KeyboardInterrupt:
         pass
     return 0
-
-
-def start_rbac_checks(opts: ClusterOptions) -> dict[str, subprocess.Popen[str]] | None:
-    """The debugger-pod RBAC checks (``kubectl auth can-i``: they ask, nothing is stored), started
-    now and read when the first node needs a session. None when there is nothing to start: then
-    the first session runs the syringe's own pre-flight and says what is wrong for that node."""
-    if not opts.preflight:
-        return None
-    try:
-        return syringe.start_checks(syringe.Kubectl(opts), None)
-    except (syringe.LaunchError, OSError):
-        return None
