@@ -4,7 +4,9 @@ that deploy/Containerfile describes.
 - the agent image's size (the docker-archive tar, and unpacked as containerd reports it);
 - first answer on the node through ``connect node/X`` and through ``connect cluster``, each next to
   a bare ``kubectl debug node/X -i -- true`` (a pod that starts and exits) on the same node, in
-  this run, interleaved: the pod start is the floor both pay;
+  this run, interleaved: the pod start is the floor both pay; and next to the agent alone started
+  by a bare ``kubectl debug node/X -i -- k8s-gpu-mcp serve`` (its initialize reply): the pod start
+  plus the agent's own Python and SDK start, the floor of any answer an agent gives;
 - a second call on the same node through connect cluster, next to one on a connect node/X session.
 
 Needs root, and the kubelet that tests/e2e/apiserver_build.sh builds (``make e2e`` does); without
@@ -63,6 +65,31 @@ def _bare_debug(cluster: Any, node: Any, image: str) -> float:
         check=True, capture_output=True, env=cluster.env(), stdin=subprocess.DEVNULL, timeout=180,
     )  # fmt: skip
     elapsed = time.perf_counter() - start
+    cluster.kubectl("delete", "pods", "-n", NS, "--all", "--grace-period=0", "--force", check=False)
+    _wait_gone(node)
+    return elapsed
+
+
+INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18",
+        "capabilities": {}, "clientInfo": {"name": "bench", "version": "0"}}}  # fmt: skip
+
+
+def _agent_in_pod(cluster: Any, node: Any, image: str) -> float:
+    """A bare ``kubectl debug node/X -i -- k8s-gpu-mcp serve``: seconds to the agent's initialize reply.
+    The floor of any first answer on the node: the pod start plus the agent's own start in it."""
+    argv = ["kubectl", "debug", f"node/{node.name}", f"--image={image}", "--profile=sysadmin", "-i", "--quiet",
+            "-n", NS, "--", "k8s-gpu-mcp", "serve", "--nvml-mode=mock", "--log-level", "WARNING"]  # fmt: skip
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            env=cluster.env())  # fmt: skip
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write((json.dumps(INIT) + "\n").encode())
+    proc.stdin.flush()
+    line = proc.stdout.readline()
+    elapsed = time.perf_counter() - start
+    assert json.loads(line).get("id") == 1, line[:200]
+    proc.stdin.close()
+    proc.wait(timeout=60)
     cluster.kubectl("delete", "pods", "-n", NS, "--all", "--grace-period=0", "--force", check=False)
     _wait_gone(node)
     return elapsed
@@ -131,10 +158,11 @@ def run() -> dict[str, Any]:
             node.start([cache / "pause.tar", agent_tar])
             node_up_s = time.perf_counter() - t
             unpacked = node.image_size(AGENT_TAG)
-            bare, via_node, via_cluster, node_calls, cluster_calls, asked = [], [], [], [], [], []
+            bare, via_node, via_cluster, node_calls, cluster_calls, asked, in_pod = [], [], [], [], [], [], []
             _bare_debug(cluster, node, AGENT_TAG)  # warm the image's page cache for both sides
             for _ in range(RUNS):
                 bare.append(_bare_debug(cluster, node, AGENT_TAG))
+                in_pod.append(_agent_in_pod(cluster, node, AGENT_TAG))
                 first, later = anyio.run(_node_session, cluster, node, AGENT_TAG)
                 _wait_gone(node)
                 via_node.append(first)
@@ -159,12 +187,18 @@ def run() -> dict[str, Any]:
         "agent image build s (cached per checkout)": round(image_build_s, 1),
         "containerd + kubelet up to node Ready s": round(node_up_s, 1),
         "bare kubectl debug node/X -i -- true, median s": _median(bare),
+        "agent started by a bare kubectl debug -i: initialize reply, median s (pod + agent start)": _median(
+            in_pod
+        ),
         "first answer via connect node/X, median s": _median(via_node),
         "first answer via connect node/X / bare": round(node_ratio, 3),
         "first answer via connect cluster, median s": _median(via_cluster),
         "first answer via connect cluster / bare": round(cluster_ratio, 3),
         "first answer via connect cluster from initialized (the question's wait), median s": _median(asked),
         "that / bare": round(statistics.median(asked) / floor, 3),
+        "that / the agent's own start in a bare pod": round(
+            statistics.median(asked) / statistics.median(in_pod), 3
+        ),
         "verdict:real node: connect cluster first answer <= 1.3x bare kubectl debug": cluster_ratio <= 1.3,
         "second call via connect cluster, median s": _median(cluster_calls),
         "call on a connect node/X session, median s": _median(node_calls),
