@@ -118,13 +118,24 @@ async def test_fabric_down_scenario_verdict(make_app):
     assert problems[3]["status"] == "critical" and problems[5]["status"] == "degraded"
     assert problems[3]["evidence"][0]["check"] == "fabric"
     assert "fabric not-started" in problems[3]["evidence"][0]["finding"]
-    readings = problems[3]["evidence"][0]["readings"]
+    # NVML's status, clique and cluster UUID are valid only once the registration completes: the summary
+    # leaves them out of a pending GPU's evidence (the state in the finding is it); full keeps them as read
+    assert "readings" not in problems[3]["evidence"][0]
+    full = {p["index"]: p for p in (await data(app, "get_gpu_health", FULL))["problems"]}
+    readings = full[3]["evidence"][0]["readings"]
     assert readings["cluster_uuid"] == "00000000-0000-0000-0000-000000000000"
+    assert readings["registration_status"] == "Success" and readings["clique_id"] == 0
     assert "status" not in readings, "status is the health scale's word; NVML's return has its own name"
     assert health["action"].startswith("Cordon the node and drain the workloads on GPU 3")
     assert "nvidia-fabricmanager" in health["action"]
     summary = await data(app, "inspect_topology")
-    assert summary["fabric"]["multi_gpu_ready"] is False and summary["fabric"]["gpus"] == []
+    assert summary["fabric"]["multi_gpu_ready"] is False
+    # each GPU's fabric problem is in problems; the summary's fabric has no per-GPU list and no empty one
+    assert not {"gpus", "sxid_notes", "sxids", "findings", "unavailable"} & set(summary["fabric"])
+    fabric_evidence = [
+        e for p in summary["problems"] for e in p.get("evidence", []) if e["check"] == "fabric"
+    ]
+    assert len(fabric_evidence) == 2 and all("readings" not in e for e in fabric_evidence)
     assert {p["index"]: p["status"] for p in summary["problems"] if p["status"] != "unknown"} == {
         3: "critical",
         5: "degraded",

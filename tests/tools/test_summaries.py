@@ -13,6 +13,7 @@ import pytest
 from mcp.client import Client
 
 from k8s_gpu_mcp.config import Settings
+from k8s_gpu_mcp.diagnose import node
 from k8s_gpu_mcp.server import AgentApp
 from k8s_gpu_mcp.tools import processes as processes_tool
 from k8s_gpu_mcp.tools import telemetry as telemetry_tool
@@ -86,6 +87,8 @@ def check_head(tool: str, data: dict[str, Any]) -> dict[int, dict[str, Any]]:
         else:
             assert p["evidence"], (tool, index, p)
             assert all(e["status"] in STATUS_RANK and e["finding"].strip() for e in p["evidence"])
+            if p["status"] != "lost":  # what a summary leaves to full never takes the evidence of the status
+                assert any(e["status"] == p["status"] for e in p["evidence"]), (tool, p)
     return problems
 
 
@@ -122,6 +125,23 @@ def named_unavailable(summary: dict[str, Any], index: int, message: str) -> bool
     return False
 
 
+PER_GPU_LINKS = {"inactive_links", "unknown_links", "uneven_links"}  # diagnose/topology.PER_GPU_LINK_KINDS
+
+
+def node_says(node_action: str, index: int, action: str) -> bool:
+    """The node's action names this GPU with its action: an unknown GPU's "verify", or its remedy (the
+    drain clause the node's step covers taken off, the -i of GPUs sharing it merged)."""
+    if action.startswith("Verify what could not be read"):
+        m = re.search(r"verify GPUs? ([0-9, and]+)", node_action)
+        return m is not None and str(index) in re.split(r", | and ", m.group(1).strip())
+    text = re.sub(rf"-i {index}\b", "-i <gpu>", node.remedy(action))
+    merged = re.sub(r"-i \d+(?: and -i \d+)*", "-i <gpu>", node_action)
+    return any(
+        str(index) in re.split(r", | and ", m.group(1)) and merged.startswith(f": {text}", m.end())
+        for m in re.finditer(r"GPUs? (\d+(?:, \d+)*(?: and \d+)?)", merged)
+    )
+
+
 def check_evidence(
     tool: str, summary: dict[str, Any], full: dict[str, Any], problems: dict[int, Any]
 ) -> None:
@@ -134,9 +154,16 @@ def check_evidence(
                 g["index"] in problems
                 and STATUS_RANK[problems[g["index"]]["status"]] > STATUS_RANK["unknown"]
             )
+            own_links = [
+                untimed(r["message"]) for r in g["reasons"] if r["evidence"].get("kind") in PER_GPU_LINKS
+            ]
             for r in g["reasons"]:
                 if worse and r["severity"] == "unknown":
                     assert named_unavailable(summary, g["index"], r["message"]), (g["index"], r["message"])
+                elif r["evidence"].get("kind") == "uneven_pairs" and untimed(r["message"]) not in evidence_of(
+                    problems, g["index"]
+                ):  # as inspect_topology: left out only where the GPU's own link finding says the cause
+                    assert set(own_links) & set(evidence_of(problems, g["index"])), (g["index"], r["message"])
                 elif r["severity"] != "info":
                     assert untimed(r["message"]) in evidence_of(problems, g["index"]), (
                         g["index"],
@@ -169,7 +196,7 @@ def check_evidence(
                 assert r.message in evidence_of(problems, g["index"])
     elif tool == "inspect_topology":
         shown = {f["message"] for f in summary["findings"]}
-        per_gpu_links = {"inactive_links", "unknown_links", "uneven_links"}
+        per_gpu_links = PER_GPU_LINKS
         for f in full["findings"]:
             said = f"{f['message']}: {f['consequence']}"
             in_problems = any(said in evidence_of(problems, i) for i in f["gpus"] if i in problems)
@@ -188,6 +215,15 @@ def check_evidence(
         for g in gpus:
             if g["lost"]:
                 assert problems[g["index"]]["status"] == "lost"
+        full_problems = {p["index"]: p for p in full["problems"]}
+        for index, p in problems.items():  # a GPU's action is there, or the node's action says it
+            action = full_problems[index].get("action")
+            if "same_as" in p:
+                continue
+            if "action" not in p and action:
+                assert node_says(summary["action"], index, action), (index, action, summary["action"])
+            else:
+                assert p.get("action") == action, index
     elif tool == "list_gpu_processes":
         for g in gpus:
             zombies = [p for p in g["processes"] or [] if p["zombie"]]
@@ -299,3 +335,73 @@ async def test_one_status_scale_and_one_gpu_naming_across_all_tools(mode):
                         f"{tool.name}: {definition}.{other} names what the vocabulary calls otherwise"
                     )
     assert seen >= 7 * 3  # every node tool's head, problems and evidence
+
+
+def _problem(status: str, *evidence: tuple[str, str, str], action: str | None = None) -> Any:
+    from k8s_gpu_mcp.tools._common import Evidence, GpuProblem
+
+    return GpuProblem(
+        index=1,
+        uuid="GPU-1",
+        pci_bus_id="00000000:64:00.0",
+        status=status,  # type: ignore[arg-type]
+        reason="r",
+        evidence=[Evidence(check=c, status=s, finding=f) for c, s, f in evidence],  # type: ignore[arg-type]
+        action=action,
+    )
+
+
+def test_a_gpu_action_is_said_by_the_node_only_word_for_word():
+    from k8s_gpu_mcp.diagnose.health import NVLINK_ACTION
+    from k8s_gpu_mcp.tools._common import UNKNOWN_ACTION, said_by_node
+
+    own = NVLINK_ACTION.replace("<gpu>", "1")
+    node_action = (
+        "Move workloads off GPU 1 (or drain the node); then GPU 1: Reset the GPU (nvidia-smi -r -i 1, or reboot "
+        "the node) to retrain the links; reseat or replace the GPU/baseboard if the links stay down; verify "
+        "GPUs 0, 2 and 3 (not checked: nvlink)."
+    )
+    assert said_by_node(_problem("degraded", action=own), node_action)
+    assert not said_by_node(
+        _problem("degraded", action=own), node_action.replace("GPU 1: Reset", "GPU 2: Reset")
+    )
+    assert not said_by_node(_problem("degraded", action="Replace the GPU"), node_action)
+    merged = "Keep the node in service. GPUs 1 and 6: Free it (nvidia-smi -r -i 1 and -i 6)."
+    assert said_by_node(_problem("warning", action="Free it (nvidia-smi -r -i 1)"), merged)
+    unknown = _problem("unknown", action=UNKNOWN_ACTION)
+    assert not said_by_node(unknown, node_action)  # GPU 1 is not among those to verify
+    assert said_by_node(unknown, "Keep the node in service, but verify GPUs 0, 1 and 2 before trusting them.")
+    assert not said_by_node(_problem("lost", action="Reboot"), "GPU 1 lost: Reboot.")  # lost keeps its own
+    # a remedy that only begins the node's words for the GPU is not what it says
+    assert not said_by_node(
+        _problem("degraded", action="Reset the GPU"), "Move off GPU 1; then GPU 1: Reset the GPU and RMA it."
+    )
+    assert said_by_node(
+        _problem("degraded", action="Reset the GPU"), "Move off GPU 1; then GPU 1: Reset the GPU."
+    )
+
+
+def test_restated_evidence_never_takes_the_evidence_of_the_status():
+    from k8s_gpu_mcp.tools import topology as topology_tool
+
+    pairs = topology_tool.TopologyFinding(
+        kind="uneven_pairs", severity="degraded", gpus=[1], message="7 GPU pairs ...", consequence="slower"
+    )
+    links = topology_tool.TopologyFinding(
+        kind="unknown_links",
+        severity="info",
+        gpus=[1],
+        message="GPU 1: state of 2 NVLinks unreadable",
+        consequence="c",
+    )
+    reading = topology_tool.TopologyReading.model_construct(findings=[pairs, links], fabric=None)
+    degraded = _problem(
+        "degraded",
+        ("nvlink", "degraded", "7 GPU pairs ...: slower"),
+        ("nvlink", "unknown", "GPU 1: state of 2 NVLinks unreadable: c"),
+    )
+    # the thin pairs are the only evidence of "degraded" (the unreadable links are unknown): they stay
+    assert topology_tool.summary_problems([degraded], reading)[0].evidence == degraded.evidence
+    inactive = ("nvlink", "degraded", "GPU 1: 1 of 18 NVLinks inactive (links 4): ...")
+    both = _problem("degraded", inactive, ("nvlink", "degraded", "7 GPU pairs ...: slower"))
+    assert [e.finding for e in topology_tool.summary_problems([both], reading)[0].evidence] == [inactive[2]]

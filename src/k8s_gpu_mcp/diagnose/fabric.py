@@ -36,6 +36,10 @@ SXID_WATCH_ACTION = (
     "Watch for more SXids on this NVSwitch; a fatal one or a rising count needs the node drained"
 )
 NO_SWITCH_BUS = "every GPU with NVLinks to an NVSwitch: the switches' PCI bus ids are unknown"
+# What the registration assigns (nvml.h, nvmlGpuFabricInfo_t: the status "Must be checked only if state
+# returns complete"; the clique and the cluster UUID come with it): no evidence before it completes.
+REGISTRATION_READINGS = ("registration_status", "clique_id", "cluster_uuid")
+REGISTRATION_PENDING = ("not-started", "in-progress")
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ shape every node tool answers with (docs/tools.md, "Vocabulary")."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, TypeVar, cast
@@ -221,7 +222,12 @@ class GpuProblem(GpuName):
     status: Status
     reason: str
     evidence: list[Evidence] = Field(default_factory=list, exclude_if=lambda v: not v)
-    action: str | None = Field(None, exclude_if=lambda v: v is None)
+    action: str | None = Field(
+        None,
+        description="this GPU's next step (inspect_topology's summary leaves it out where the node's action "
+        "says it word for word)",
+        exclude_if=lambda v: v is None,
+    )
     same_as: int | None = Field(
         None,
         description="the GPU index whose problem this one repeats word for word: its reason, evidence and "
@@ -278,6 +284,34 @@ def fold_problems(problems: list[GpuProblem]) -> list[GpuProblem]:
             first[key] = p.index
             out.append(p)
     return out
+
+
+_NAMED = re.compile(r"GPUs? (\d+(?:, \d+)*(?: and \d+)?)")  # diagnose/node.gpus_text's form
+_MERGED_I = re.compile(r"-i \d+(?: and -i \d+)*")
+
+
+def said_by_node(p: GpuProblem, node_action: str) -> bool:
+    """Whether the node's action already says this GPU's, word for word: diagnose/node.py builds it
+    from every GPU's action (its remedy after the drain clause the node step covers, "GPU 1: ...";
+    GPUs sharing a remedy named together, their -i merged; an unknown GPU as "verify GPU n")."""
+    from k8s_gpu_mcp.diagnose.node import remedy
+
+    if p.action is None or p.index is None:
+        return False
+    text, said = p.action, _MERGED_I.sub("-i <gpu>", node_action)
+    if p.status == "unknown" and text == UNKNOWN_ACTION:
+        lead = "verify "
+    elif p.status != "lost" and (text := remedy(text)):
+        lead = ""
+        text = re.sub(rf"-i {p.index}\b", "-i <gpu>", text)
+    else:
+        return False
+    for m in _NAMED.finditer(said):
+        if str(p.index) in re.split(r", | and ", m.group(1)) and said[: m.start()].endswith(lead):
+            end = m.end() + len(text) + 2  # the remedy ends where the node's next part (or its end) starts
+            if lead or (said.startswith(f": {text}", m.end()) and said[end : end + 1] in (";", ".", "")):
+                return True
+    return False
 
 
 def known_first(problem: GpuProblem) -> GpuProblem:

@@ -369,6 +369,8 @@ def register(app: AgentApp) -> None:
                 unavailable, {g.index: g.unavailable for g in items}, keep_not_supported=detail == "full"
             ),
         )
+        if detail != "full":  # the same evidence inspect_topology's summary leaves to full
+            head["problems"] = topology_tool.summary_problems(head["problems"], topology)
         result = HealthResult(
             **head, since=since, notes=notes, fabric=_fabric(topology, detail), source=source(app)
         )

@@ -22,6 +22,7 @@ from k8s_gpu_mcp.gpu.readings import NvLinkReading
 from k8s_gpu_mcp.models import ToolModel
 from k8s_gpu_mcp.tools._common import (
     READ_ONLY,
+    GpuProblem,
     GpuSelector,
     NodeAnswer,
     NotSupported,
@@ -31,6 +32,7 @@ from k8s_gpu_mcp.tools._common import (
     judge_each,
     node_answer,
     ranges,
+    said_by_node,
     select_gpus,
     source,
     split_not_supported,
@@ -141,7 +143,11 @@ class Fabric(ToolModel):
     findings: list[str] = Field(
         default_factory=list, description="node-level findings (cliques)", exclude_if=lambda v: not v
     )
-    gpus: list[FabricGpu]
+    gpus: list[FabricGpu] = Field(
+        default_factory=list,
+        description="every GPU's registration (detail=full; a summary has each GPU's fabric problem in problems)",
+        exclude_if=lambda v: not v,
+    )
     sxid_notes: list[str] = Field(
         default_factory=list,
         description="where the SXids were read from and how far back (the XID analysis)",
@@ -177,8 +183,9 @@ class TopologyReading(ToolModel):
 class TopologyResult(NodeAnswer):
     matrix_text: str = Field(description="the GPU-by-GPU matrix rendered like nvidia-smi topo -m")
     findings: list[TopologyFinding] = Field(
-        description="what the layout means, with its consequence; the summary lists those no problem "
-        "above carries as evidence (notes such as corrected CRC counts, P2P limits of the layout)"
+        description="what the layout means, with its consequence; the summary lists those that are not "
+        "info (notes such as corrected CRC counts and P2P limits of the layout are left to detail=full) and "
+        "that no problem above carries as evidence"
     )
     fabric: Fabric | None = Field(
         None,
@@ -267,6 +274,42 @@ def short_legend(matrix_text: str, cells: list[list[str]]) -> str:
     return f"{body}\n\nLegend: {'; '.join(kept)}\n"
 
 
+def restated(reading: TopologyReading) -> set[str]:
+    """The findings (as "message: consequence", a reason's words) that only restate a GPU's own link
+    findings: thin NVSwitch pairs (diagnose/topology.restates_link_findings)."""
+    return {
+        f"{f.message}: {f.consequence}"
+        for f in reading.findings
+        if topo.restates_link_findings(f, reading.findings)
+    }
+
+
+def summary_problems(problems: list[GpuProblem], reading: TopologyReading) -> list[GpuProblem]:
+    """The problems as inspect_topology's and get_gpu_health's summaries say them; detail=full keeps
+    every reading. Evidence that restates a GPU's own link findings is left out, as long as what is left
+    still shows the GPU's status. A GPU whose fabric registration has not completed keeps its state
+    (the finding) without the registration's status, clique and cluster UUID, which NVML defines only
+    once it completes."""
+    said = restated(reading)
+    fabric = reading.fabric
+    pending = {g.index for g in (fabric.gpus if fabric else [])
+               if g.state in fabric_rules.REGISTRATION_PENDING}  # fmt: skip
+    out = []
+    for p in problems:
+        kept = [e for e in p.evidence if e.finding not in said]
+        evidence = kept if any(e.status == p.status for e in kept) else p.evidence
+        if p.index in pending:
+            evidence = [
+                e.model_copy(update={"readings": {k: v for k, v in e.readings.items()
+                                                  if k not in fabric_rules.REGISTRATION_READINGS}})
+                if e.check == "fabric"
+                else e
+                for e in evidence
+            ]  # fmt: skip
+        out.append(p.model_copy(update={"evidence": evidence}) if evidence != p.evidence else p)
+    return out
+
+
 def answer(reading: TopologyReading, detail: DetailLevel) -> TopologyResult:
     judged = judge_each(reading.gpus, lambda g: reasons(reading, g))
     per_gpu = {g.index: g.unavailable if detail == "full" else topology_unavailable(g) for g in reading.gpus}
@@ -280,16 +323,11 @@ def answer(reading: TopologyReading, detail: DetailLevel) -> TopologyResult:
     if detail != "full":
         # left out of a summary: info findings (as get_gpu_health's info reasons), thin GPU pairs that
         # follow from a GPU's own link findings, and a finding a problem already says word for word
-        restated = {
-            f"{f.message}: {f.consequence}"
-            for f in reading.findings
-            if topo.restates_link_findings(f, reading.findings)
-        }
+        head["problems"] = summary_problems(head["problems"], reading)
         for p in head["problems"]:
-            p.evidence = [e for e in p.evidence if e.finding not in restated]
-            if p.action and f"GPU {p.index}: {p.action}" in head["action"]:  # the node's action says it
+            if said_by_node(p, head["action"]):  # the node's action says it word for word
                 p.action = None
-        shown = {e.finding for p in head["problems"] for e in p.evidence} | restated
+        shown = {e.finding for p in head["problems"] for e in p.evidence} | restated(reading)
         findings = [
             f for f in findings if f.severity != "info" and f"{f.message}: {f.consequence}" not in shown
         ]
