@@ -60,7 +60,8 @@ SEVERITY_STATUS: dict[str, Status] = {
 # The words every node tool's answer uses, each with one meaning (rendered into docs/tools.md).
 FIELDS: dict[str, str] = {
     "status": "the node's or a GPU's place on the status scale below (a node's status is its worst GPU's)",
-    "action": "the next step, one sentence: for the node at the top, for one GPU in its problem",
+    "action": "the next step, one sentence: for the node at the top, for one GPU in its problem "
+    "(inspect_topology's summary leaves out a GPU's action that the node's action already says)",
     "detail": "summary (the default) or full: which answer this is",
     "problems": "every GPU that is not healthy, most severe first: status, reason (one line), evidence "
     "(check, status, finding, readings) and action; `same_as` points at a GPU whose problem this one "
