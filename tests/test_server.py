@@ -8,7 +8,7 @@ import pytest
 from k8s_gpu_mcp.config import Settings
 from k8s_gpu_mcp.server import AgentApp, ToolsetError
 from k8s_gpu_mcp.tools import tool_module_names
-from k8s_gpu_mcp.tools._common import DESTRUCTIVE, READ_ONLY
+from k8s_gpu_mcp.tools._common import DESTRUCTIVE, READ_ONLY, Source
 
 REMEDIATION = {"kill_gpu_process", "reset_gpu", "cordon_node", "uncordon_node", "drain_gpu_node"}
 
@@ -201,3 +201,37 @@ def test_a_tool_another_toolset_serves_says_which_toolsets_this_agent_serves(mon
         app.close()
     assert is_error and "no tool 'list_gpu_processes' here: this agent serves only --toolsets core" in text
     assert "get_gpu_health" in text  # and the tools it does serve
+
+
+@pytest.mark.parametrize("mode", ["read-only", "operator"])
+def test_output_schemas_are_the_ones_the_sdk_derives_for_each_tool(agent, mode):
+    """build_tools generates every output schema in one pass; each must be, key order included,
+    what the SDK's own add_tool derives for that tool alone (func_metadata)."""
+    import json
+
+    from mcp.server.mcpserver.utilities.func_metadata import func_metadata
+
+    app = agent(mode)
+    listed = _listed(app)
+    derived = 0
+    for tool in listed.values():
+        registered = app.server._tool_manager.get_tool(tool.name)  # the SDK's record of the tool
+        skip = [
+            *([registered.context_kwarg] if registered.context_kwarg else []),
+            *registered.resolved_params,
+        ]
+        own = func_metadata(registered.fn, skip_names=skip, structured_output=True).output_schema
+        assert json.dumps(tool.output_schema) == json.dumps(own), tool.name
+        derived += 1
+    assert derived == len(app.tool_names) >= (16 if mode == "operator" else 11)
+
+
+def test_a_tool_added_after_start_goes_through_the_sdk(agent):
+    app = agent()
+
+    def look_again() -> Source:
+        """A stand-in read-only tool returning a model."""
+        raise NotImplementedError
+
+    app.add_tool(look_again, title="look", annotations=READ_ONLY)
+    assert _listed(app)["look_again"].output_schema["title"] == "Source"

@@ -17,8 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from mcp.server.mcpserver.tools import Tool
+from mcp.server.mcpserver.utilities.func_metadata import FuncMetadata, StrictJsonSchema, func_metadata
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+from pydantic.json_schema import models_json_schema
 
 from k8s_gpu_mcp import __version__
 from k8s_gpu_mcp.config import Settings
@@ -53,18 +56,24 @@ class AgentApp:
         self.module_of: dict[str, str] = {}  # tool name -> the tool module that registers it
         self.dropped: list[str] = []  # destructive tools left out of read-only mode
         self.resets: dict[int, ResetRecord] = {}  # GPU index -> the last reset this agent ran
+        self.xid_watcher = _start_xid_watcher(self)
+        # Tool modules register into _pending; the server is built with all of them at once, so
+        # their output schemas are generated in one pass (see build_tools).
+        self._pending: list[tuple[Callable[..., Any], dict[str, Any]]] | None = []
+        for module in modules:
+            if chosen is None or toolset_of(module) in chosen:
+                self._registering = module.__name__.rsplit(".", 1)[-1]
+                module.register(self)
+        tools = build_tools(self._pending)
+        self._pending = None
         self.server = AgentServer(
             self,
             "k8s-gpu-mcp",
             version=__version__,
             instructions=INSTRUCTIONS,
             log_level=settings.log_level.upper(),
+            tools=tools,
         )
-        self.xid_watcher = _start_xid_watcher(self)
-        for module in modules:
-            if chosen is None or toolset_of(module) in chosen:
-                self._registering = module.__name__.rsplit(".", 1)[-1]
-                module.register(self)
         self.tool_names: list[str] = sorted(self.module_of)
         from k8s_gpu_mcp import prompts, resources
 
@@ -89,14 +98,16 @@ class AgentApp:
         if self.settings.transport == "http":
             wrapped = self.metrics.instrument(wrapped)
             self.metrics.declare(fn.__name__)  # /metrics shows every tool at zero before its first call
-        self.server.add_tool(
-            wrapped,
-            name=fn.__name__,
-            title=title,
-            description=inspect.cleandoc(fn.__doc__ or ""),
-            annotations=annotations,
-            structured_output=True,
-        )
+        spec: dict[str, Any] = {
+            "name": fn.__name__,
+            "title": title,
+            "description": inspect.cleandoc(fn.__doc__ or ""),
+            "annotations": annotations,
+        }
+        if self._pending is not None:  # at start: built with the server (build_tools)
+            self._pending.append((wrapped, spec))
+        else:
+            self.server.add_tool(wrapped, **spec, structured_output=True)
         self.module_of[fn.__name__] = self._registering
 
     def close(self) -> None:
@@ -105,6 +116,102 @@ class AgentApp:
                 close()
             except Exception:  # shutdown must finish whatever one closer does
                 log.exception("closer failed")
+
+
+def build_tools(pending: list[tuple[Callable[..., Any], dict[str, Any]]]) -> list[Tool]:
+    """The SDK's tools for the functions registered at start, as ``MCPServer.add_tool`` would make
+    them, with every output schema generated in one pass of pydantic's schema generator (the SDK's
+    ``StrictJsonSchema``): the models the tools share (``Source``, ``Problem``, ``Counts``...) are
+    generated once, not once per tool. A tool whose schema this cannot give exactly as the SDK
+    would (tests/test_server.py compares them) gets its schema from the SDK itself."""
+    tools = [Tool.from_function(fn, **spec, structured_output=False) for fn, spec in pending]
+    models = {tool.name: _output_model(fn) for tool, (fn, _) in zip(tools, pending, strict=True)}
+    schemas = shared_output_schemas([m for m in models.values() if m is not None])
+    for tool in tools:
+        model = models[tool.name]
+        schema = schemas.get(model) if model is not None else None
+        if schema is None:  # the SDK's own derivation (and its errors)
+            tool.fn_metadata = func_metadata(tool.fn, skip_names=_skipped(tool), structured_output=True)
+        else:
+            tool.fn_metadata = FuncMetadata(
+                arg_model=tool.fn_metadata.arg_model, output_model=model, output_schema=schema
+            )
+    return tools
+
+
+def _skipped(tool: Tool) -> list[str]:
+    return [*([tool.context_kwarg] if tool.context_kwarg else []), *tool.resolved_params]
+
+
+def _output_model(fn: Callable[..., Any]) -> type[BaseModel] | None:
+    """The tool's return model when it is a plain pydantic model class (every tool here); else None."""
+    returns = inspect.signature(fn, eval_str=True).return_annotation
+    return returns if isinstance(returns, type) and issubclass(returns, BaseModel) else None
+
+
+_DEFS = "#/$defs/"
+
+
+def shared_output_schemas(models: list[type[BaseModel]]) -> dict[type[BaseModel], dict[str, Any]]:
+    """Each model's JSON schema as ``TypeAdapter(model).json_schema(schema_generator=StrictJsonSchema)``
+    gives it (what the SDK publishes as outputSchema), from one generation over all the models.
+
+    One generation names a model defined twice (two ``Counts``) by module; a schema of its own
+    names it ``Counts``: such names are shortened where the one model's schema has no second
+    model of that name. A model this cannot give exactly (self-referential, a name it cannot
+    shorten) is left out, for the SDK to derive."""
+    unique = list(dict.fromkeys(models))
+    if not unique:
+        return {}
+    keys, top = models_json_schema([(m, "validation") for m in unique], schema_generator=StrictJsonSchema)
+    defs: dict[str, Any] = top.get("$defs", {})
+    out: dict[type[BaseModel], dict[str, Any]] = {}
+    for model in unique:
+        ref = keys[(model, "validation")].get("$ref", "")
+        if not ref.startswith(_DEFS) or ref.removeprefix(_DEFS) not in defs:
+            continue
+        name = ref.removeprefix(_DEFS)
+        used = _refs(defs[name], defs, set())
+        if name in used:
+            continue  # self-referential: the SDK inlines its root differently
+        short = {n: n.rsplit("__", 1)[-1] for n in used}
+        if len(set(short.values())) != len(short) or any(
+            not s.isidentifier() or (s != n and s in defs and s not in used) for n, s in short.items()
+        ):
+            continue
+        schema = dict(defs[name])
+        if used:  # where pydantic puts them: first, sorted
+            schema = {"$defs": {short[n]: defs[n] for n in sorted(used, key=lambda n: short[n])}, **schema}
+        if any(s != n for n, s in short.items()):
+            schema = _renamed(schema, {_DEFS + n: _DEFS + s for n, s in short.items() if s != n})
+        out[model] = schema
+    return out
+
+
+def _refs(node: Any, defs: dict[str, Any], seen: set[str]) -> set[str]:
+    """The $defs names ``node`` reaches, transitively."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith(_DEFS) and ref.removeprefix(_DEFS) not in seen:
+            seen.add(ref.removeprefix(_DEFS))
+            _refs(defs[ref.removeprefix(_DEFS)], defs, seen)
+        for value in node.values():
+            _refs(value, defs, seen)
+    elif isinstance(node, list):
+        for value in node:
+            _refs(value, defs, seen)
+    return seen
+
+
+def _renamed(node: Any, refs: dict[str, str]) -> Any:
+    if isinstance(node, dict):
+        return {
+            k: refs.get(v, v) if k == "$ref" and isinstance(v, str) else _renamed(v, refs)
+            for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [_renamed(v, refs) for v in node]
+    return node
 
 
 def compact_text(fn: Callable[..., Any]) -> Callable[..., Any]:
