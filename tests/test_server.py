@@ -235,3 +235,13 @@ def test_a_tool_added_after_start_goes_through_the_sdk(agent):
 
     app.add_tool(look_again, title="look", annotations=READ_ONLY)
     assert _listed(app)["look_again"].output_schema["title"] == "Source"
+
+
+def test_no_tool_falls_back_to_a_schema_generation_of_its_own(agent):
+    """Start-up cost: every tool's output schema comes from the one shared generation."""
+    from k8s_gpu_mcp.server import _output_model, shared_output_schemas
+
+    app = agent("operator")
+    models = {_output_model(app.server._tool_manager.get_tool(n).fn) for n in app.tool_names}
+    assert None not in models
+    assert set(shared_output_schemas(list(models))) == models

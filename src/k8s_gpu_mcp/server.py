@@ -12,6 +12,7 @@ import importlib
 import inspect
 import json
 import logging
+from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -157,9 +158,9 @@ def shared_output_schemas(models: list[type[BaseModel]]) -> dict[type[BaseModel]
     gives it (what the SDK publishes as outputSchema), from one generation over all the models.
 
     One generation names a model defined twice (two ``Counts``) by module; a schema of its own
-    names it ``Counts``: such names are shortened where the one model's schema has no second
-    model of that name. A model this cannot give exactly (self-referential, a name it cannot
-    shorten) is left out, for the SDK to derive."""
+    names it ``Counts`` unless it holds both: a name is shortened where the one model's schema has
+    no second model of that name. A model this cannot give exactly (self-referential) is left out,
+    for the SDK to derive."""
     unique = list(dict.fromkeys(models))
     if not unique:
         return {}
@@ -174,10 +175,10 @@ def shared_output_schemas(models: list[type[BaseModel]]) -> dict[type[BaseModel]
         used = _refs(defs[name], defs, set())
         if name in used:
             continue  # self-referential: the SDK inlines its root differently
-        short = {n: n.rsplit("__", 1)[-1] for n in used}
-        if len(set(short.values())) != len(short) or any(
-            not s.isidentifier() or (s != n and s in defs and s not in used) for n, s in short.items()
-        ):
+        tail = {n: n.rsplit("__", 1)[-1] for n in used}
+        seen = Counter(tail.values())
+        short = {n: t if seen[t] == 1 and t.isidentifier() else n for n, t in tail.items()}
+        if any(s != n and s in defs and s not in used for n, s in short.items()):
             continue
         schema = dict(defs[name])
         if used:  # where pydantic puts them: first, sorted
