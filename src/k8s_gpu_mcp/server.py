@@ -166,41 +166,59 @@ def shared_output_schemas(models: list[type[BaseModel]]) -> dict[type[BaseModel]
         return {}
     keys, top = models_json_schema([(m, "validation") for m in unique], schema_generator=StrictJsonSchema)
     defs: dict[str, Any] = top.get("$defs", {})
+    direct = {name: _refs(body, set()) for name, body in defs.items()}  # each definition walked once
     out: dict[type[BaseModel], dict[str, Any]] = {}
     for model in unique:
         ref = keys[(model, "validation")].get("$ref", "")
-        if not ref.startswith(_DEFS) or ref.removeprefix(_DEFS) not in defs:
-            continue
         name = ref.removeprefix(_DEFS)
-        used = _refs(defs[name], defs, set())
+        if not ref.startswith(_DEFS) or name not in defs:
+            continue
+        used = _reached(name, direct)
         if name in used:
             continue  # self-referential: the SDK inlines its root differently
         tail = {n: n.rsplit("__", 1)[-1] for n in used}
         seen = Counter(tail.values())
         short = {n: t if seen[t] == 1 and t.isidentifier() else n for n, t in tail.items()}
-        if any(s != n and s in defs and s not in used for n, s in short.items()):
+        if any(s != n and s in defs for n, s in short.items()):
             continue
-        schema = dict(defs[name])
+        moved = {n for n, s in short.items() if s != n}
+        refs = {_DEFS + n: _DEFS + short[n] for n in moved}
+        schema = _renamed(defs[name], refs) if direct[name] & moved else dict(defs[name])
         if used:  # where pydantic puts them: first, sorted
-            schema = {"$defs": {short[n]: defs[n] for n in sorted(used, key=lambda n: short[n])}, **schema}
-        if any(s != n for n, s in short.items()):
-            schema = _renamed(schema, {_DEFS + n: _DEFS + s for n, s in short.items() if s != n})
+            schema = {
+                "$defs": {
+                    short[n]: _renamed(defs[n], refs) if direct[n] & moved else defs[n]
+                    for n in sorted(used, key=lambda n: short[n])
+                },
+                **schema,
+            }
         out[model] = schema
     return out
 
 
-def _refs(node: Any, defs: dict[str, Any], seen: set[str]) -> set[str]:
-    """The $defs names ``node`` reaches, transitively."""
+def _refs(node: Any, found: set[str]) -> set[str]:
+    """The $defs names ``node`` refers to directly."""
     if isinstance(node, dict):
         ref = node.get("$ref")
-        if isinstance(ref, str) and ref.startswith(_DEFS) and ref.removeprefix(_DEFS) not in seen:
-            seen.add(ref.removeprefix(_DEFS))
-            _refs(defs[ref.removeprefix(_DEFS)], defs, seen)
+        if isinstance(ref, str) and ref.startswith(_DEFS):
+            found.add(ref.removeprefix(_DEFS))
         for value in node.values():
-            _refs(value, defs, seen)
+            _refs(value, found)
     elif isinstance(node, list):
         for value in node:
-            _refs(value, defs, seen)
+            _refs(value, found)
+    return found
+
+
+def _reached(name: str, direct: dict[str, set[str]]) -> set[str]:
+    """The $defs names definition ``name`` reaches, transitively."""
+    seen: set[str] = set()
+    todo = list(direct[name])
+    while todo:
+        n = todo.pop()
+        if n not in seen:
+            seen.add(n)
+            todo.extend(direct[n])
     return seen
 
 
