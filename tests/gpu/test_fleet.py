@@ -81,3 +81,21 @@ def test_missing_scenario_names_the_bundled_ones():
 def test_every_bundled_scenario_loads():
     for name in list_scenarios():
         assert build_mock_node(None, name, "h100-sxm5-80gb-x8").scenario_name
+
+
+def test_depth_limit_counts_every_level_scalars_included():
+    """MAX_DEPTH levels are accepted and one more refused, whether the deepest thing is a scalar or a
+    container (the check walks containers only, so the boundary is worth holding)."""
+    from k8s_gpu_mcp.gpu import fleet
+
+    def nested(levels: int, leaf: object) -> object:
+        for _ in range(levels - 1):
+            leaf = [leaf]
+        return leaf
+
+    limit = fleet.MAX_DEPTH
+    for ok in (nested(limit, 1), nested(limit, []), nested(limit, {}), nested(limit - 1, {"a": 1})):
+        fleet._check_depth(ok, "t")
+    for deep in (nested(limit + 1, 1), nested(limit, [1]), nested(limit, {"a": 1}), nested(limit + 1, [])):
+        with pytest.raises(fleet.FleetError, match="nested deeper"):
+            fleet._check_depth(deep, "t")

@@ -80,14 +80,18 @@ def _read_text(path: Path | Any, what: str) -> str:
 
 
 def _check_depth(data: Any, what: str) -> None:
-    """Refuse nesting deeper than MAX_DEPTH (walked without recursion)."""
-    stack = [(data, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            raise FleetError(f"{what}: nested deeper than {MAX_DEPTH} levels")
-        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
-        stack.extend((child, depth + 1) for child in children)
+    """Refuse nesting deeper than MAX_DEPTH (walked level by level, containers only, without recursion)."""
+    level = [data] if isinstance(data, dict | list) else []
+    depth = 1
+    while level:
+        below: list[Any] = []
+        for node in level:
+            children = node.values() if isinstance(node, dict) else node
+            if depth >= MAX_DEPTH and len(children):  # its children would be past the limit
+                raise FleetError(f"{what}: nested deeper than {MAX_DEPTH} levels")
+            below.extend(child for child in children if isinstance(child, dict | list))
+        level = below
+        depth += 1
 
 
 def _parse_json(text: str, what: str) -> Any:
