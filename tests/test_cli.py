@@ -84,3 +84,15 @@ def test_help_documents_http_and_gateway_env_vars(capsys, command, variables):
     out = capsys.readouterr().out
     for var in variables:
         assert var in out
+
+
+def test_a_parser_built_for_one_command_parses_it_as_the_full_parser_does():
+    from k8s_gpu_mcp.cli import build_parser
+
+    for argv in (
+        ["serve", "--nvml-mode", "mock", "--profile", "a100-sxm4-40gb-x8", "--transport", "http"],
+        ["tools", "--json", "--mode", "operator"],
+        ["call", "get_gpu_health", "--args", '{"gpus": [0]}', "--log-level", "DEBUG"],
+        ["gateway", "--log-level", "INFO"],
+    ):
+        assert vars(build_parser(argv[0]).parse_args(argv)) == vars(build_parser().parse_args(argv)), argv

@@ -103,7 +103,16 @@ def settings_from(args: argparse.Namespace, environ: dict[str, str] | None = Non
     return Settings(**values_from(Settings, args, environ))
 
 
-def build_parser() -> argparse.ArgumentParser:
+COMMANDS = ("serve", "tools", "call", "gateway")  # parsed here (connect: launch/)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The CLI parser. ``command``: only that command's options are declared (a start parses
+    one command; the others' options cost milliseconds of argparse). None: all of them."""
+
+    def wanted(name: str) -> bool:
+        return command is None or command == name
+
     parser = argparse.ArgumentParser(
         prog="k8s-gpu-mcp",
         description="Just-in-time SRE diagnostic agent for NVIDIA GPU nodes, spoken to over MCP.",
@@ -112,11 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the MCP agent (stdio by default)")
-    add_options(serve, Settings, "serve", "agent", "log")
+    if wanted("serve"):
+        add_options(serve, Settings, "serve", "agent", "log")
 
     tools = sub.add_parser("tools", help="list the tools this configuration exposes")
-    add_options(tools, Settings, "agent", "log")
-    tools.add_argument("--json", action="store_true", help="print the full tools/list entries as JSON")
+    if wanted("tools"):
+        add_options(tools, Settings, "agent", "log")
+        tools.add_argument("--json", action="store_true", help="print the full tools/list entries as JSON")
 
     # Parsed by launch/syringe.py (main() hands it the rest of argv); listed here for --help.
     sub.add_parser(
@@ -129,15 +140,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     call = sub.add_parser("call", help="run one tool in-process and print its structured result as JSON")
-    call.add_argument("tool", help="tool name (see 'k8s-gpu-mcp tools')")
-    call.add_argument("--args", default="{}", help="tool arguments as a JSON object")
-    add_options(call, Settings, "agent", "log")
+    if wanted("call"):
+        call.add_argument("tool", help="tool name (see 'k8s-gpu-mcp tools')")
+        call.add_argument("--args", default="{}", help="tool arguments as a JSON object")
+        add_options(call, Settings, "agent", "log")
 
     gateway = sub.add_parser(
         "gateway",
         help="run the cluster gateway: the node tools fanned out to every agent, plus cluster-wide tools",
     )
-    add_options(gateway, Settings, "serve", "gateway", "log")
+    if wanted("gateway"):
+        add_options(gateway, Settings, "serve", "gateway", "log")
     return parser
 
 
@@ -245,7 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from k8s_gpu_mcp.launch import syringe
 
         return syringe.main(argv[1:])
-    args = build_parser().parse_args(argv)
+    args = build_parser(argv[0] if argv and argv[0] in COMMANDS else None).parse_args(argv)
     settings = settings_from(args)
     if (
         args.command in ("call", "tools")
