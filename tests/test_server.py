@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import anyio
 import pytest
+from pydantic import BaseModel
 
 from k8s_gpu_mcp.config import Settings
 from k8s_gpu_mcp.server import AgentApp, ToolsetError
@@ -245,3 +248,21 @@ def test_no_tool_falls_back_to_a_schema_generation_of_its_own(agent):
     models = {_output_model(app.server._tool_manager.get_tool(n).fn) for n in app.tool_names}
     assert None not in models
     assert set(shared_output_schemas(list(models))) == models
+
+
+class _Tree(BaseModel):
+    children: list[_Tree] = []
+
+
+class _Unpublishable(BaseModel):
+    call: Callable[[], int] | None = None
+
+
+def test_shared_schemas_leave_what_they_cannot_give_exactly_to_the_sdk():
+    """A self-referential model (the SDK inlines its root) and one pydantic cannot publish are left
+    out, so the SDK derives the first and refuses the second with its own error."""
+    from k8s_gpu_mcp.server import shared_output_schemas
+
+    assert _Tree not in shared_output_schemas([_Tree, Source])
+    assert Source in shared_output_schemas([_Tree, Source])
+    assert shared_output_schemas([_Unpublishable, Source]) == {}

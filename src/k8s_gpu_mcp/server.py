@@ -160,11 +160,15 @@ def shared_output_schemas(models: list[type[BaseModel]]) -> dict[type[BaseModel]
     One generation names a model defined twice (two ``Counts``) by module; a schema of its own
     names it ``Counts`` unless it holds both: a name is shortened where the one model's schema has
     no second model of that name. A model this cannot give exactly (self-referential) is left out,
-    for the SDK to derive."""
+    for the SDK to derive. The schemas share their definitions' dicts: read them, never edit them."""
     unique = list(dict.fromkeys(models))
     if not unique:
         return {}
-    keys, top = models_json_schema([(m, "validation") for m in unique], schema_generator=StrictJsonSchema)
+    try:
+        keys, top = models_json_schema([(m, "validation") for m in unique], schema_generator=StrictJsonSchema)
+    except Exception:  # a model pydantic cannot publish: the SDK's per-tool derivation names the tool
+        log.debug("shared output schema generation failed; each tool derives its own", exc_info=True)
+        return {}
     defs: dict[str, Any] = top.get("$defs", {})
     direct = {name: _refs(body, set()) for name, body in defs.items()}  # each definition walked once
     out: dict[type[BaseModel], dict[str, Any]] = {}
