@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from k8s_gpu_mcp import __version__
-from k8s_gpu_mcp.config import ENV_PREFIX, SESSION_IDLE_EXIT_S, Settings, options
+from k8s_gpu_mcp.config import ENV_PREFIX, SESSION_ENV, SESSION_IDLE_EXIT_S, Settings, options
 
 # (flag, Settings field, choices, help) per command group, generated from the declarations on
 # the Settings fields (config.option); defaults come from Settings.
@@ -173,8 +173,6 @@ def _open_app(settings: Any) -> Any:
 def stdio_idle_exit(settings: Any) -> float | None:
     """Seconds of silence after which a stdio agent stops; None: never. --idle-exit, else on in the
     pod a connect node/... session created (its env marks it), off elsewhere."""
-    from k8s_gpu_mcp.launch.syringe import SESSION_ENV
-
     if settings.idle_exit:
         return float(settings.idle_exit)
     return SESSION_IDLE_EXIT_S if os.environ.get(SESSION_ENV) else None

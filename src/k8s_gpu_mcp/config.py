@@ -24,6 +24,7 @@ DEFAULT_AGENT_SELECTOR = (
 # A connect node/... session: kubectl debug keeps the container's stdin open after the attach ends, so
 # no EOF ever arrives; an agent that hears nothing for this long stops (its pod with it).
 SESSION_IDLE_EXIT_S = 900.0
+SESSION_ENV = "K8S_GPU_MCP_SESSION"  # marks the pod a connect node/... session created (launch/syringe.py)
 
 
 @dataclass(frozen=True)

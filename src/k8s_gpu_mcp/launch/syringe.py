@@ -40,12 +40,11 @@ from typing import Any
 
 from k8s_gpu_mcp import __version__
 from k8s_gpu_mcp.cli import add_options
-from k8s_gpu_mcp.config import Mode, option
+from k8s_gpu_mcp.config import SESSION_ENV, Mode, option
 
 IMAGE_REPOSITORY = "ghcr.io/k8s-gpu-mcp/k8s-gpu-mcp"
 DEFAULT_IMAGE = f"{IMAGE_REPOSITORY}:{__version__}"
 DEBUG_CONTAINER = "debugger"  # the container name kubectl debug node/... gives its pod
-SESSION_ENV = "K8S_GPU_MCP_SESSION"  # marks the pod this session created
 DEFAULT_TIMEOUT_S = 120.0
 POLL_S = 0.5
 EOF_GRACE_S = 5.0  # after the client's EOF, how long the agent may take to end by itself
