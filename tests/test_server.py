@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import anyio
 import pytest
-from pydantic import BaseModel
 
 from k8s_gpu_mcp.config import Settings
 from k8s_gpu_mcp.server import AgentApp, ToolsetError
 from k8s_gpu_mcp.tools import tool_module_names
-from k8s_gpu_mcp.tools._common import DESTRUCTIVE, READ_ONLY, Source
+from k8s_gpu_mcp.tools._common import DESTRUCTIVE, READ_ONLY
 
 REMEDIATION = {"kill_gpu_process", "reset_gpu", "cordon_node", "uncordon_node", "drain_gpu_node"}
 
@@ -204,65 +201,3 @@ def test_a_tool_another_toolset_serves_says_which_toolsets_this_agent_serves(mon
         app.close()
     assert is_error and "no tool 'list_gpu_processes' here: this agent serves only --toolsets core" in text
     assert "get_gpu_health" in text  # and the tools it does serve
-
-
-@pytest.mark.parametrize("mode", ["read-only", "operator"])
-def test_output_schemas_are_the_ones_the_sdk_derives_for_each_tool(agent, mode):
-    """build_tools generates every output schema in one pass; each must be, key order included,
-    what the SDK's own add_tool derives for that tool alone (func_metadata)."""
-    import json
-
-    from mcp.server.mcpserver.utilities.func_metadata import func_metadata
-
-    app = agent(mode)
-    listed = _listed(app)
-    derived = 0
-    for tool in listed.values():
-        registered = app.server._tool_manager.get_tool(tool.name)  # the SDK's record of the tool
-        skip = [
-            *([registered.context_kwarg] if registered.context_kwarg else []),
-            *registered.resolved_params,
-        ]
-        own = func_metadata(registered.fn, skip_names=skip, structured_output=True).output_schema
-        assert json.dumps(tool.output_schema) == json.dumps(own), tool.name
-        derived += 1
-    assert derived == len(app.tool_names) >= (16 if mode == "operator" else 11)
-
-
-def test_a_tool_added_after_start_goes_through_the_sdk(agent):
-    app = agent()
-
-    def look_again() -> Source:
-        """A stand-in read-only tool returning a model."""
-        raise NotImplementedError
-
-    app.add_tool(look_again, title="look", annotations=READ_ONLY)
-    assert _listed(app)["look_again"].output_schema["title"] == "Source"
-
-
-def test_no_tool_falls_back_to_a_schema_generation_of_its_own(agent):
-    """Start-up cost: every tool's output schema comes from the one shared generation."""
-    from k8s_gpu_mcp.server import _output_model, shared_output_schemas
-
-    app = agent("operator")
-    models = {_output_model(app.server._tool_manager.get_tool(n).fn) for n in app.tool_names}
-    assert None not in models
-    assert set(shared_output_schemas(list(models))) == models
-
-
-class _Tree(BaseModel):
-    children: list[_Tree] = []
-
-
-class _Unpublishable(BaseModel):
-    call: Callable[[], int] | None = None
-
-
-def test_shared_schemas_leave_what_they_cannot_give_exactly_to_the_sdk():
-    """A self-referential model (the SDK inlines its root) and one pydantic cannot publish are left
-    out, so the SDK derives the first and refuses the second with its own error."""
-    from k8s_gpu_mcp.server import shared_output_schemas
-
-    assert _Tree not in shared_output_schemas([_Tree, Source])
-    assert Source in shared_output_schemas([_Tree, Source])
-    assert shared_output_schemas([_Unpublishable, Source]) == {}

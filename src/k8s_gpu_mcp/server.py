@@ -12,17 +12,13 @@ import importlib
 import inspect
 import json
 import logging
-from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
-from mcp.server.mcpserver.tools import Tool
-from mcp.server.mcpserver.utilities.func_metadata import FuncMetadata, StrictJsonSchema, func_metadata
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import BaseModel, ValidationError
-from pydantic.json_schema import models_json_schema
+from pydantic import ValidationError
 
 from k8s_gpu_mcp import __version__
 from k8s_gpu_mcp.config import Settings
@@ -57,24 +53,18 @@ class AgentApp:
         self.module_of: dict[str, str] = {}  # tool name -> the tool module that registers it
         self.dropped: list[str] = []  # destructive tools left out of read-only mode
         self.resets: dict[int, ResetRecord] = {}  # GPU index -> the last reset this agent ran
-        self.xid_watcher = _start_xid_watcher(self)
-        # Tool modules register into _pending; the server is built with all of them at once, so
-        # their output schemas are generated in one pass (see build_tools).
-        self._pending: list[tuple[Callable[..., Any], dict[str, Any]]] | None = []
-        for module in modules:
-            if chosen is None or toolset_of(module) in chosen:
-                self._registering = module.__name__.rsplit(".", 1)[-1]
-                module.register(self)
-        tools = build_tools(self._pending)
-        self._pending = None
         self.server = AgentServer(
             self,
             "k8s-gpu-mcp",
             version=__version__,
             instructions=INSTRUCTIONS,
             log_level=settings.log_level.upper(),
-            tools=tools,
         )
+        self.xid_watcher = _start_xid_watcher(self)
+        for module in modules:
+            if chosen is None or toolset_of(module) in chosen:
+                self._registering = module.__name__.rsplit(".", 1)[-1]
+                module.register(self)
         self.tool_names: list[str] = sorted(self.module_of)
         from k8s_gpu_mcp import prompts, resources
 
@@ -99,16 +89,14 @@ class AgentApp:
         if self.settings.transport == "http":
             wrapped = self.metrics.instrument(wrapped)
             self.metrics.declare(fn.__name__)  # /metrics shows every tool at zero before its first call
-        spec: dict[str, Any] = {
-            "name": fn.__name__,
-            "title": title,
-            "description": inspect.cleandoc(fn.__doc__ or ""),
-            "annotations": annotations,
-        }
-        if self._pending is not None:  # at start: built with the server (build_tools)
-            self._pending.append((wrapped, spec))
-        else:
-            self.server.add_tool(wrapped, **spec, structured_output=True)
+        self.server.add_tool(
+            wrapped,
+            name=fn.__name__,
+            title=title,
+            description=inspect.cleandoc(fn.__doc__ or ""),
+            annotations=annotations,
+            structured_output=True,
+        )
         self.module_of[fn.__name__] = self._registering
 
     def close(self) -> None:
@@ -117,124 +105,6 @@ class AgentApp:
                 close()
             except Exception:  # shutdown must finish whatever one closer does
                 log.exception("closer failed")
-
-
-def build_tools(pending: list[tuple[Callable[..., Any], dict[str, Any]]]) -> list[Tool]:
-    """The SDK's tools for the functions registered at start, as ``MCPServer.add_tool`` would make
-    them, with every output schema generated in one pass of pydantic's schema generator (the SDK's
-    ``StrictJsonSchema``): the models the tools share (``Source``, ``Problem``, ``Counts``...) are
-    generated once, not once per tool. A tool whose schema this cannot give exactly as the SDK
-    would (tests/test_server.py compares them) gets its schema from the SDK itself."""
-    tools = [Tool.from_function(fn, **spec, structured_output=False) for fn, spec in pending]
-    models = {tool.name: _output_model(fn) for tool, (fn, _) in zip(tools, pending, strict=True)}
-    schemas = shared_output_schemas([m for m in models.values() if m is not None])
-    for tool in tools:
-        model = models[tool.name]
-        schema = schemas.get(model) if model is not None else None
-        if schema is None:  # the SDK's own derivation (and its errors)
-            tool.fn_metadata = func_metadata(tool.fn, skip_names=_skipped(tool), structured_output=True)
-        else:
-            tool.fn_metadata = FuncMetadata(
-                arg_model=tool.fn_metadata.arg_model, output_model=model, output_schema=schema
-            )
-    return tools
-
-
-def _skipped(tool: Tool) -> list[str]:
-    return [*([tool.context_kwarg] if tool.context_kwarg else []), *tool.resolved_params]
-
-
-def _output_model(fn: Callable[..., Any]) -> type[BaseModel] | None:
-    """The tool's return model when it is a plain pydantic model class (every tool here); else None."""
-    returns = inspect.signature(fn, eval_str=True).return_annotation
-    return returns if isinstance(returns, type) and issubclass(returns, BaseModel) else None
-
-
-_DEFS = "#/$defs/"
-
-
-def shared_output_schemas(models: list[type[BaseModel]]) -> dict[type[BaseModel], dict[str, Any]]:
-    """Each model's JSON schema as ``TypeAdapter(model).json_schema(schema_generator=StrictJsonSchema)``
-    gives it (what the SDK publishes as outputSchema), from one generation over all the models.
-
-    One generation names a model defined twice (two ``Counts``) by module; a schema of its own
-    names it ``Counts`` unless it holds both: a name is shortened where the one model's schema has
-    no second model of that name. A model this cannot give exactly (self-referential) is left out,
-    for the SDK to derive. The schemas share their definitions' dicts: read them, never edit them."""
-    unique = list(dict.fromkeys(models))
-    if not unique:
-        return {}
-    try:
-        keys, top = models_json_schema([(m, "validation") for m in unique], schema_generator=StrictJsonSchema)
-    except Exception:  # a model pydantic cannot publish: the SDK's per-tool derivation names the tool
-        log.debug("shared output schema generation failed; each tool derives its own", exc_info=True)
-        return {}
-    defs: dict[str, Any] = top.get("$defs", {})
-    direct = {name: _refs(body, set()) for name, body in defs.items()}  # each definition walked once
-    out: dict[type[BaseModel], dict[str, Any]] = {}
-    for model in unique:
-        ref = keys[(model, "validation")].get("$ref", "")
-        name = ref.removeprefix(_DEFS)
-        if not ref.startswith(_DEFS) or name not in defs:
-            continue
-        used = _reached(name, direct)
-        if name in used:
-            continue  # self-referential: the SDK inlines its root differently
-        tail = {n: n.rsplit("__", 1)[-1] for n in used}
-        seen = Counter(tail.values())
-        short = {n: t if seen[t] == 1 and t.isidentifier() else n for n, t in tail.items()}
-        if any(s != n and s in defs for n, s in short.items()):
-            continue
-        moved = {n for n, s in short.items() if s != n}
-        refs = {_DEFS + n: _DEFS + short[n] for n in moved}
-        schema = _renamed(defs[name], refs) if direct[name] & moved else dict(defs[name])
-        if used:  # where pydantic puts them: first, sorted
-            schema = {
-                "$defs": {
-                    short[n]: _renamed(defs[n], refs) if direct[n] & moved else defs[n]
-                    for n in sorted(used, key=lambda n: short[n])
-                },
-                **schema,
-            }
-        out[model] = schema
-    return out
-
-
-def _refs(node: Any, found: set[str]) -> set[str]:
-    """The $defs names ``node`` refers to directly."""
-    if isinstance(node, dict):
-        ref = node.get("$ref")
-        if isinstance(ref, str) and ref.startswith(_DEFS):
-            found.add(ref.removeprefix(_DEFS))
-        for value in node.values():
-            _refs(value, found)
-    elif isinstance(node, list):
-        for value in node:
-            _refs(value, found)
-    return found
-
-
-def _reached(name: str, direct: dict[str, set[str]]) -> set[str]:
-    """The $defs names definition ``name`` reaches, transitively."""
-    seen: set[str] = set()
-    todo = list(direct[name])
-    while todo:
-        n = todo.pop()
-        if n not in seen:
-            seen.add(n)
-            todo.extend(direct[n])
-    return seen
-
-
-def _renamed(node: Any, refs: dict[str, str]) -> Any:
-    if isinstance(node, dict):
-        return {
-            k: refs.get(v, v) if k == "$ref" and isinstance(v, str) else _renamed(v, refs)
-            for k, v in node.items()
-        }
-    if isinstance(node, list):
-        return [_renamed(v, refs) for v in node]
-    return node
 
 
 def compact_text(fn: Callable[..., Any]) -> Callable[..., Any]:
