@@ -351,34 +351,28 @@ def _problem(status: str, *evidence: tuple[str, str, str], action: str | None = 
     )
 
 
-def test_a_gpu_action_is_said_by_the_node_only_word_for_word():
-    from k8s_gpu_mcp.diagnose.health import NVLINK_ACTION
-    from k8s_gpu_mcp.tools._common import UNKNOWN_ACTION, said_by_node
+def test_the_node_verdict_names_the_gpus_whose_action_it_states():
+    """inspect_topology's summary leaves out exactly these GPUs' actions (node.verdict's ``stated``)."""
+    from k8s_gpu_mcp.diagnose.health import NVLINK_ACTION, UNKNOWN_ACTION, Assessment
+    from k8s_gpu_mcp.diagnose.node import verdict
+
+    def gpu(index: int, status: str, action: str) -> Assessment:
+        return Assessment(
+            index, status, 0, "", [], action, {"nvlink": "unread"} if status == "unknown" else {}
+        )  # type: ignore[arg-type]
 
     own = NVLINK_ACTION.replace("<gpu>", "1")
-    node_action = (
-        "Move workloads off GPU 1 (or drain the node); then GPU 1: Reset the GPU (nvidia-smi -r -i 1, or reboot "
-        "the node) to retrain the links; reseat or replace the GPU/baseboard if the links stay down; verify "
-        "GPUs 0, 2 and 3 (not checked: nvlink)."
+    v = verdict([gpu(1, "degraded", own), gpu(0, "unknown", UNKNOWN_ACTION), gpu(2, "unknown", "Reseat it")])
+    assert "GPU 1: Reset the GPU (nvidia-smi -r -i 1" in v.action and "verify GPUs 0 and 2" in v.action
+    assert v.stated == {0, 1}  # GPU 2's own action ("Reseat it") is not what "verify" says
+    merged = verdict(
+        [gpu(1, "warning", "Free it (nvidia-smi -r -i 1)"), gpu(6, "warning", "Free it (nvidia-smi -r -i 6)")]
     )
-    assert said_by_node(_problem("degraded", action=own), node_action)
-    assert not said_by_node(
-        _problem("degraded", action=own), node_action.replace("GPU 1: Reset", "GPU 2: Reset")
-    )
-    assert not said_by_node(_problem("degraded", action="Replace the GPU"), node_action)
-    merged = "Keep the node in service. GPUs 1 and 6: Free it (nvidia-smi -r -i 1 and -i 6)."
-    assert said_by_node(_problem("warning", action="Free it (nvidia-smi -r -i 1)"), merged)
-    unknown = _problem("unknown", action=UNKNOWN_ACTION)
-    assert not said_by_node(unknown, node_action)  # GPU 1 is not among those to verify
-    assert said_by_node(unknown, "Keep the node in service, but verify GPUs 0, 1 and 2 before trusting them.")
-    assert not said_by_node(_problem("lost", action="Reboot"), "GPU 1 lost: Reboot.")  # lost keeps its own
-    # a remedy that only begins the node's words for the GPU is not what it says
-    assert not said_by_node(
-        _problem("degraded", action="Reset the GPU"), "Move off GPU 1; then GPU 1: Reset the GPU and RMA it."
-    )
-    assert said_by_node(
-        _problem("degraded", action="Reset the GPU"), "Move off GPU 1; then GPU 1: Reset the GPU."
-    )
+    assert merged.action == "Keep the node in service. GPUs 1 and 6: Free it (nvidia-smi -r -i 1 and -i 6)."
+    assert merged.stated == {1, 6}
+    assert verdict([gpu(0, "unknown", UNKNOWN_ACTION), gpu(1, "unknown", UNKNOWN_ACTION)]).stated == {0, 1}
+    lost = verdict([gpu(1, "lost", "Reboot"), gpu(2, "warning", "No action.")])
+    assert lost.stated == frozenset()  # lost keeps its own; "No action." names no remedy
 
 
 def test_restated_evidence_never_takes_the_evidence_of_the_status():

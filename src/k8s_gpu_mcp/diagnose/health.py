@@ -43,6 +43,7 @@ LOST_ACTION = (
     "Cordon and drain the node, then reboot it (XID 79 bucket RESTART_BM); if the GPU falls off the bus "
     "again, check PCIe seating, power and thermals and contact NVIDIA support"
 )
+UNKNOWN_ACTION = "Verify what could not be read (see the unknown reasons) before trusting this GPU"
 COOLING_ACTION = "Check chassis airflow, fans and inlet temperature; the GPU throttles until it cools"
 NVLINK_ACTION = (
     "Drain the GPU's NCCL jobs, reset the GPU (nvidia-smi -r -i <gpu>, or reboot the node) to retrain "

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from k8s_gpu_mcp.diagnose.health import LOST_ACTION, Assessment
+from k8s_gpu_mcp.diagnose.health import LOST_ACTION, UNKNOWN_ACTION, Assessment
 from k8s_gpu_mcp.vocabulary import STATUS_RANK, Status
 
 _DRAIN_CLAUSE = re.compile(
@@ -56,11 +56,25 @@ def ranked(gpus: list[Assessment]) -> list[Ranked]:
     return [Ranked(g.index, g.status, g.action, tuple(sorted(g.unverified))) for g in bad]
 
 
+@dataclass(frozen=True)
+class NodeVerdict:
+    status: Status
+    action: str
+    stated: frozenset[int]  # the GPUs whose own action the node's action says in full
+
+
 def node_verdict(gpus: list[Assessment]) -> tuple[Status, str]:
     """The node's status (its worst GPU) and the SRE's next step, built from one ranked list."""
+    v = verdict(gpus)
+    return v.status, v.action
+
+
+def verdict(gpus: list[Assessment]) -> NodeVerdict:
+    """node_verdict, with the GPUs whose own action it states: each GPU whose remedy it names, and
+    each unknown GPU whose action is only to verify it (the node's "verify GPU n" says that)."""
     findings = ranked(gpus)
     if not findings:
-        return "healthy", "No action: every GPU passed."
+        return NodeVerdict("healthy", "No action: every GPU passed.", frozenset())
     status = findings[0].status
     worst = [f.index for f in findings if f.status == status]
     step = {
@@ -78,6 +92,9 @@ def node_verdict(gpus: list[Assessment]) -> tuple[Status, str]:
         text = re.sub(rf"-i {f.index}\b", "-i <gpu>", remedy(f.action))  # the same remedy on another GPU
         if text:
             remedies.setdefault(text, []).append(f.index)
+    # every unknown GPU is verified: in the step when the node is unknown, in a part otherwise
+    stated = {i for idx in remedies.values() for i in idx}
+    stated |= {f.index for f in findings if f.status == "unknown" and f.action == UNKNOWN_ACTION}
     unknown = [f for f in findings if f.status == "unknown" and status != "unknown"]
     parts = [
         f"{gpus_text(idx)}: {text.replace('-i <gpu>', '-i ' + ' and -i '.join(map(str, sorted(idx))))}"
@@ -87,6 +104,6 @@ def node_verdict(gpus: list[Assessment]) -> tuple[Status, str]:
         checks = sorted({c for f in unknown for c in f.unverified})
         parts.append(f"verify {gpus_text([f.index for f in unknown])} (not checked: {', '.join(checks)})")
     if not parts:
-        return status, f"{step}."
+        return NodeVerdict(status, f"{step}.", frozenset(stated))
     joiner = "; then " if status in ("critical", "degraded") else "; also " if status == "lost" else ". "
-    return status, f"{step}{joiner}{'; '.join(parts)}."
+    return NodeVerdict(status, f"{step}{joiner}{'; '.join(parts)}.", frozenset(stated))

@@ -269,8 +269,8 @@ RBAC_CHECKS = ("create pods", "create pods/attach", "delete pods")  # what a deb
 
 def start_checks(k: Kubectl, node: str | None) -> dict[str, subprocess.Popen[str]]:
     """Start the pre-flight checks (the node, if named, and the session's RBAC), all at once. They only
-    ask (``kubectl auth can-i`` stores nothing), so ``connect cluster`` starts them during its own
-    start-up and reads them when the first node needs a session."""
+    ask (``kubectl auth can-i`` stores nothing), so ``connect cluster`` starts them as it starts
+    serving and reads them when the first node needs a session."""
     checks = {"node": k.popen("get", "node", node, "-o", "name")} if node else {}
     for name in RBAC_CHECKS:
         verb, resource = name.split(" ", 1)

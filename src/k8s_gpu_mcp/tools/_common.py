@@ -4,7 +4,6 @@ shape every node tool answers with (docs/tools.md, "Vocabulary")."""
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, TypeVar, cast
@@ -286,34 +285,6 @@ def fold_problems(problems: list[GpuProblem]) -> list[GpuProblem]:
     return out
 
 
-_NAMED = re.compile(r"GPUs? (\d+(?:, \d+)*(?: and \d+)?)")  # diagnose/node.gpus_text's form
-_MERGED_I = re.compile(r"-i \d+(?: and -i \d+)*")
-
-
-def said_by_node(p: GpuProblem, node_action: str) -> bool:
-    """Whether the node's action already says this GPU's, word for word: diagnose/node.py builds it
-    from every GPU's action (its remedy after the drain clause the node step covers, "GPU 1: ...";
-    GPUs sharing a remedy named together, their -i merged; an unknown GPU as "verify GPU n")."""
-    from k8s_gpu_mcp.diagnose.node import remedy
-
-    if p.action is None or p.index is None:
-        return False
-    text, said = p.action, _MERGED_I.sub("-i <gpu>", node_action)
-    if p.status == "unknown" and text == UNKNOWN_ACTION:
-        lead = "verify "
-    elif p.status != "lost" and (text := remedy(text)):
-        lead = ""
-        text = re.sub(rf"-i {p.index}\b", "-i <gpu>", text)
-    else:
-        return False
-    for m in _NAMED.finditer(said):
-        if str(p.index) in re.split(r", | and ", m.group(1)) and said[: m.start()].endswith(lead):
-            end = m.end() + len(text) + 2  # the remedy ends where the node's next part (or its end) starts
-            if lead or (said.startswith(f": {text}", m.end()) and said[end : end + 1] in (";", ".", "")):
-                return True
-    return False
-
-
 def known_first(problem: GpuProblem) -> GpuProblem:
     """A summary's GPU that is already worse than unknown keeps the evidence that decides it; the
     checks it could not make are named in the answer's ``unavailable`` (per GPU), not again here."""
@@ -406,7 +377,7 @@ def split_not_supported(model: ToolModel) -> NotSupported | None:
 
 
 LOST_REASON = "NVML reports the GPU lost"
-UNKNOWN_ACTION = "Verify what could not be read (see the unknown reasons) before trusting this GPU"
+UNKNOWN_ACTION = health.UNKNOWN_ACTION
 
 
 def judge_gpu(
@@ -478,20 +449,27 @@ def node_answer(
     judged: list[tuple[GpuName, Status, GpuProblem | None, health.Assessment]],
     unavailable: dict[str, str],
     healthy_action: str,
+    *,
+    drop_stated_actions: bool = False,
 ) -> dict[str, Any]:
-    """The NodeAnswer head from judge_gpu's results: the node's action ranked by diagnose/node.py."""
+    """The NodeAnswer head from judge_gpu's results: the node's action ranked by diagnose/node.py.
+    ``drop_stated_actions``: a summary leaves out each GPU's action that the node's action says."""
     from k8s_gpu_mcp.diagnose import node
 
-    status, action = node.node_verdict([a for *_, a in judged])
-    if status == "healthy":
-        action = healthy_action
-    return node_head(
+    v = node.verdict([a for *_, a in judged])
+    head = node_head(
         detail,
         [(name, s) for name, s, _, _ in judged],
         [p for _, _, p, _ in judged if p is not None],
-        action,
+        healthy_action if v.status == "healthy" else v.action,
         unavailable,
     )
+    if drop_stated_actions and detail == "summary":
+        head["problems"] = [
+            p.model_copy(update={"action": None}) if p.action and p.index in v.stated else p
+            for p in head["problems"]
+        ]
+    return head
 
 
 def summary_only(description: str) -> Any:

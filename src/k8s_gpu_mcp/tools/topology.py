@@ -32,7 +32,6 @@ from k8s_gpu_mcp.tools._common import (
     judge_each,
     node_answer,
     ranges,
-    said_by_node,
     select_gpus,
     source,
     split_not_supported,
@@ -318,15 +317,13 @@ def answer(reading: TopologyReading, detail: DetailLevel) -> TopologyResult:
         judged,
         fold_unavailable(reading.unavailable, per_gpu, keep_not_supported=detail == "full"),
         "No action: every NVLink is up and error-free, and the layout has no gap.",
+        drop_stated_actions=True,  # get_gpu_health keeps them: the sweep and the gateway read them
     )
     findings = reading.findings
     if detail != "full":
         # left out of a summary: info findings (as get_gpu_health's info reasons), thin GPU pairs that
         # follow from a GPU's own link findings, and a finding a problem already says word for word
         head["problems"] = summary_problems(head["problems"], reading)
-        for p in head["problems"]:
-            if said_by_node(p, head["action"]):  # the node's action says it word for word
-                p.action = None
         shown = {e.finding for p in head["problems"] for e in p.evidence} | restated(reading)
         findings = [
             f for f in findings if f.severity != "info" and f"{f.message}: {f.consequence}" not in shown
