@@ -35,10 +35,7 @@ def test_every_tool_module_registers_at_start(agent):
     app = agent()
     listed = _listed(app)
     assert set(listed) == set(app.tool_names)
-    assert set(app.module_of.values()) == set(tool_module_names()) - {
-        "remediation",
-        "node_ops",
-    }  # operator only
+    assert set(app.module_of.values()) == set(tool_module_names()) - {"remediation"}  # operator only
     assert {"get_gpu_health", "analyze_xid_errors", "get_gpu_telemetry"} <= set(listed)
 
 
@@ -52,6 +49,30 @@ def test_operator_mode_lists_the_remediation_tools(agent):
     listed = _listed(agent("operator"))
     assert REMEDIATION <= set(listed)
     assert all(listed[name].annotations.destructive_hint for name in REMEDIATION)
+
+
+def test_operator_tools_names_exactly_what_the_module_adds_and_read_only_skips_its_import(agent):
+    """tools/remediation.py declares its tools so that read-only mode need not import them; the
+    declaration must match what its register adds in operator mode, every one destructive."""
+    import subprocess
+    import sys
+
+    from k8s_gpu_mcp.tools import remediation
+
+    operator = agent("operator")
+    added = {name for name, module in operator.module_of.items() if module == "remediation"}
+    assert added == set(remediation.OPERATOR_TOOLS)
+    listed = _listed(operator)
+    assert all(listed[name].annotations.destructive_hint for name in added)
+    read_only = agent()
+    assert set(read_only.dropped) == set(remediation.OPERATOR_TOOLS)
+    probe = (
+        "import sys; from k8s_gpu_mcp.config import Settings; from k8s_gpu_mcp.server import AgentApp; "
+        "AgentApp(Settings(nvml_mode='mock', log_level='ERROR')).close(); "
+        "print(sorted(m for m in sys.modules if m.startswith('k8s_gpu_mcp.tools._')))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert "_remediation" not in loaded and "_node_ops" not in loaded and "_common" in loaded
 
 
 def test_the_mode_filter_is_by_annotation_not_by_module(agent):

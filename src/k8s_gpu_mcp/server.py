@@ -2,7 +2,8 @@
 
 Every module in ``tools/`` that defines ``register(app)`` adds its tools through ``AgentApp.add_tool``.
 Destructive tools (``destructiveHint``) are dropped outside operator mode, whatever module adds them,
-so read-only mode never lists one. ``tests/golden/`` holds the ``tools/list`` snapshot of each mode.
+so read-only mode never lists one. A module whose tools are all destructive says so in
+``OPERATOR_TOOLS`` and is not registered at all outside operator mode (tools/remediation.py). ``tests/golden/`` holds the ``tools/list`` snapshot of each mode.
 """
 
 from __future__ import annotations
@@ -62,9 +63,14 @@ class AgentApp:
         )
         self.xid_watcher = _start_xid_watcher(self)
         for module in modules:
-            if chosen is None or toolset_of(module) in chosen:
-                self._registering = module.__name__.rsplit(".", 1)[-1]
-                module.register(self)
+            if chosen is not None and toolset_of(module) not in chosen:
+                continue
+            operator_tools = getattr(module, "OPERATOR_TOOLS", None)
+            if operator_tools is not None and not self.settings.operator:
+                self.dropped.extend(operator_tools)  # not even imported: see tools/remediation.py
+                continue
+            self._registering = module.__name__.rsplit(".", 1)[-1]
+            module.register(self)
         self.tool_names: list[str] = sorted(self.module_of)
         from k8s_gpu_mcp import prompts, resources
 

@@ -12,7 +12,7 @@ import pytest
 from mcp.client import Client
 
 import k8s_gpu_mcp.k8s.drain as drain
-import k8s_gpu_mcp.tools.node_ops as node_ops
+import k8s_gpu_mcp.tools._node_ops as node_ops
 from tests.conftest import call
 from tests.tools.remediation_helpers import answering, audit_lines
 

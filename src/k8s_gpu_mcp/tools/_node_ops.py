@@ -38,7 +38,6 @@ if TYPE_CHECKING:
     from k8s_gpu_mcp.k8s.drain import PodPlan
     from k8s_gpu_mcp.server import AgentApp
 
-TOOLSET = "remediation"
 MAX_GRACE_S = 3600
 LISTED_IN_QUESTION = 10  # pods named in the confirmation question; the rest are counted
 
