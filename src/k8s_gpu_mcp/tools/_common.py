@@ -1,8 +1,6 @@
 """What every tool shares: the ``source`` stamp, GPU selection, annotation presets, and the summary
 shape every node tool answers with (docs/tools.md, "Vocabulary")."""
 
-from __future__ import annotations
-
 import json
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -63,13 +61,13 @@ class Source(ToolModel):
     )
 
 
-def source(app: AgentApp) -> Source:
+def source(app: "AgentApp") -> Source:
     from k8s_gpu_mcp.gpu.backend import source_fields
 
     return Source(**source_fields(app.backend))
 
 
-def select_gpus(app: AgentApp, gpus: list[int | str] | int | str | None) -> list[GpuRef]:
+def select_gpus(app: "AgentApp", gpus: list[int | str] | int | str | None) -> "list[GpuRef]":
     """Resolve a selector to GPUs, or raise a ToolError that lists the valid choices."""
     refs = app.backend.adapter.gpus()
     if gpus is None:
@@ -88,7 +86,7 @@ def select_gpus(app: AgentApp, gpus: list[int | str] | int | str | None) -> list
     return chosen
 
 
-def _match(refs: list[GpuRef], item: int | str) -> GpuRef | None:
+def _match(refs: "list[GpuRef]", item: int | str) -> "GpuRef | None":
     if isinstance(item, bool):
         return None
     if isinstance(item, int) or (isinstance(item, str) and item.isdigit()):
@@ -111,7 +109,7 @@ def clip(value: object, limit: int = 64) -> str:
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} chars)"
 
 
-def valid_choices(refs: list[GpuRef]) -> str:
+def valid_choices(refs: "list[GpuRef]") -> str:
     if not refs:
         return "this node has no GPUs that NVML can see"
     listed = ", ".join(f"{r.index} ({r.uuid or 'uuid unknown'})" for r in refs)
@@ -126,7 +124,7 @@ class GpuName(ToolModel):
     pci_bus_id: str | None = Field(description="NVML form, e.g. 00000000:3B:00.0")
 
 
-def gpu_name(ref: GpuRef) -> GpuName:
+def gpu_name(ref: "GpuRef") -> GpuName:
     return GpuName(index=ref.index, uuid=ref.uuid, pci_bus_id=ref.bus_id)
 
 

@@ -5,8 +5,6 @@ the models. When the agent runs on the node being described (NODE_NAME == node),
 NVML view is added and compared with what Kubernetes believes.
 """
 
-from __future__ import annotations
-
 import os
 import re
 from typing import TYPE_CHECKING, Annotated, Any
@@ -231,7 +229,7 @@ def mig_unjoined(allocs: list[PodGpuAllocation], why: str) -> None:
             a.unavailable["mig_devices"] = why
 
 
-def join_mig(app: AgentApp, allocs: list[PodGpuAllocation]) -> None:
+def join_mig(app: "AgentApp", allocs: list[PodGpuAllocation]) -> None:
     """The MIG UUIDs each pod names, joined to this node's MIG devices (only for pods on this node)."""
     from k8s_gpu_mcp.gpu.adapter import GpuLost
     from k8s_gpu_mcp.gpu.mig import read_mig
@@ -379,13 +377,13 @@ def describe(node: dict[str, Any], pods: list[dict[str, Any]]) -> dict[str, Any]
 # tool plumbing -----------------------------------------------------------------------------------
 
 
-def _api() -> KubeApi:
+def _api() -> "KubeApi":
     from k8s_gpu_mcp.k8s.client import default_api
 
     return default_api()
 
 
-def _api_source(api: KubeApi) -> ApiSource:
+def _api_source(api: "KubeApi") -> ApiSource:
     info = api.info
     return ApiSource(server=info.server, auth=info.auth, context=info.context)
 
@@ -394,7 +392,7 @@ def _tool_error(exc: Exception) -> ToolError:
     return ToolError(str(exc))
 
 
-def _unknown_node(api: KubeApi, name: str) -> ToolError:
+def _unknown_node(api: "KubeApi", name: str) -> ToolError:
     from k8s_gpu_mcp.k8s.client import K8sError
 
     try:
@@ -405,7 +403,7 @@ def _unknown_node(api: KubeApi, name: str) -> ToolError:
     return ToolError(f"node {name!r} not found{hint}")
 
 
-def local_view(app: AgentApp) -> LocalGpuView:
+def local_view(app: "AgentApp") -> LocalGpuView:
     refs = app.backend.adapter.gpus()
     products: dict[str, int] = {}
     for r in refs:
@@ -420,11 +418,11 @@ def local_view(app: AgentApp) -> LocalGpuView:
     )
 
 
-def _this_node(app: AgentApp) -> str | None:
+def _this_node(app: "AgentApp") -> str | None:
     return os.environ.get("NODE_NAME") or None
 
 
-def register(app: AgentApp) -> None:
+def register(app: "AgentApp") -> None:
     from k8s_gpu_mcp.tools._common import READ_ONLY
 
     annotations = READ_ONLY.model_copy(update={"openWorldHint": True})

@@ -1,7 +1,5 @@
 """snapshot_ecc: ECC counters, retired pages / remapped rows, and a memory verdict per GPU."""
 
-from __future__ import annotations
-
 import dataclasses
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, Literal
@@ -105,7 +103,7 @@ class GpuEcc(ToolModel):
     )
     reasons: list[Reason] = Field(default_factory=list, description="why, most severe first")
     action: str
-    mig_devices: list[MigEcc] | None = Field(
+    mig_devices: "list[MigEcc] | None" = Field(
         None, description="each MIG device's volatile uncorrectable SRAM errors ([] when MIG is off)"
     )
     unavailable: dict[str, str] = Field(
@@ -228,7 +226,7 @@ def _lost(base: dict[str, Any], reason: str) -> GpuEcc:
     )
 
 
-def snapshot(app: AgentApp, ref: GpuRef) -> tuple[GpuEcc, verdicts.Verdict | None]:
+def snapshot(app: "AgentApp", ref: GpuRef) -> tuple[GpuEcc, verdicts.Verdict | None]:
     """One GPU's ECC snapshot and its verdict (shared with get_gpu_health); verdict None when lost."""
     base = {"index": ref.index, "uuid": ref.uuid, "name": ref.name, "pci_bus_id": ref.bus_id}
     if ref.lost_reason:
@@ -298,7 +296,7 @@ def node_summary(gpus: list[GpuEcc]) -> tuple[MemoryState, str]:
     return worst, actions[worst]
 
 
-def register(app: AgentApp) -> None:
+def register(app: "AgentApp") -> None:
     def snapshot_ecc(gpus: GpuSelector = None, detail: Detail = "summary") -> EccResult:
         """Snapshot GPU memory health. The node's status and action first, then each GPU whose memory
         is not healthy with its memory_state (monitor, reset-required: a pending remap/retirement

@@ -1,7 +1,5 @@
 """get_gpu_health: one call per node; per GPU a status, a score and the reasons, plus the node's action."""
 
-from __future__ import annotations
-
 import logging
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -113,7 +111,7 @@ def problem(g: GpuHealth) -> GpuProblem:
 
 
 def recent_xids(
-    app: AgentApp, since: str
+    app: "AgentApp", since: str
 ) -> tuple[list[health.XidFinding], list[str], dict[str, str], list[SxidEvent]]:
     """Recent XIDs per GPU from the XID analysis (kernel log + NVML events): findings, notes, unavailable,
     and the NVSwitch SXids."""
@@ -147,7 +145,7 @@ def xid_finding(summary: XidSummary) -> health.XidFinding:
     )
 
 
-def _pcie(app: AgentApp, ref: GpuRef, utilization: int | None) -> tuple[pcie.PcieState, dict[str, str]]:
+def _pcie(app: "AgentApp", ref: GpuRef, utilization: int | None) -> tuple[pcie.PcieState, dict[str, str]]:
     p = app.backend.adapter.pcie(ref)
     now = (p.replay_at, p.replay_counter) if p.replay_counter is not None else None
     state = pcie.PcieState(
@@ -168,7 +166,7 @@ def _pcie(app: AgentApp, ref: GpuRef, utilization: int | None) -> tuple[pcie.Pci
 NO_PODS = PodLookup(None, "get_gpu_health does not look pods up; list_gpu_processes does")
 
 
-def _processes(app: AgentApp, ref: GpuRef) -> dict[str, Any]:
+def _processes(app: "AgentApp", ref: GpuRef) -> dict[str, Any]:
     """The same reading list_gpu_processes makes: the lists, memory, and who is a zombie."""
     reading = read_gpu_processes(app.backend.adapter, ref)
     listed = reading.processes
@@ -201,7 +199,7 @@ def _processes(app: AgentApp, ref: GpuRef) -> dict[str, Any]:
 
 
 def _inputs(
-    app: AgentApp,
+    app: "AgentApp",
     ref: GpuRef,
     xids: list[health.XidFinding],
     links: list[Finding],
@@ -268,7 +266,7 @@ def failed_checks(xid_unavailable: dict[str, str], topo: dict[str, str]) -> dict
 
 
 def _gpu(
-    app: AgentApp,
+    app: "AgentApp",
     ref: GpuRef,
     xids: list[health.XidFinding],
     topo: topology_tool.TopologyReading,
@@ -327,7 +325,7 @@ def _fabric(topology: topology_tool.TopologyReading, detail: str) -> FabricVerdi
     )
 
 
-def register(app: AgentApp) -> None:
+def register(app: "AgentApp") -> None:
     def get_gpu_health(
         gpus: GpuSelector = None,
         since: Annotated[

@@ -1,7 +1,5 @@
 """get_gpu_inventory: the static map of the node's GPUs."""
 
-from __future__ import annotations
-
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -186,7 +184,7 @@ def group_models(items: list[GpuInventory]) -> list[GpuModel]:
     return list(groups.values())
 
 
-def answer(app: AgentApp, items: list[GpuInventory], detail: DetailLevel) -> InventoryResult:
+def answer(app: "AgentApp", items: list[GpuInventory], detail: DetailLevel) -> InventoryResult:
     judged = judge_each(items, reasons)
     head = node_answer(
         detail,
@@ -211,7 +209,7 @@ def answer(app: AgentApp, items: list[GpuInventory], detail: DetailLevel) -> Inv
     return result
 
 
-def read_inventory(app: AgentApp, gpus: list[int | str] | int | str | None = None) -> list[GpuInventory]:
+def read_inventory(app: "AgentApp", gpus: list[int | str] | int | str | None = None) -> list[GpuInventory]:
     """Every field of the selected GPUs (every GPU when ``gpus`` is None)."""
     items = []
     for ref in select_gpus(app, gpus):
@@ -236,13 +234,13 @@ def read_inventory(app: AgentApp, gpus: list[int | str] | int | str | None = Non
 
 
 def collect_inventory(
-    app: AgentApp, gpus: list[int | str] | int | str | None = None, detail: DetailLevel = "full"
+    app: "AgentApp", gpus: list[int | str] | int | str | None = None, detail: DetailLevel = "full"
 ) -> InventoryResult:
     """The inventory answer of the selected GPUs (every GPU when ``gpus`` is None)."""
     return answer(app, read_inventory(app, gpus), detail)
 
 
-def register(app: AgentApp) -> None:
+def register(app: "AgentApp") -> None:
     def get_gpu_inventory(gpus: GpuSelector = None, detail: Detail = "summary") -> InventoryResult:
         """List the node's NVIDIA GPUs: model, UUID, PCI bus id, memory, compute capability,
         architecture, PCIe generation and width, power limits, MIG and persistence mode, NVLink count,

@@ -1,7 +1,5 @@
 """list_gpu_processes: who holds each GPU, from NVML, /proc, cgroups and the Kubernetes API."""
 
-from __future__ import annotations
-
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -142,7 +140,7 @@ def process_line(index: int, p: GpuProcess) -> str:
 
 
 def answer(
-    app: AgentApp, items: list[GpuProcessList], node_unavailable: dict[str, str], detail: DetailLevel
+    app: "AgentApp", items: list[GpuProcessList], node_unavailable: dict[str, str], detail: DetailLevel
 ) -> ProcessesResult:
     judged = judge_each(items, reasons)
     head = node_answer(
@@ -220,7 +218,7 @@ def enrich(p: NvmlProcess, info: ProcInfo | None, proc_problem: str | None, pods
 
 
 def proc_info(
-    app: AgentApp, ref: GpuRef, pid: int, users: dict[int, str], btime: int | None
+    app: "AgentApp", ref: GpuRef, pid: int, users: dict[int, str], btime: int | None
 ) -> tuple[ProcInfo | None, str | None]:
     """(what is known about ``pid``, why /proc cannot tell). In mock mode a profile pid is what the
     profile says: this machine's /proc is read only for pids a test registered as real (``real:
@@ -234,7 +232,7 @@ def proc_info(
 
 
 def describe_gpu(
-    app: AgentApp, ref: GpuRef, pods: PodLookup, users: dict[int, str], btime: int | None
+    app: "AgentApp", ref: GpuRef, pods: PodLookup, users: dict[int, str], btime: int | None
 ) -> GpuProcessList:
     base = {"index": ref.index, "uuid": ref.uuid, "pci_bus_id": ref.bus_id, "name": ref.name}
     if ref.lost_reason:
@@ -267,7 +265,7 @@ def describe_gpu(
     )
 
 
-def _join_mig(app: AgentApp, ref: GpuRef, procs: list[GpuProcess]) -> None:
+def _join_mig(app: "AgentApp", ref: GpuRef, procs: list[GpuProcess]) -> None:
     """Each process's MIG device (profile, UUID) by its GPU/compute instance ids."""
     state = read_mig(app.backend.adapter, ref)
     for p in procs:
@@ -300,7 +298,7 @@ def findings(gpus: list[GpuProcessList]) -> list[str]:
     return lines
 
 
-def register(app: AgentApp) -> None:
+def register(app: "AgentApp") -> None:
     def list_gpu_processes(gpus: GpuSelector = None, detail: Detail = "summary") -> ProcessesResult:
         """List the processes on each GPU (compute and graphics, with MIG instance ids and the MIG
         device's profile and UUID) and who they

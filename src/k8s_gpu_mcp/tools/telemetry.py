@@ -1,7 +1,5 @@
 """get_gpu_telemetry: live readings, interpreted (thresholds from NVML, throttling decoded)."""
 
-from __future__ import annotations
-
 from typing import TYPE_CHECKING
 
 from pydantic import Field
@@ -161,7 +159,7 @@ def reading_line(g: GpuTelemetry) -> str:
     return f"GPU {g.index}: " + ", ".join(parts)
 
 
-def answer(app: AgentApp, items: list[GpuTelemetry], detail: str) -> TelemetryResult:
+def answer(app: "AgentApp", items: list[GpuTelemetry], detail: str) -> TelemetryResult:
     judged = judge_each(items, reasons)
     head = node_answer(
         detail,  # type: ignore[arg-type]
@@ -265,7 +263,7 @@ def lost_telemetry(
     )
 
 
-def register(app: AgentApp) -> None:
+def register(app: "AgentApp") -> None:
     def get_gpu_telemetry(gpus: GpuSelector = None, detail: Detail = "summary") -> TelemetryResult:
         """Read live GPU telemetry and interpret it: temperature against NVML's own slowdown/shutdown
         thresholds with headroom, fan, power draw against the enforced limit, memory, utilization,

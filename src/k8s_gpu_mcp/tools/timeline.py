@@ -7,8 +7,6 @@ throttling state now. A source that could not be read is named in ``unavailable`
 silently.
 """
 
-from __future__ import annotations
-
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
@@ -47,7 +45,7 @@ class TimelineResult(ToolModel):
     )
 
 
-def xid_entries(result: XidAnalysis) -> list[timeline.Entry]:
+def xid_entries(result: "XidAnalysis") -> list[timeline.Entry]:
     out = []
     for ev in result.events:
         where: timeline.Source = "nvml" if ev.sources == ["nvml"] else "kernel-log"
@@ -66,7 +64,7 @@ def xid_entries(result: XidAnalysis) -> list[timeline.Entry]:
 
 
 def state_entries(
-    app: AgentApp, now: datetime, detail: DetailLevel = "summary"
+    app: "AgentApp", now: datetime, detail: DetailLevel = "summary"
 ) -> tuple[list[timeline.Entry], dict[str, str]]:
     """ECC and throttling as they are now, for the GPUs where they are not fine."""
     from k8s_gpu_mcp.tools import ecc as ecc_tool
@@ -104,7 +102,7 @@ def state_entries(
     return out, {**unavailable, **fold_unavailable({}, per_gpu, keep_not_supported=detail == "full")}
 
 
-def history_entries(xids: XidAnalysis, since: datetime | None) -> list[timeline.Entry]:
+def history_entries(xids: "XidAnalysis", since: datetime | None) -> list[timeline.Entry]:
     """The earlier boots the kernel history knows (journal, rotated kern.log): when each started and
     when its journal ends (the node went down, or the journal stopped, after that)."""
     out = []
@@ -123,7 +121,7 @@ def history_entries(xids: XidAnalysis, since: datetime | None) -> list[timeline.
 
 
 def boot_entries(
-    app: AgentApp, since: datetime | None, history: bool = False
+    app: "AgentApp", since: datetime | None, history: bool = False
 ) -> tuple[list[timeline.Entry], list[str]]:
     if app.backend.mock is not None:  # this machine's boot is not the mock node's
         return [], ["Mock fleet: no boot record; the kernel-log entries come from the scenario."]
@@ -159,7 +157,9 @@ def entries_of(answer: dict[str, object]) -> tuple[list[timeline.Entry], int]:
     return out, bad
 
 
-def build_timeline(app: AgentApp, since: str, limit: int, detail: DetailLevel = "summary") -> TimelineResult:
+def build_timeline(
+    app: "AgentApp", since: str, limit: int, detail: DetailLevel = "summary"
+) -> TimelineResult:
     from k8s_gpu_mcp.tools.xid import collect_xids
 
     now = datetime.now(UTC)
@@ -189,7 +189,7 @@ def build_timeline(app: AgentApp, since: str, limit: int, detail: DetailLevel = 
     )
 
 
-def register(app: AgentApp) -> None:
+def register(app: "AgentApp") -> None:
     def get_node_timeline(
         since: Annotated[str, Field(description='window: "30m", "24h", "7d" or an RFC 3339 time')] = "24h",
         limit: Annotated[int, Field(ge=1, le=500, description="most recent entries to return")] = 50,

@@ -1,7 +1,5 @@
 """inspect_topology: NVLinks per GPU, the topo -m matrix, P2P status, CPU/NUMA affinity, findings."""
 
-from __future__ import annotations
-
 import logging
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -366,7 +364,7 @@ def _link(raw: NvLinkReading) -> NvLink:
     )
 
 
-def _gpu(app: AgentApp, ref: GpuRef, bus_ids: dict[str, int]) -> GpuTopology:
+def _gpu(app: "AgentApp", ref: GpuRef, bus_ids: dict[str, int]) -> GpuTopology:
     base = {"index": ref.index, "uuid": ref.uuid, "name": ref.name, "pci_bus_id": ref.bus_id}
     if ref.lost_reason:
         return GpuTopology(**base, lost=True, unavailable={"*": ref.lost_reason})
@@ -417,7 +415,7 @@ def fabric_noteworthy(f: Fabric) -> bool:
     return f.multi_gpu_ready is False or f.status in ("warning", "degraded", "critical")
 
 
-def _fabric_info(app: AgentApp, ref: GpuRef) -> FabricInfo:
+def _fabric_info(app: "AgentApp", ref: GpuRef) -> FabricInfo:
     if ref.lost_reason:
         return FabricInfo(None, unavailable={"fabric": ref.lost_reason})
     try:
@@ -427,7 +425,11 @@ def _fabric_info(app: AgentApp, ref: GpuRef) -> FabricInfo:
 
 
 def fabric_view(
-    app: AgentApp, refs: list[GpuRef], gpus: list[GpuTopology], sxids: list[SxidEvent], sxid_why: str | None
+    app: "AgentApp",
+    refs: list[GpuRef],
+    gpus: list[GpuTopology],
+    sxids: "list[SxidEvent]",
+    sxid_why: str | None,
 ) -> tuple[Fabric, fabric_rules.Verdict]:
     """Each GPU's fabric registration with its switch links, the SXids tied to GPUs, and the verdict."""
     readings = []
@@ -508,7 +510,7 @@ def _fabric_reasons(r: fabric_rules.GpuFabric) -> dict[str, str]:
     return out
 
 
-def recent_sxids(app: AgentApp, since: str = "24h") -> tuple[list[SxidEvent], str | None, list[str]]:
+def recent_sxids(app: "AgentApp", since: str = "24h") -> "tuple[list[SxidEvent], str | None, list[str]]":
     """NVSwitch SXids from the XID analysis (kernel log), or why they (or part of the analysis) could not
     be read."""
     from k8s_gpu_mcp.tools.xid import collect_xids
@@ -525,9 +527,9 @@ def recent_sxids(app: AgentApp, since: str = "24h") -> tuple[list[SxidEvent], st
 
 
 def inspect(
-    app: AgentApp,
+    app: "AgentApp",
     refs: list[GpuRef],
-    sxids: list[SxidEvent] | None = None,
+    sxids: "list[SxidEvent] | None" = None,
     sxid_why: str | None = None,
 ) -> TopologyReading:
     """Read and interpret the topology of ``refs`` (shared with get_gpu_health); ``sxids``: the NVSwitch
@@ -567,7 +569,7 @@ def inspect(
     return reading
 
 
-def register(app: AgentApp) -> None:
+def register(app: "AgentApp") -> None:
     def inspect_topology(gpus: GpuSelector = None, detail: Detail = "summary") -> TopologyResult:
         """Map how the node's GPUs connect: every NVLink per GPU (state, version, remote GPU or NVSwitch,
         capabilities, replay/recovery/CRC error counters), the GPU-by-GPU matrix in `nvidia-smi topo -m`

@@ -7,8 +7,6 @@ and every NVLink the GPU has is up. When this agent ran the reset, the state res
 is returned beside the state now.
 """
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -65,7 +63,7 @@ def _flag(name: Any, value: bool | None, bad: str, good: str, why: str | None) -
     return Check(name=name, ok=not value, detail=bad if value else good)
 
 
-def _checks(app: AgentApp, ref: GpuRef, since: datetime) -> tuple[list[Check], ResetState]:
+def _checks(app: "AgentApp", ref: GpuRef, since: datetime) -> tuple[list[Check], ResetState]:
     from k8s_gpu_mcp.gpu.links import read_nvlinks
     from k8s_gpu_mcp.gpu.reset_state import read_reset_state
     from k8s_gpu_mcp.tools import ecc as ecc_tool
@@ -124,7 +122,7 @@ def _ecc_check(state: ResetState) -> Check:
                  detail=f"{unc} uncorrected error{plural} since the last reset or driver load")  # fmt: skip
 
 
-def _xid_check(app: AgentApp, ref: GpuRef, since: datetime) -> Check:
+def _xid_check(app: "AgentApp", ref: GpuRef, since: datetime) -> Check:
     from k8s_gpu_mcp.tools.xid import collect_xids
 
     xids, _ = collect_xids(app, since=since.isoformat(), gpus=[ref.index])
@@ -159,7 +157,7 @@ ACTIONS = {
 }
 
 
-def verify(app: AgentApp, gpu: int | str) -> VerifyResult:
+def verify(app: "AgentApp", gpu: int | str) -> VerifyResult:
     ref = select_gpus(app, gpu)[0]
     record: ResetRecord | None = app.resets.get(ref.index)
     now = datetime.now(UTC)
@@ -185,7 +183,7 @@ def verify(app: AgentApp, gpu: int | str) -> VerifyResult:
     )  # fmt: skip
 
 
-def register(app: AgentApp) -> None:
+def register(app: "AgentApp") -> None:
     def verify_gpu_after_reset(
         gpu: Annotated[StrictInt | StrictStr, Field(description="GPU index, UUID or PCI bus id")],
     ) -> VerifyResult:

@@ -1,7 +1,5 @@
 """Pydantic result types of the XID analysis (they are the MCP tool's output schema)."""
 
-from __future__ import annotations
-
 from datetime import datetime
 from typing import Literal
 
