@@ -70,6 +70,8 @@ def options(cls: type, *groups: str) -> list[tuple[str, Field[Any], Option]]:
 
 @dataclass(frozen=True)
 class Settings:
+    """Every setting of the agent: one field each, with its flag, env var, default and help."""
+
     transport: Transport = option(
         "stdio",
         "--transport",

@@ -22,6 +22,8 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2
 
 @dataclass
 class _Series:
+    """The Prometheus series of one registry."""
+
     registry: Any
     requests: Any
     latency: Any

@@ -79,12 +79,16 @@ class EccState:
 
 @dataclass(frozen=True)
 class Reason:
+    """One line of an ECC verdict, at its level."""
+
     level: Level
     text: str
 
 
 @dataclass(frozen=True)
 class Verdict:
+    """The ECC verdict of one GPU: the word, why, the next step, and what was unknown."""
+
     verdict: EccVerdict
     reasons: list[Reason]
     action: str

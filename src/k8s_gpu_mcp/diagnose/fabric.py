@@ -67,6 +67,8 @@ class GpuFabric:
 
 @dataclass(frozen=True)
 class TiedSxid:
+    """An NVSwitch SXid event and the GPUs it was tied to, with how."""
+
     event: SwitchError
     gpus: tuple[int, ...]
     tied_by: str
@@ -74,6 +76,8 @@ class TiedSxid:
 
 @dataclass(frozen=True)
 class Verdict:
+    """The node's fabric verdict: NVSwitch or not, multi-GPU readiness, per-GPU reasons, SXids."""
+
     nvswitch_system: bool | None
     multi_gpu_ready: bool | None
     status: Status

@@ -83,6 +83,8 @@ class Zombie:
 
 @dataclass(frozen=True)
 class Reason:
+    """One component's finding for a GPU: severity, message, evidence, action."""
+
     component: str
     severity: Severity
     message: str
@@ -123,6 +125,8 @@ class HealthInputs:
 
 @dataclass(frozen=True)
 class Assessment:
+    """A GPU's health: status, score, summary, reasons and next step, and what was not verified."""
+
     index: int
     status: Status
     score: int

@@ -58,6 +58,8 @@ def ranked(gpus: list[Assessment]) -> list[Ranked]:
 
 @dataclass(frozen=True)
 class NodeVerdict:
+    """The node's one status and action, and the GPUs whose action that text states."""
+
     status: Status
     action: str
     stated: frozenset[int]  # the GPUs whose own action the node's action says in full

@@ -42,6 +42,8 @@ class PcieState:
 
 @dataclass(frozen=True)
 class PcieFinding:
+    """A PCIe link or replay finding: severity, message, evidence, action."""
+
     severity: Severity
     message: str
     evidence: dict[str, Any]

@@ -20,6 +20,8 @@ PEERS_NOT_CHECKED = (
 
 @dataclass(frozen=True)
 class Precondition:
+    """One GPU reset precondition: whether it holds, whether it blocks, and why."""
+
     name: str
     ok: bool | None  # None: it could not be checked
     blocking: bool  # the reset is refused while this is not ok

@@ -57,6 +57,8 @@ EXPECTED_CAUSES = {"sw_power_cap", "sync_boost", "applications_clocks_setting", 
 
 @dataclass(frozen=True)
 class ThrottleInputs:
+    """The readings a throttle verdict needs (reasons mask, clocks, temperature, power)."""
+
     mask: int | None
     sm_clock_mhz: int | None = None
     max_sm_clock_mhz: int | None = None
@@ -70,6 +72,8 @@ class ThrottleInputs:
 
 @dataclass(frozen=True)
 class Throttling:
+    """Whether the GPU is throttled, by what, and whether that is expected."""
+
     active: bool | None
     causes: list[str]
     category: Category | None

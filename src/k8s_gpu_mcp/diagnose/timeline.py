@@ -44,6 +44,8 @@ _BAD_WHEN_TRUE = ("MemoryPressure", "DiskPressure", "PIDPressure", "NetworkUnava
 
 @dataclass(frozen=True)
 class Entry:
+    """One event on a node's timeline: when, from where, what it means, which GPU or pod."""
+
     time: datetime | None
     source: Source
     kind: Kind

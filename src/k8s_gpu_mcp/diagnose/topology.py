@@ -56,6 +56,8 @@ class LinkEnd:
 
 @dataclass(frozen=True)
 class Finding:
+    """A topology finding: its kind, severity, GPUs and links, and what it costs."""
+
     kind: str
     severity: Severity
     gpus: list[int]

@@ -24,6 +24,8 @@ class BackendError(RuntimeError):
 
 @dataclass
 class Backend:
+    """The opened hardware: real NVML or the mock fleet, behind one adapter."""
+
     kind: str  # "nvml" or "mock"
     adapter: NvmlAdapter
     node_name: str

@@ -251,6 +251,8 @@ ERROR_CODES_BY_NAME: dict[str, int] = {
 # ---- structs: attribute names as in pynvml's ctypes structures ---------------------------------
 @dataclass
 class c_nvmlMemory_v2_t:
+    """pynvml's ctypes structure of that name, as a plain object (same attribute names)."""
+
     version: int
     total: int
     reserved: int
@@ -260,6 +262,8 @@ class c_nvmlMemory_v2_t:
 
 @dataclass
 class c_nvmlPciInfo_t:
+    """pynvml's ctypes structure of that name, as a plain object (same attribute names)."""
+
     busIdLegacy: str
     domain: int
     bus: int
@@ -271,12 +275,16 @@ class c_nvmlPciInfo_t:
 
 @dataclass
 class c_nvmlUtilization_t:
+    """pynvml's ctypes structure of that name, as a plain object (same attribute names)."""
+
     gpu: int
     memory: int
 
 
 @dataclass
 class c_nvmlProcessInfo_t:
+    """pynvml's ctypes structure of that name, as a plain object (same attribute names)."""
+
     pid: int
     usedGpuMemory: int | None
     gpuInstanceId: int = 0xFFFFFFFF
@@ -285,6 +293,8 @@ class c_nvmlProcessInfo_t:
 
 @dataclass
 class c_nvmlRowRemapperHistogramValues:
+    """pynvml's ctypes structure of that name, as a plain object (same attribute names)."""
+
     max: int
     high: int
     partial: int
@@ -294,6 +304,8 @@ class c_nvmlRowRemapperHistogramValues:
 
 @dataclass
 class c_nvmlEccSramErrorStatus_v1_t:
+    """pynvml's ctypes structure of that name, as a plain object (same attribute names)."""
+
     """Only ``bThresholdExceeded`` is served (profile key ``ecc.sram_threshold_exceeded``)."""
 
     version: int = 0x1000068
@@ -302,6 +314,8 @@ class c_nvmlEccSramErrorStatus_v1_t:
 
 @dataclass
 class c_nvmlEventData_t:
+    """pynvml's ctypes structure of that name, as a plain object (same attribute names)."""
+
     device: Any
     eventType: int
     eventData: int
@@ -311,6 +325,8 @@ class c_nvmlEventData_t:
 
 @dataclass
 class c_nvmlValue_t:
+    """pynvml's ctypes structure of that name, as a plain object (same attribute names)."""
+
     """The value union; only the member the field's ``valueType`` names is meaningful."""
 
     uiVal: int = 0
@@ -318,6 +334,8 @@ class c_nvmlValue_t:
 
 @dataclass
 class c_nvmlFieldValue_t:
+    """pynvml's ctypes structure of that name, as a plain object (same attribute names)."""
+
     fieldId: int
     scopeId: int = 0
     timestamp: int = 0
@@ -352,6 +370,8 @@ class FakeGpuInstance:
 
 @dataclass
 class c_nvmlDeviceAttributes:
+    """pynvml's ctypes structure of that name, as a plain object (same attribute names)."""
+
     multiprocessorCount: int
     sharedCopyEngineCount: int
     sharedDecoderCount: int
@@ -365,12 +385,16 @@ class c_nvmlDeviceAttributes:
 
 @dataclass
 class c_nvmlGpuInstancePlacement_t:
+    """pynvml's ctypes structure of that name, as a plain object (same attribute names)."""
+
     start: int
     size: int
 
 
 @dataclass
 class c_nvmlGpuInstanceInfo_t:
+    """pynvml's ctypes structure of that name, as a plain object (same attribute names)."""
+
     device: Any
     id: int
     profileId: int
@@ -379,6 +403,8 @@ class c_nvmlGpuInstanceInfo_t:
 
 @dataclass
 class c_nvmlGpuFabricInfo_t:
+    """pynvml's ctypes structure of that name, as a plain object (same attribute names)."""
+
     clusterUuid: list[int] = field(default_factory=lambda: [0] * NVML_GPU_FABRIC_UUID_LEN)
     status: int = 0
     cliqueId: int = 0
@@ -387,12 +413,16 @@ class c_nvmlGpuFabricInfo_t:
 
 @dataclass
 class c_nvmlGpuFabricInfo_v2_t(c_nvmlGpuFabricInfo_t):
+    """pynvml's ctypes structure of that name, as a plain object (same attribute names)."""
+
     version: int = nvmlGpuFabricInfo_v2
     healthMask: int = 0
 
 
 @dataclass
 class c_nvmlGpuFabricInfo_v3_t(c_nvmlGpuFabricInfo_v2_t):
+    """pynvml's ctypes structure of that name, as a plain object (same attribute names)."""
+
     version: int = nvmlGpuFabricInfo_v3
     healthSummary: int = 0
 

@@ -34,6 +34,8 @@ class NvmlProcess:
 
 @dataclass(frozen=True)
 class GpuProcesses:
+    """A GPU's processes and memory use, with the memory no process accounts for."""
+
     processes: list[NvmlProcess] | None  # None when a process list could not be read
     memory_used: int | None = None  # bytes; nvmlMemory_v2 "used", which excludes driver-reserved memory
     memory_reserved: int | None = None

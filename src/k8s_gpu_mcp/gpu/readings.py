@@ -18,6 +18,8 @@ Reasons = dict[str, str]
 
 @dataclass(frozen=True)
 class SystemInfo:
+    """Driver, CUDA and NVML versions."""
+
     driver_version: str | None = None
     cuda_version: str | None = None
     nvml_version: str | None = None
@@ -99,6 +101,8 @@ EccCounters = dict[str, dict[str, dict[str, int | None]]]
 
 @dataclass(frozen=True)
 class RetiredPages:
+    """Retired page counts (pre-Ampere ECC): single-bit, double-bit, pending."""
+
     sbe: int | None
     dbe: int | None
     pending: bool | None
@@ -106,6 +110,8 @@ class RetiredPages:
 
 @dataclass(frozen=True)
 class RemappedRows:
+    """Row remapping (Ampere and later): counts, pending, failure, bank histogram."""
+
     correctable: int | None
     uncorrectable: int | None
     pending: bool | None
@@ -115,6 +121,8 @@ class RemappedRows:
 
 @dataclass(frozen=True)
 class EccReading:
+    """A GPU's ECC mode, error counters, retired pages and remapped rows."""
+
     architecture: int | None  # nvmlDeviceArchitecture_t
     mode_current: bool | None
     mode_pending: bool | None
@@ -159,6 +167,8 @@ class ResetState:
 
 @dataclass(frozen=True)
 class NvLinkReading:
+    """One NVLink: state, version, what it ends at, capabilities, error counters."""
+
     link: int
     state: int | None  # NVML: 1 active, 0 inactive
     version: int | None
@@ -172,6 +182,8 @@ class NvLinkReading:
 
 @dataclass(frozen=True)
 class Affinity:
+    """A GPU's NUMA node and CPU affinity."""
+
     numa_node: int | None
     cpu_affinity: str | None  # a CPU list like 48-63,176-191
     unavailable: Reasons = field(default_factory=dict)

@@ -27,6 +27,8 @@ RESET_TIMEOUT_S = 120
 
 @dataclass
 class ResetMethod:
+    """How a GPU reset would run here: the kind, the target, the command."""
+
     kind: str  # "nvidia-smi" | "sysfs"
     target: str  # the binary or the sysfs file
     command: list[str] = field(default_factory=list)

@@ -16,6 +16,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class PodRef:
+    """A pod named by the API server: uid, name, namespace, phase."""
+
     uid: str
     name: str
     namespace: str

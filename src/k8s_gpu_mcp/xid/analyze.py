@@ -32,6 +32,8 @@ SINCE_HELP = 'a duration like "30m", "24h", "7d", "1h30m" or an RFC 3339 time li
 
 @dataclass(frozen=True, slots=True)
 class Gpu:
+    """A GPU as XID events name it: index, UUID, bus id."""
+
     index: int
     uuid: str | None
     bus_id: str | None

@@ -53,6 +53,8 @@ def derive_action(immediate: str | None, investigatory: str | None = None) -> tu
 
 @dataclass(frozen=True, slots=True)
 class XidInfo:
+    """One XID catalog entry: meaning, resolution buckets, origin, documentation."""
+
     code: int
     mnemonic: str | None
     name: str

@@ -61,6 +61,8 @@ _X74_REG5_THRESHOLD = {20, 23, 26, 29}
 
 @dataclass(slots=True)
 class Decoded:
+    """What one XID event means here: severity, action, buckets, notes, app-caused or not."""
+
     severity: Severity
     sre_action: str
     bucket: str | None

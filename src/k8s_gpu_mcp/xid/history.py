@@ -65,6 +65,8 @@ class Boot:
 
 @dataclass(slots=True)
 class History:
+    """XID and SXid events over earlier boots, with how far back the logs reach."""
+
     events: list[KernelEvent] = field(default_factory=list)
     sxids: list[SxidEvent] = field(default_factory=list)
     boots: list[Boot] = field(default_factory=list)

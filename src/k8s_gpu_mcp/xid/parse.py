@@ -69,6 +69,8 @@ _MONTHS = {
 
 @dataclass(slots=True)
 class Timestamp:
+    """A kernel log line's time: wall clock or uptime, as read."""
+
     kind: TimestampKind = "none"
     wall: datetime | None = None
     uptime_s: float | None = None

@@ -31,6 +31,8 @@ _KMSG_RECORD = 16384  # larger than any printk record (the kernel caps them at 1
 
 @dataclass(slots=True)
 class KernelLog:
+    """Where the kernel log came from, its parser, and how far back it covers."""
+
     source: str | None  # kmsg | journal | dmesg | file | scenario; None when no source worked
     parser: LineParser
     unavailable: dict[str, str] = field(default_factory=dict)
