@@ -3,7 +3,7 @@ uncordon_node and drain_gpu_node (``_node_ops.py``).
 
 All five are destructive, so only ``--mode=operator`` serves them. Outside it ``AgentApp`` does not
 call ``register``: a read-only agent (the default) never imports their planning, audit and
-Kubernetes-write code (1.2% of the instructions from start to the first get_gpu_health
+Kubernetes-write code (0.9% of the instructions from start to the first get_gpu_health
 answer, counted with callgrind).
 ``OPERATOR_TOOLS`` names them for the error that says which mode has a tool; tests/test_server.py
 checks it against what ``register`` adds.
