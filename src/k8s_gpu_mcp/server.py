@@ -3,7 +3,8 @@
 Every module in ``tools/`` that defines ``register(app)`` adds its tools through ``AgentApp.add_tool``.
 Destructive tools (``destructiveHint``) are dropped outside operator mode, whatever module adds them,
 so read-only mode never lists one. A module whose tools are all destructive says so in
-``OPERATOR_TOOLS`` and is not registered at all outside operator mode (tools/remediation.py). ``tests/golden/`` holds the ``tools/list`` snapshot of each mode.
+``OPERATOR_TOOLS`` and is not registered at all outside operator mode (tools/remediation.py).
+``tests/golden/`` holds the ``tools/list`` snapshot of each mode.
 """
 
 from __future__ import annotations
