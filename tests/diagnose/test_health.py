@@ -7,7 +7,7 @@ from dataclasses import replace
 from k8s_gpu_mcp.diagnose import pcie
 from k8s_gpu_mcp.diagnose.ecc import CORRECTED_STORM, EccState, judge
 from k8s_gpu_mcp.diagnose.health import HealthInputs, XidFinding, Zombie, assess
-from k8s_gpu_mcp.diagnose.node import gpus_text, node_verdict, remedy
+from k8s_gpu_mcp.diagnose.node import gpus_text, remedy, verdict
 from k8s_gpu_mcp.diagnose.throttle import ThrottleInputs, interpret
 from k8s_gpu_mcp.diagnose.topology import Finding
 
@@ -96,11 +96,13 @@ def test_score_counts_each_component_once():
 def test_node_verdict_is_the_worst_gpu_and_names_it():
     ok = assess(IDLE)
     bad = assess(replace(IDLE, index=3, temperature_c=91))
-    status, action = node_verdict([ok, bad])
+    v = verdict([ok, bad])
+    status, action = v.status, v.action
     assert status == "degraded" and action.startswith("Move workloads off GPU 3")
     lost = assess(HealthInputs(index=5, lost_reason="GpuIsLost"))
-    assert node_verdict([ok, bad, lost])[0] == "lost"
-    assert node_verdict([ok]) == ("healthy", "No action: every GPU passed.")
+    assert verdict([ok, bad, lost]).status == "lost"
+    v = verdict([ok])
+    assert (v.status, v.action) == ("healthy", "No action: every GPU passed.")
 
 
 # ---- issue 16: verdicts an SRE would sign -------------------------------------------------------
@@ -189,14 +191,15 @@ def test_node_text_is_generated_once_from_the_ranked_list():
     crit = [assess(replace(IDLE, index=i, xids=[replace(xid, gpu_index=i)])) for i in (3, 5)]
     warn = assess(replace(IDLE, index=1, failed_checks={}, temperature_c=86))
     unknown = assess(replace(IDLE, index=2, failed_checks={"nvlink": "counters unreadable"}))
-    status, action = node_verdict([assess(IDLE), warn, unknown, *crit])
+    v = verdict([assess(IDLE), warn, unknown, *crit])
+    status, action = v.status, v.action
     assert status == "critical"
     assert action == (
         "Cordon the node and drain the workloads on GPUs 3 and 5; then GPUs 3 and 5: Reset the GPU; "
         "GPU 1: Check chassis airflow, fans and inlet temperature; the GPU throttles until it cools; "
         "verify GPU 2 (not checked: nvlink)."
     )
-    assert node_verdict([warn])[1].startswith("Keep the node in service. GPU 1: Check chassis")
+    assert verdict([warn]).action.startswith("Keep the node in service. GPU 1: Check chassis")
     assert (
         gpus_text([6, 1, 2]) == "GPUs 1, 2 and 6" and remedy("None") == "" and remedy("Drain the node") == ""
     )

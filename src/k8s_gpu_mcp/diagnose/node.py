@@ -65,15 +65,10 @@ class NodeVerdict:
     stated: frozenset[int]  # the GPUs whose own action the node's action says in full
 
 
-def node_verdict(gpus: list[Assessment]) -> tuple[Status, str]:
-    """The node's status (its worst GPU) and the SRE's next step, built from one ranked list."""
-    v = verdict(gpus)
-    return v.status, v.action
-
-
 def verdict(gpus: list[Assessment]) -> NodeVerdict:
-    """node_verdict, with the GPUs whose own action it states: each GPU whose remedy it names, and
-    each unknown GPU whose action is only to verify it (the node's "verify GPU n" says that)."""
+    """The node's status (its worst GPU) and the SRE's next step, built from one ranked list, with
+    the GPUs whose own action it states: each GPU whose remedy it names, and each unknown GPU whose
+    action is only to verify it (the node's "verify GPU n" says that)."""
     findings = ranked(gpus)
     if not findings:
         return NodeVerdict("healthy", "No action: every GPU passed.", frozenset())

@@ -351,7 +351,7 @@ def register(app: "AgentApp") -> None:
             for ref in refs
         ]
         items = [gpu for gpu, _ in judged]
-        _, action = node.node_verdict([a for _, a in judged])
+        action = node.verdict([a for _, a in judged]).action
         stray = [x for x in xids if x.gpu_index is None]
         if stray:
             notes.append("XIDs on no GPU NVML lists: " + ", ".join(f"XID {x.code} x{x.count}" for x in stray))
